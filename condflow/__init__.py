@@ -1,0 +1,13 @@
+"""condflow: conditional normalizing flows for probabilistic 3D human pose and mesh recovery."""
+
+from condflow._checks import set_finite_checks
+from condflow.flow import ConditionalFlow, ConditionalGlow, ModeNotAvailableError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConditionalFlow",
+    "ConditionalGlow",
+    "ModeNotAvailableError",
+    "set_finite_checks",
+]

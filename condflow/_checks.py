@@ -1,0 +1,72 @@
+"""Input validation for public entry points (one helper, never called in hot loops)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+Dim = int | str | None
+
+_check_finite = True
+
+
+def set_finite_checks(enabled: bool) -> None:
+    """Turn the NaN/Inf checks at public entry points on (default) or off.
+
+    Shape checks cost nothing and always run; the finiteness check reads a flag back from
+    the device, so timing code and CUDA-graph capture may switch it off. It is skipped
+    automatically while ``torch.compile`` traces.
+    """
+    global _check_finite
+    _check_finite = bool(enabled)
+
+
+def _finite_checks_active() -> bool:
+    return _check_finite and not torch.compiler.is_compiling()
+
+
+def _fmt(shape: Sequence[Dim]) -> str:
+    return "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
+
+
+def check_tensor(
+    name: str,
+    x: object,
+    shape: Sequence[Dim] | None = None,
+    *,
+    finite: bool = True,
+    floating: bool = True,
+) -> Tensor:
+    """Raise ``ValueError`` naming ``name`` unless ``x`` is a tensor of the expected form.
+
+    ``shape`` lists the expected sizes; an ``int`` must match exactly, a ``str`` (e.g. ``"B"``)
+    or ``None`` accepts any size. The message names the argument, the expected shape and
+    what was received.
+    """
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if shape is not None:
+        ok = x.dim() == len(shape) and all(
+            not isinstance(s, int) or x.shape[i] == s for i, s in enumerate(shape)
+        )
+        if not ok:
+            raise ValueError(f"{name}: expected shape {_fmt(shape)}, got {list(x.shape)}")
+    if floating and not x.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
+    if (
+        finite
+        and x.is_floating_point()
+        and _finite_checks_active()
+        and not bool(torch.isfinite(x).all())
+    ):
+        raise ValueError(f"{name}: contains NaN or Inf values")
+    return x
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """Raise ``ValueError`` unless ``value`` is an ``int`` >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+    return value

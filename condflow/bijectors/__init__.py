@@ -1,0 +1,28 @@
+"""Conditional bijectors x = f(z; c) returning ``(output, log|det J|)``."""
+
+from condflow.bijectors.actnorm import ActNorm
+from condflow.bijectors.base import Bijector, Compose, Inverse
+from condflow.bijectors.coupling import AdditiveCoupling, AffineCoupling
+from condflow.bijectors.glow import GlowBlock
+from condflow.bijectors.lu import LULinear
+from condflow.bijectors.nets import ContextResidualNet, ResidualBlock
+from condflow.bijectors.nflows_interop import FromNflows, ToNflows
+from condflow.bijectors.permutation import Permutation, RandomPermutation, ReversePermutation
+
+__all__ = [
+    "ActNorm",
+    "AdditiveCoupling",
+    "AffineCoupling",
+    "Bijector",
+    "Compose",
+    "FromNflows",
+    "ContextResidualNet",
+    "GlowBlock",
+    "Inverse",
+    "LULinear",
+    "Permutation",
+    "RandomPermutation",
+    "ResidualBlock",
+    "ReversePermutation",
+    "ToNflows",
+]

@@ -1,0 +1,59 @@
+"""ActNorm: x = a ⊙ z + b with data-dependent initialization (ProHMR's "instance norm")."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from condflow.bijectors.base import Bijector, constant_logabsdet
+
+
+class ActNorm(Bijector):
+    """Per-feature affine map ``x = exp(log_scale) ⊙ z + shift``; log|det| = Σ log_scale.
+
+    The first call of ``inverse`` in training mode (the normalizing direction, i.e. the
+    first ``log_prob`` on data) sets ``shift``/``log_scale`` so that the normalized batch has
+    zero mean and unit variance per feature (averaged across processes under
+    ``torch.distributed``). Whether that happened is the buffer ``initialized``, saved in
+    the ``state_dict``: a loaded model never re-initializes. A Python mirror of the buffer
+    keeps the hot path free of host-device syncs.
+    """
+
+    def __init__(self, features: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.features = features
+        self.eps = eps
+        self.log_scale = nn.Parameter(torch.zeros(features))
+        self.shift = nn.Parameter(torch.zeros(features))
+        self.register_buffer("initialized", torch.tensor(False))
+        self._initialized = False
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._initialized = bool(self.initialized)
+
+    @torch.no_grad()
+    def initialize(self, x: Tensor) -> None:
+        """Data-dependent initialization from a batch ``x`` ``[..., d]`` of data."""
+        flat = x.detach().reshape(-1, self.features).to(self.shift.dtype)
+        stats = torch.cat([flat.sum(0), flat.pow(2).sum(0), flat.new_tensor([flat.shape[0]])])
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(stats)
+        total, total_sq, count = stats[: self.features], stats[self.features : -1], stats[-1]
+        mean = total / count
+        var = (total_sq / count - mean.pow(2)).clamp_min(0)
+        self.shift.copy_(mean)
+        self.log_scale.copy_(0.5 * torch.log(var + self.eps))
+        self.initialized.fill_(True)
+        self._initialized = True
+
+    def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x = z * self.log_scale.exp() + self.shift
+        return x, constant_logabsdet(self.log_scale.sum(), z)
+
+    def inverse(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if self.training and not self._initialized:
+            self.initialize(x)
+        z = (x - self.shift) * torch.exp(-self.log_scale)
+        return z, constant_logabsdet(-self.log_scale.sum(), x)

@@ -1,0 +1,132 @@
+"""Coupling layers: one half of the features is transformed conditioned on the other half
+and on the context."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from condflow.bijectors.base import Bijector
+from condflow.bijectors.nets import ContextResidualNet
+
+
+class _Coupling(Bijector):
+    """Splits ``[..., d]`` into a conditioning half and a transformed half.
+
+    ``parity=0`` keeps the first ``d // 2`` features and transforms the rest; ``parity=1``
+    the reverse, so alternating parities transform every feature.
+    """
+
+    def __init__(self, features: int, parity: int, net_out_multiplier: int, **net_kwargs) -> None:
+        super().__init__()
+        if features < 2:
+            raise ValueError(
+                f"features: a coupling layer needs at least 2 features, got {features}"
+            )
+        self.features = features
+        self.parity = parity
+        first = features // 2
+        self.num_identity = first if parity == 0 else features - first
+        self.num_transformed = features - self.num_identity
+        self.net = ContextResidualNet(
+            self.num_identity, net_out_multiplier * self.num_transformed, **net_kwargs
+        )
+
+    def _split(self, v: Tensor) -> tuple[Tensor, Tensor]:
+        if self.parity == 0:
+            return v[..., : self.num_identity], v[..., self.num_identity :]
+        return v[..., self.num_transformed :], v[..., : self.num_transformed]
+
+    def _join(self, identity: Tensor, transformed: Tensor) -> Tensor:
+        parts = (identity, transformed) if self.parity == 0 else (transformed, identity)
+        return torch.cat(parts, dim=-1)
+
+
+class AdditiveCoupling(_Coupling):
+    """x₂ = z₂ + t(z₁, c), x₁ = z₁; log|det| = 0, so the Jacobian is constant in z.
+
+    Args:
+        features: d.
+        context_features: C.
+        hidden_features, num_blocks, dropout, batch_norm: the shape of the net t
+            (see :class:`ContextResidualNet`).
+        parity: which half is transformed (0: second, 1: first).
+    """
+
+    constant_logdet = True
+
+    def __init__(
+        self,
+        features: int,
+        context_features: int,
+        hidden_features: int = 1024,
+        num_blocks: int = 2,
+        dropout: float = 0.0,
+        batch_norm: bool = True,
+        parity: int = 0,
+    ) -> None:
+        super().__init__(
+            features,
+            parity,
+            1,
+            context_features=context_features,
+            hidden_features=hidden_features,
+            num_blocks=num_blocks,
+            dropout=dropout,
+            batch_norm=batch_norm,
+        )
+
+    def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        z1, z2 = self._split(z)
+        return self._join(z1, z2 + self.net(z1, context)), z.new_zeros(z.shape[:-1])
+
+    def inverse(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x1, x2 = self._split(x)
+        return self._join(x1, x2 - self.net(x1, context)), x.new_zeros(x.shape[:-1])
+
+
+class AffineCoupling(_Coupling):
+    """x₂ = z₂ ⊙ exp(s(z₁, c)) + t(z₁, c); log|det| = Σ s depends on z.
+
+    The log-scale is soft-clamped to ``(-scale_bound, scale_bound)`` by a tanh for stability.
+    Same arguments as :class:`AdditiveCoupling` plus ``scale_bound``.
+    """
+
+    constant_logdet = False
+
+    def __init__(
+        self,
+        features: int,
+        context_features: int,
+        hidden_features: int = 1024,
+        num_blocks: int = 2,
+        dropout: float = 0.0,
+        batch_norm: bool = True,
+        parity: int = 0,
+        scale_bound: float = 3.0,
+    ) -> None:
+        super().__init__(
+            features,
+            parity,
+            2,
+            context_features=context_features,
+            hidden_features=hidden_features,
+            num_blocks=num_blocks,
+            dropout=dropout,
+            batch_norm=batch_norm,
+        )
+        self.scale_bound = scale_bound
+
+    def _scale_shift(self, cond: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
+        raw_scale, shift = self.net(cond, context).chunk(2, dim=-1)
+        return self.scale_bound * torch.tanh(raw_scale / self.scale_bound), shift
+
+    def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        z1, z2 = self._split(z)
+        log_scale, shift = self._scale_shift(z1, context)
+        return self._join(z1, z2 * log_scale.exp() + shift), log_scale.sum(-1)
+
+    def inverse(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x1, x2 = self._split(x)
+        log_scale, shift = self._scale_shift(x1, context)
+        return self._join(x1, (x2 - shift) * torch.exp(-log_scale)), -log_scale.sum(-1)

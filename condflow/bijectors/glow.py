@@ -1,0 +1,52 @@
+"""The Glow block of ProHMR: ActNorm → LU linear → additive coupling."""
+
+from __future__ import annotations
+
+from condflow.bijectors.actnorm import ActNorm
+from condflow.bijectors.base import Compose
+from condflow.bijectors.coupling import AdditiveCoupling
+from condflow.bijectors.lu import LULinear
+
+
+class GlowBlock(Compose):
+    """One flow step with a z-independent Jacobian.
+
+    Read in the normalizing direction x → z (as in Glow and ProHMR) the block is
+    ActNorm → LU linear → additive coupling, so ActNorm's data-dependent initialization sees
+    the block's input data. In the generative direction z → x (``forward``) the order is
+    reversed: coupling, then LU linear, then ActNorm.
+    """
+
+    def __init__(
+        self,
+        features: int,
+        context_features: int,
+        hidden_features: int = 1024,
+        num_residual_blocks: int = 2,
+        dropout: float = 0.0,
+        batch_norm: bool = True,
+        parity: int = 0,
+        seed: int = 0,
+    ) -> None:
+        coupling = AdditiveCoupling(
+            features,
+            context_features,
+            hidden_features,
+            num_residual_blocks,
+            dropout,
+            batch_norm,
+            parity,
+        )
+        super().__init__([coupling, LULinear(features, seed=seed), ActNorm(features)])
+
+    @property
+    def coupling(self) -> AdditiveCoupling:
+        return self.bijectors[0]
+
+    @property
+    def linear(self) -> LULinear:
+        return self.bijectors[1]
+
+    @property
+    def actnorm(self) -> ActNorm:
+        return self.bijectors[2]

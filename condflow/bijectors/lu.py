@@ -1,0 +1,64 @@
+"""LU-parametrized invertible linear map x = W z with W = P · L · (U + diag s)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from condflow.bijectors.base import Bijector, constant_logabsdet
+
+
+class LULinear(Bijector):
+    """Invertible linear map with log|det W| = Σ log|s|.
+
+    ``P`` is a fixed permutation, ``L`` unit lower-triangular, ``U`` strictly upper-triangular
+    and ``s = sign ⊙ exp(log_s)`` with a fixed sign. Initialized, as in Glow, from the LU
+    decomposition of a random rotation (``seed``), so the map starts volume-preserving but
+    mixing. ``W`` and ``W⁻¹`` are assembled once per call (never per sample) and cached in
+    eval mode while no gradient to the parameters is needed.
+    """
+
+    def __init__(self, features: int, seed: int | None = 0) -> None:
+        super().__init__()
+        self.features = features
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        q, _ = torch.linalg.qr(torch.randn(features, features, generator=gen, dtype=torch.float64))
+        p, lower, upper = torch.linalg.lu(q)
+        s = torch.diagonal(upper)
+        self.register_buffer("permutation", p.float())
+        self.register_buffer("sign_s", torch.sign(s).float())
+        self.lower = nn.Parameter(torch.tril(lower, -1).float())
+        self.upper = nn.Parameter(torch.triu(upper, 1).float())
+        self.log_s = nn.Parameter(torch.log(s.abs()).float())
+        self._cache: tuple[tuple, Tensor, Tensor] | None = None
+
+    def _assemble(self) -> tuple[Tensor, Tensor]:
+        eye = torch.eye(self.features, dtype=self.lower.dtype, device=self.lower.device)
+        lower = torch.tril(self.lower, -1) + eye
+        upper = torch.triu(self.upper, 1) + torch.diag(self.sign_s * self.log_s.exp())
+        weight = self.permutation @ lower @ upper
+        # W⁻¹ = U⁻¹ L⁻¹ Pᵀ by two triangular solves (P is orthogonal).
+        lower_inv = torch.linalg.solve_triangular(lower, eye, upper=False, unitriangular=True)
+        upper_inv = torch.linalg.solve_triangular(upper, eye, upper=True)
+        return weight, upper_inv @ lower_inv @ self.permutation.T
+
+    def weights(self) -> tuple[Tensor, Tensor]:
+        """``(W, W⁻¹)``, each ``[d, d]``."""
+        params = (self.lower, self.upper, self.log_s)
+        cacheable = not self.training and not torch.compiler.is_compiling()
+        if not cacheable or (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
+            self._cache = None
+            return self._assemble()
+        key = tuple((p._version, p.data_ptr(), p.dtype, p.device) for p in params)
+        if self._cache is None or self._cache[0] != key:
+            with torch.no_grad():
+                self._cache = (key, *self._assemble())
+        return self._cache[1], self._cache[2]
+
+    def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        weight, _ = self.weights()
+        return z @ weight.T, constant_logabsdet(self.log_s.sum(), z)
+
+    def inverse(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        _, weight_inv = self.weights()
+        return x @ weight_inv.T, constant_logabsdet(-self.log_s.sum(), x)

@@ -1,0 +1,163 @@
+"""Cameras: weak-perspective crop cameras and perspective projection (HMR/SPIN convention).
+
+A network predicts a weak-perspective camera ``(s, tx, ty)`` for a square crop of ``img_res``
+pixels. It is turned into the translation of a perspective camera with a large fixed focal
+length whose principal point is the crop centre. Normalised crop coordinates map the crop to
+``[-1, 1]``: ``u = 2 p / img_res - 1`` for pixel coordinates ``p`` in ``[0, img_res]``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from condflow._checks import check_tensor
+from condflow.spaces.rotations import _check_last_dims
+
+__all__ = [
+    "DEFAULT_FOCAL_LENGTH",
+    "DEFAULT_IMG_RES",
+    "backproject_pixels",
+    "normalized_to_pixels",
+    "perspective_projection",
+    "pixels_to_normalized",
+    "project_to_crop",
+    "weak_perspective_to_translation",
+]
+
+DEFAULT_FOCAL_LENGTH = 5000.0
+DEFAULT_IMG_RES = 224
+# Keeps the depth finite for a zero scale, as in HMR/SPIN/ProHMR.
+_SCALE_EPS = 1e-9
+
+
+def _check_img_res(img_res: object) -> float:
+    if isinstance(img_res, bool) or not isinstance(img_res, int | float) or img_res <= 0:
+        raise ValueError(f"img_res: expected a positive number, got {img_res!r}")
+    return float(img_res)
+
+
+def _focal_xy(focal_length: float | Tensor, ref: Tensor) -> Tensor:
+    """Focal lengths as a tensor broadcastable to ``[..., 2]``."""
+    if isinstance(focal_length, Tensor):
+        _check_last_dims("focal_length", focal_length, (2,), finite=False)
+        return focal_length.to(dtype=ref.dtype)
+    if isinstance(focal_length, bool) or not isinstance(focal_length, int | float):
+        raise ValueError(f"focal_length: expected a number or a [..., 2] tensor, "
+                         f"got {type(focal_length).__name__}")
+    if focal_length <= 0:
+        raise ValueError(f"focal_length: expected a positive number, got {focal_length}")
+    return ref.new_full((2,), float(focal_length))
+
+
+def weak_perspective_to_translation(
+    cam: Tensor, focal_length: float = DEFAULT_FOCAL_LENGTH, img_res: float = DEFAULT_IMG_RES
+) -> Tensor:
+    """Weak-perspective cameras ``[..., 3]`` (s, tx, ty) to camera translations ``[..., 3]``.
+
+    Returns ``(tx, ty, 2 f / (img_res s))``: the depth at which a perspective camera of focal
+    length ``f`` images the body at scale ``s`` in normalised crop coordinates.
+    """
+    _check_last_dims("cam", cam, (3,), finite=False)
+    res = _check_img_res(img_res)
+    if isinstance(focal_length, bool) or not isinstance(focal_length, int | float):
+        raise ValueError(f"focal_length: expected a number, got {type(focal_length).__name__}")
+    s, tx, ty = cam.unbind(-1)
+    tz = 2 * float(focal_length) / (res * s + _SCALE_EPS)
+    return torch.stack([tx, ty, tz], dim=-1)
+
+
+def perspective_projection(
+    points: Tensor,
+    translation: Tensor,
+    focal_length: float | Tensor = DEFAULT_FOCAL_LENGTH,
+    camera_center: Tensor | None = None,
+    rotation: Tensor | None = None,
+) -> Tensor:
+    """Project 3D points with a pinhole camera.
+
+    Args:
+        points: ``[..., K, 3]`` points in the body frame.
+        translation: ``[..., 3]`` camera translation (body frame to camera frame).
+        focal_length: a number, or ``[..., 2]`` per-example (fx, fy).
+        camera_center: ``[..., 2]`` principal point in pixels; ``None`` means (0, 0).
+        rotation: ``[..., 3, 3]`` camera rotation applied before the translation; ``None``
+            means the identity.
+
+    Returns:
+        ``[..., K, 2]`` pixel coordinates ``f * (X / Z) + c`` of ``X = R p + t``.
+    """
+    _check_last_dims("points", points, (3,), finite=False)
+    _check_last_dims("translation", translation, (3,), finite=False)
+    if rotation is not None:
+        _check_last_dims("rotation", rotation, (3, 3), finite=False)
+        points = points @ rotation.transpose(-1, -2)
+    cam_points = points + translation[..., None, :]
+    f = _focal_xy(focal_length, points)
+    pixels = f[..., None, :] * cam_points[..., :2] / cam_points[..., 2:]
+    if camera_center is not None:
+        _check_last_dims("camera_center", camera_center, (2,), finite=False)
+        pixels = pixels + camera_center[..., None, :]
+    return pixels
+
+
+def backproject_pixels(
+    pixels: Tensor,
+    depth: Tensor,
+    focal_length: float | Tensor = DEFAULT_FOCAL_LENGTH,
+    camera_center: Tensor | None = None,
+) -> Tensor:
+    """Invert ``perspective_projection`` (no rotation, zero translation) given the depth.
+
+    Args:
+        pixels: ``[..., K, 2]`` pixel coordinates.
+        depth: ``[..., K]`` camera-frame depths Z.
+        focal_length: a number, or ``[..., 2]`` per-example (fx, fy).
+        camera_center: ``[..., 2]`` principal point; ``None`` means (0, 0).
+
+    Returns:
+        ``[..., K, 3]`` camera-frame points.
+    """
+    _check_last_dims("pixels", pixels, (2,), finite=False)
+    check_tensor("depth", depth, finite=False)
+    if depth.shape != pixels.shape[:-1]:
+        raise ValueError(f"depth: expected shape {list(pixels.shape[:-1])}, "
+                         f"got {list(depth.shape)}")
+    if camera_center is not None:
+        _check_last_dims("camera_center", camera_center, (2,), finite=False)
+        pixels = pixels - camera_center[..., None, :]
+    f = _focal_xy(focal_length, pixels)
+    xy = pixels / f[..., None, :] * depth[..., None]
+    return torch.cat([xy, depth[..., None]], dim=-1)
+
+
+def pixels_to_normalized(pixels: Tensor, img_res: float = DEFAULT_IMG_RES) -> Tensor:
+    """Crop pixel coordinates ``[..., 2]`` in ``[0, img_res]`` to ``[-1, 1]``: ``2 p / img_res -
+    1``."""
+    _check_last_dims("pixels", pixels, (2,), finite=False)
+    return 2.0 * pixels / _check_img_res(img_res) - 1.0
+
+
+def normalized_to_pixels(uv: Tensor, img_res: float = DEFAULT_IMG_RES) -> Tensor:
+    """Normalised crop coordinates ``[..., 2]`` back to pixels: ``(u + 1) img_res / 2``."""
+    _check_last_dims("uv", uv, (2,), finite=False)
+    return (uv + 1.0) * (_check_img_res(img_res) / 2.0)
+
+
+def project_to_crop(
+    points: Tensor,
+    cam: Tensor,
+    focal_length: float = DEFAULT_FOCAL_LENGTH,
+    img_res: float = DEFAULT_IMG_RES,
+) -> Tensor:
+    """Project body-frame points ``[..., K, 3]`` seen by weak-perspective cameras ``[..., 3]``
+    into normalised crop coordinates ``[..., K, 2]``.
+
+    For points near the body's origin this is close to the weak-perspective projection
+    ``s * (X_xy + (tx, ty))``.
+    """
+    res = _check_img_res(img_res)
+    translation = weak_perspective_to_translation(cam, focal_length, res)
+    center = points.new_full((2,), res / 2.0)
+    pixels = perspective_projection(points, translation, focal_length, camera_center=center)
+    return pixels_to_normalized(pixels, res)

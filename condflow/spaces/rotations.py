@@ -1,0 +1,167 @@
+"""Rotation representations: continuous 6D, rotation matrices and axis-angle.
+
+All functions are batched over any leading dimensions, differentiable, and work in float32 and
+float64. The 6D representation follows Zhou et al. (2019) as used by HMR/SPIN/ProHMR: it holds
+the first two *columns* of the rotation matrix, laid out as ``R[..., :, :2].reshape(..., 6)``.
+
+The conversions check only the trailing shape (cheap, no device sync); finiteness is checked
+by the output spaces and loss entry points that call them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from condflow._checks import check_tensor
+
+__all__ = [
+    "axis_angle_to_matrix",
+    "matrix_to_axis_angle",
+    "matrix_to_rotation_6d",
+    "orthonormalize_6d",
+    "rotation_6d_to_matrix",
+]
+
+# Below this squared angle the Taylor series replace sin(t)/t and friends (error < 1e-16).
+_SMALL_ANGLE_SQ = 1e-4
+# Floor for vector norms in Gram-Schmidt: zero input gives a finite (degenerate) matrix.
+_NORM_EPS = 1e-12
+
+
+def _check_last_dims(
+    name: str, x: object, trailing: Sequence[int], *, finite: bool = True
+) -> Tensor:
+    """Check that ``x`` is a floating tensor ``[..., *trailing]`` (any number of leading dims)."""
+    check_tensor(name, x, finite=False)
+    assert isinstance(x, Tensor)
+    lead: list[int | None] = [None] * max(x.dim() - len(trailing), 0)
+    return check_tensor(name, x, [*lead, *trailing], finite=finite)
+
+
+def _require_trailing(name: str, x: Tensor, trailing: tuple[int, ...]) -> None:
+    """Cheap shape check for the core conversions (no device sync)."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    k = len(trailing)
+    if x.dim() < k or tuple(x.shape[-k:]) != trailing:
+        want = "[..., " + ", ".join(str(t) for t in trailing) + "]"
+        raise ValueError(f"{name}: expected shape {want}, got {list(x.shape)}")
+
+
+def rotation_6d_to_matrix(x: Tensor) -> Tensor:
+    """Map 6D vectors to rotation matrices by Gram-Schmidt.
+
+    Args:
+        x: ``[..., 6]``, read as ``[..., 3, 2]``; its columns ``a1, a2`` need not be
+            orthonormal.
+
+    Returns:
+        ``[..., 3, 3]`` proper rotations ``[b1, b2, b1 x b2]`` (columns), with
+        ``b1 = a1 / |a1|`` and ``b2`` the normalised part of ``a2`` orthogonal to ``b1``.
+    """
+    _require_trailing("x", x, (6,))
+    a = x.reshape(*x.shape[:-1], 3, 2)
+    a1, a2 = a[..., 0], a[..., 1]
+    b1 = F.normalize(a1, dim=-1, eps=_NORM_EPS)
+    b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1, eps=_NORM_EPS)
+    b3 = torch.linalg.cross(b1, b2, dim=-1)
+    return torch.stack([b1, b2, b3], dim=-1)
+
+
+def matrix_to_rotation_6d(matrix: Tensor) -> Tensor:
+    """Map rotation matrices ``[..., 3, 3]`` to 6D vectors ``[..., 6]`` (first two columns)."""
+    _require_trailing("matrix", matrix, (3, 3))
+    return matrix[..., :, :2].reshape(*matrix.shape[:-2], 6)
+
+
+def orthonormalize_6d(x: Tensor) -> Tensor:
+    """Project 6D vectors ``[..., 6]`` onto the 6D vectors of proper rotations ``[..., 6]``."""
+    return matrix_to_rotation_6d(rotation_6d_to_matrix(x))
+
+
+def _skew(v: Tensor) -> Tensor:
+    """Cross-product matrices ``[..., 3, 3]`` of vectors ``[..., 3]``."""
+    x, y, z = v.unbind(-1)
+    o = torch.zeros_like(x)
+    return torch.stack([o, -z, y, z, o, -x, -y, x, o], dim=-1).reshape(*v.shape[:-1], 3, 3)
+
+
+def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
+    """Rodrigues' formula: axis-angle vectors ``[..., 3]`` to rotation matrices ``[..., 3, 3]``.
+
+    The angle is the vector's norm. Stable (value and gradient) at and near zero.
+    """
+    _require_trailing("axis_angle", axis_angle, (3,))
+    t2 = (axis_angle * axis_angle).sum(-1, keepdim=True)[..., None]  # [..., 1, 1]
+    small = t2 < _SMALL_ANGLE_SQ
+    t = torch.sqrt(torch.where(small, torch.ones_like(t2), t2))
+    # a = sin(t)/t and b = (1 - cos t)/t^2 = 0.5 (sin(t/2)/(t/2))^2, with Taylor series near 0.
+    a = torch.where(small, 1 - t2 / 6 + t2 * t2 / 120, torch.sin(t) / t)
+    half_sinc = torch.sin(t / 2) / (t / 2)
+    b = torch.where(small, 0.5 - t2 / 24 + t2 * t2 / 720, 0.5 * half_sinc * half_sinc)
+    k = _skew(axis_angle)
+    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
+    return eye + a * k + b * (k @ k)
+
+
+def _matrix_to_quaternion(matrix: Tensor) -> Tensor:
+    """Rotation matrices ``[..., 3, 3]`` to unit quaternions ``[..., 4]`` (w, x, y, z), w >= 0.
+
+    Builds four candidate quaternions and keeps the best-conditioned one, which is accurate
+    for every angle including pi.
+    """
+    m = matrix.reshape(*matrix.shape[:-2], 9)
+    m00, m01, m02, m10, m11, m12, m20, m21, m22 = m.unbind(-1)
+    # 4 q_i^2 for i = w, x, y, z; their sum is 4, so the largest is >= 1.
+    q_sq = torch.stack(
+        [
+            1 + m00 + m11 + m22,
+            1 + m00 - m11 - m22,
+            1 - m00 + m11 - m22,
+            1 - m00 - m11 + m22,
+        ],
+        dim=-1,
+    )
+    q_abs = torch.sqrt(q_sq.clamp_min(1e-12))
+    # Row i is 4 q_i * (w, x, y, z); dividing by 2 |q_i| gives the quaternion.
+    rows = torch.stack(
+        [
+            torch.stack([q_sq[..., 0], m21 - m12, m02 - m20, m10 - m01], dim=-1),
+            torch.stack([m21 - m12, q_sq[..., 1], m10 + m01, m02 + m20], dim=-1),
+            torch.stack([m02 - m20, m10 + m01, q_sq[..., 2], m12 + m21], dim=-1),
+            torch.stack([m10 - m01, m20 + m02, m21 + m12, q_sq[..., 3]], dim=-1),
+        ],
+        dim=-2,
+    )
+    best = q_sq.argmax(dim=-1, keepdim=True)  # [..., 1]
+    row = torch.gather(rows, -2, best[..., None].expand(*best.shape[:-1], 1, 4))[..., 0, :]
+    q = row / (2 * torch.gather(q_abs, -1, best))
+    q = F.normalize(q, dim=-1, eps=_NORM_EPS)
+    return torch.where(q[..., :1] < 0, -q, q)
+
+
+def _quaternion_to_axis_angle(quaternion: Tensor) -> Tensor:
+    """Unit quaternions ``[..., 4]`` (w, x, y, z) with w >= 0 to axis-angle ``[..., 3]``."""
+    w, xyz = quaternion[..., :1], quaternion[..., 1:]
+    s2 = (xyz * xyz).sum(-1, keepdim=True)
+    s = torch.sqrt(s2.clamp_min(1e-24))  # |xyz| = sin(angle / 2)
+    half = torch.atan2(s, w)
+    h2 = half * half
+    small = h2 < _SMALL_ANGLE_SQ
+    # axis_angle = xyz * angle / sin(angle / 2) = xyz * 2 * half / sin(half).
+    safe_half = torch.where(small, torch.ones_like(half), half)
+    scale = torch.where(small, 2 * (1 + h2 / 6 + 7 * h2 * h2 / 360), 2 * safe_half / s)
+    return xyz * scale
+
+
+def matrix_to_axis_angle(matrix: Tensor) -> Tensor:
+    """Rotation matrices ``[..., 3, 3]`` to axis-angle vectors ``[..., 3]`` with angle in [0, pi].
+
+    Accurate near zero and near pi (at exactly pi the sign of the axis is arbitrary).
+    """
+    _require_trailing("matrix", matrix, (3, 3))
+    return _quaternion_to_axis_angle(_matrix_to_quaternion(matrix))

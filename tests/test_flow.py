@@ -47,7 +47,7 @@ def test_whole_flow_logdet_matches_autograd_jacobian():
     x = torch.randn(2, D, dtype=torch.float64)
     for i in range(2):
         ci = c[i : i + 1]
-        jac = jacobian(lambda v: flow.transform_to_noise(v[None], ci)[0], x[i])
+        jac = jacobian(lambda v, ci=ci: flow.transform_to_noise(v[None], ci)[0], x[i])
         z = flow.transform_to_noise(x[i : i + 1], ci)[0]
         expected = -0.5 * z.pow(2).sum() - 0.5 * D * math.log(2 * math.pi)
         expected = expected + torch.linalg.slogdet(jac)[1]
@@ -98,7 +98,7 @@ def test_mode_is_argmax_of_density():
         x = x.clone().requires_grad_(True)
         opt = torch.optim.LBFGS([x], lr=1, max_iter=200, line_search_fn="strong_wolfe")
 
-        def closure():
+        def closure(opt=opt, x=x):
             opt.zero_grad()
             loss = -flow.log_prob(x, c).sum()
             loss.backward()
@@ -167,7 +167,10 @@ def test_state_dict_round_trip_gives_identical_outputs():
     loaded.train()
     before = [b.actnorm.shift.clone() for b in loaded.bijector.bijectors]
     loaded.log_prob(100 + torch.randn(16, D), torch.randn(16, C))
-    assert all(torch.equal(b, a.actnorm.shift) for b, a in zip(before, loaded.bijector.bijectors))
+    assert all(
+        torch.equal(b, a.actnorm.shift)
+        for b, a in zip(before, loaded.bijector.bijectors, strict=True)
+    )
 
 
 def test_compiled_flow_matches_eager():
@@ -216,16 +219,34 @@ def test_nflows_interop_both_directions():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda f: f.log_prob(torch.randn(4, D + 1), torch.randn(4, C)), r"inputs: expected shape \[4, 6\]"),
-        (lambda f: f.log_prob(torch.randn(4, 2, 3, D), torch.randn(4, C)), "inputs: expected shape"),
-        (lambda f: f.log_prob(torch.randn(3, D), torch.randn(4, C)), r"inputs: expected shape \[4, 6\]"),
-        (lambda f: f.log_prob(torch.randn(4, D), torch.randn(4, C + 1)), r"context: expected shape \[B, 4\]"),
-        (lambda f: f.log_prob(torch.full((4, D), math.nan), torch.randn(4, C)), "inputs: contains NaN"),
+        (
+            lambda f: f.log_prob(torch.randn(4, D + 1), torch.randn(4, C)),
+            r"inputs: expected shape \[4, 6\]",
+        ),
+        (
+            lambda f: f.log_prob(torch.randn(4, 2, 3, D), torch.randn(4, C)),
+            "inputs: expected shape",
+        ),
+        (
+            lambda f: f.log_prob(torch.randn(3, D), torch.randn(4, C)),
+            r"inputs: expected shape \[4, 6\]",
+        ),
+        (
+            lambda f: f.log_prob(torch.randn(4, D), torch.randn(4, C + 1)),
+            r"context: expected shape \[B, 4\]",
+        ),
+        (
+            lambda f: f.log_prob(torch.full((4, D), math.nan), torch.randn(4, C)),
+            "inputs: contains NaN",
+        ),
         (lambda f: f.sample(3, torch.full((2, C), math.inf)), "context: contains NaN or Inf"),
         (lambda f: f.sample(0, torch.randn(2, C)), "num_samples: expected an integer >= 1"),
         (lambda f: f.mode(torch.randn(C)), r"context: expected shape \[B, 4\]"),
         (lambda f: f.log_prob(torch.randn(4, D).double(), torch.randn(4, C)), "inputs: dtype"),
-        (lambda f: f.log_prob(torch.ones(4, D, dtype=torch.long), torch.randn(4, C)), "floating-point"),
+        (
+            lambda f: f.log_prob(torch.ones(4, D, dtype=torch.long), torch.randn(4, C)),
+            "floating-point",
+        ),
     ],
 )
 def test_bad_input_raises_value_error_naming_argument(call, match):

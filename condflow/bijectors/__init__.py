@@ -1,6 +1,7 @@
 """Conditional bijectors x = f(z; c) returning ``(output, log|det J|)``."""
 
 from condflow.bijectors.actnorm import ActNorm
+from condflow.bijectors.affine import FixedAffine
 from condflow.bijectors.base import Bijector, Compose, Inverse
 from condflow.bijectors.coupling import AdditiveCoupling, AffineCoupling
 from condflow.bijectors.glow import GlowBlock
@@ -15,6 +16,7 @@ __all__ = [
     "AffineCoupling",
     "Bijector",
     "Compose",
+    "FixedAffine",
     "FromNflows",
     "ContextResidualNet",
     "GlowBlock",

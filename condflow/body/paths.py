@@ -32,6 +32,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes private files; caches are shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

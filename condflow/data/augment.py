@@ -33,6 +33,7 @@ __all__ = [
     "color_augment",
     "crop_image",
     "crop_pixels_to_normalized",
+    "flip_keypoints_2d",
     "flip_keypoints_3d",
     "flip_smpl_pose",
     "normalized_to_crop_pixels",
@@ -127,9 +128,14 @@ def transform_keypoints(
     c, s = _check_box(center, scale)
     out = pts.copy()
     out[:, :2] = (pts[:, :2] - c) @ rotation_matrix_2d(rot).T / (s * 100.0)
-    if flip:
-        out = out[_check_perm(flip_perm, len(out))]
-        out[:, 0] = -out[:, 0]
+    return flip_keypoints_2d(out, flip_perm) if flip else out
+
+
+def flip_keypoints_2d(kp: np.ndarray, flip_perm: Sequence[int]) -> np.ndarray:
+    """Mirror normalized ``[K, 2 or 3]`` keypoints (``x → -x``) and swap left/right joints."""
+    pts = _check_points("kp", kp, (2, 3))
+    out = pts[_check_perm(flip_perm, len(pts))].copy()
+    out[:, 0] = -out[:, 0]
     return out
 
 
@@ -178,7 +184,7 @@ def crop_image(
     src = arr.astype(np.float32)
     out = np.empty((res * res, arr.shape[2]), dtype=np.float32)
     for ch in range(arr.shape[2]):
-        out[:, ch] = map_coordinates(src[:, :, ch], coords, order=1, mode="constant", cval=0.0)
+        out[:, ch] = map_coordinates(src[:, :, ch], coords, order=1, mode="grid-constant", cval=0.0)
     return out.reshape(res, res, arr.shape[2])
 
 

@@ -76,7 +76,9 @@ BODY_PART_PALETTE.setflags(write=False)
 _DEFAULT_COLOR = (0.70, 0.75, 0.85)
 
 
-def _as_array(name: str, x: Any, shape: tuple[int | None, ...], dtype: Any = np.float64):
+def _as_array(
+    name: str, x: Any, shape: tuple[int | None, ...], dtype: Any = np.float64
+) -> np.ndarray:
     """Numpy copy of ``x`` (array or tensor); ``ValueError`` naming ``name`` on bad shape."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
@@ -140,6 +142,8 @@ def rasterize(
         raise ValueError(f"img_size: expected an integer >= 1, got {img_size!r}")
     if not (np.isfinite(focal_length) and focal_length > 0):
         raise ValueError(f"focal_length: expected a finite number > 0, got {focal_length!r}")
+    if not (np.isfinite(near) and near > 0):
+        raise ValueError(f"near: expected a finite number > 0, got {near!r}")
     verts = _as_array("vertices", vertices, (None, 3))
     faces = _as_array("faces", faces, (None, 3), dtype=np.int64)
     if faces.size and (faces.min() < 0 or faces.max() >= len(verts)):

@@ -279,8 +279,8 @@ def prohmr_loss(
         batch: ground truth with availability flags.
         mode: prediction of the mode (n = 1).
         samples: predictions of random samples (n >= 1), or ``None`` to skip L_exp.
-        log_prob: ``[B]`` flow log-density of the ground-truth pose; L_nll averages it over
-            the examples with ``batch.has_smpl``.
+        log_prob: ``[B]`` flow log-density of the ground-truth pose for every example; L_nll
+            averages it over the examples with ``batch.has_smpl`` (other entries are ignored).
         pose_6d: ``[..., 6]`` the flow's raw 6D outputs (mode and samples) for L_orth.
         disc_out: ``[..., 25]`` discriminator scores of generated poses (adversarial prior).
         weights: term weights (default: ProHMR's configuration).

@@ -125,6 +125,7 @@ LSP_14 = H36M_17.subset(H36M_TO_J14, name="lsp_14", root=(2, 3))
 
 def flip_joints(joints: Tensor, layout: SkeletonLayout) -> Tensor:
     """Mirror joints ``[..., J, 3]`` left/right: negate x and swap left and right joints."""
+    _check_last_dims("joints", joints, (layout.num_joints, 3), finite=False)
     sign = torch.tensor([-1.0, 1.0, 1.0], dtype=joints.dtype, device=joints.device)
     return joints[..., list(layout.flip_perm), :] * sign
 
@@ -198,5 +199,4 @@ class SkeletonSpace:
 
     def flip(self, joints: Tensor) -> Tensor:
         """Mirror joints ``[..., J, 3]`` left/right (see ``flip_joints``)."""
-        _check_last_dims("joints", joints, (self.num_joints, 3))
         return flip_joints(joints, self.layout)

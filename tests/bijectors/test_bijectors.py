@@ -9,6 +9,7 @@ from condflow.bijectors import (
     AdditiveCoupling,
     AffineCoupling,
     Compose,
+    FixedAffine,
     GlowBlock,
     Inverse,
     LULinear,
@@ -37,6 +38,7 @@ def make_all():
         "additive0": AdditiveCoupling(D, C, parity=0, **kw),
         "additive1": AdditiveCoupling(D, C, parity=1, **kw),
         "affine": AffineCoupling(D, C, **kw),
+        "fixed_affine": FixedAffine(torch.randn(D), torch.rand(D) + 0.5),
         "reverse": ReversePermutation(D),
         "random_perm": RandomPermutation(D, seed=2),
         "glow": GlowBlock(D, C, hidden_features=16, num_residual_blocks=2),
@@ -70,11 +72,15 @@ def test_logdet_matches_autograd_jacobian(bijector):
     z = torch.randn(3, D, dtype=torch.float64)
     _, logdet = bijector(z, c)
     for i in range(3):
-        jac = jacobian(lambda v: bijector(v[None], c[i : i + 1])[0][0], z[i])
+        ci = c[i : i + 1]
+        jac = jacobian(lambda v, ci=ci: bijector(v[None], ci)[0][0], z[i])
         assert torch.allclose(logdet[i], torch.linalg.slogdet(jac)[1], atol=1e-9)
-        jac_inv = jacobian(lambda v: bijector.inverse(v[None], c[i : i + 1])[0][0], z[i])
-        assert torch.allclose(bijector.inverse(z[i : i + 1], c[i : i + 1])[1][0],
-                              torch.linalg.slogdet(jac_inv)[1], atol=1e-9)
+        jac_inv = jacobian(lambda v, ci=ci: bijector.inverse(v[None], ci)[0][0], z[i])
+        assert torch.allclose(
+            bijector.inverse(z[i : i + 1], c[i : i + 1])[1][0],
+            torch.linalg.slogdet(jac_inv)[1],
+            atol=1e-9,
+        )
 
 
 def test_constant_logdet_flag_is_truthful(bijector):

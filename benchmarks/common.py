@@ -1,0 +1,97 @@
+"""Timing helpers: interleaved repeats, medians, the matmul rate (roofline), FLOP counts."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], device: torch.device,
+                     repeats: int = 5, warmup: int = 1,
+                     budget_s: float | None = None) -> dict[str, list[float]]:
+    """Seconds per call of each ``fn``, run round-robin (a, b, c, a, b, c, …) so that
+    background load and frequency drift hit every contender alike. Stops early (after at
+    least 3 rounds) once ``budget_s`` is spent."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    sync(device)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    start = time.perf_counter()
+    for i in range(repeats):
+        for name, fn in fns.items():
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+        if budget_s is not None and i >= 2 and time.perf_counter() - start > budget_s:
+            break
+    return times
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def matmul_rate(rows: int, hidden: int, device: torch.device, dtype: torch.dtype,
+                repeats: int = 5) -> float:
+    """Achieved FLOP/s of ``torch.mm`` on ``[rows, hidden] x [hidden, hidden]``, the shape that
+    dominates the coupling nets: the roofline the flow is measured against."""
+    a = torch.randn(rows, hidden, device=device, dtype=dtype)
+    b = torch.randn(hidden, hidden, device=device, dtype=dtype)
+    out = torch.empty(rows, hidden, device=device, dtype=dtype)
+    calls = max(1, int(2e10 // (2 * rows * hidden * hidden)))  # ≈ 20 GFLOP per timing
+    def run() -> None:
+        for _ in range(calls):
+            torch.mm(a, b, out=out)
+    t = median(time_interleaved({"mm": run}, device, repeats=repeats)["mm"])
+    return 2 * rows * hidden * hidden * calls / t
+
+
+@dataclass(frozen=True)
+class FlowShape:
+    """The architecture whose matmul FLOPs are counted."""
+
+    features: int
+    context: int
+    blocks: int = 4
+    hidden: int = 1024
+    residual_blocks: int = 2
+
+    def flops(self, contexts: int, rows: int, shared_context: bool) -> float:
+        """Matmul FLOPs (2·M·N·K per linear) of one pass over ``rows`` samples of ``contexts``
+        context rows. The context part of each coupling's input layer costs once per context
+        row when shared (condflow), once per sample otherwise (nflows, zuko)."""
+        d, h = self.features, self.hidden
+        per_row = (2 * d * d  # LU linear
+                   + 2 * (d // 2) * h + 2 * h * (d - d // 2)  # coupling input (z part), output
+                   + self.residual_blocks * 2 * 2 * h * h)
+        context_rows = contexts if shared_context else rows
+        return self.blocks * (rows * per_row + context_rows * 2 * self.context * h)
+
+
+def machine() -> dict[str, str]:
+    """Device, CPU model, cores and versions, for the report."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "cores": str(os.cpu_count()), "threads": str(torch.get_num_threads()),
+            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info

@@ -1,0 +1,5 @@
+import sys
+
+from condflow.cli import main
+
+sys.exit(main())

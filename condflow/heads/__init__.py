@@ -1,0 +1,5 @@
+"""Heads join a conditional flow to an output space (and, for meshes, a point head)."""
+
+from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
+
+__all__ = ["SkeletonHead", "SkeletonRegressionHead"]

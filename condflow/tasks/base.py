@@ -1,0 +1,67 @@
+"""What a task supplies to the shared training loop and evaluation."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from condflow.config import Config
+
+
+class Task:
+    """A task plugs data, a model and an objective into :func:`condflow.train.train`.
+
+    Subclasses set ``name``, the dataclasses of their config sections, and implement the
+    methods below. The model is any ``nn.Module``; the objective is a module whose
+    ``forward(batch)`` returns a dict of scalar losses with the total under ``"loss"`` (so
+    ``DistributedDataParallel`` can wrap it). An objective with state of its own beyond the
+    model (e.g. a discriminator and its optimizer) may define ``extra_state() -> dict``,
+    ``load_extra_state(dict)`` and ``after_step(step)``; the loop checkpoints and calls them.
+    """
+
+    name: ClassVar[str]
+    data_config: ClassVar[type]
+    model_config: ClassVar[type]
+    loss_config: ClassVar[type]
+    eval_config: ClassVar[type]
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+
+    @classmethod
+    def config_types(cls) -> dict[str, type]:
+        return {
+            "data": cls.data_config,
+            "model": cls.model_config,
+            "loss": cls.loss_config,
+            "eval": cls.eval_config,
+        }
+
+    def build_model(self, train_data: Dataset | None = None) -> nn.Module:
+        """The model; ``train_data`` (when given) supplies normalization statistics."""
+        raise NotImplementedError
+
+    def datasets(self) -> tuple[Dataset, Dataset]:
+        """``(train, test)`` datasets yielding dicts of tensors."""
+        raise NotImplementedError
+
+    def objective(self, model: nn.Module) -> nn.Module:
+        """A module whose ``forward(batch) -> dict[str, Tensor]`` computes the losses."""
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, data: Dataset, device: torch.device) -> dict[str, Any]:
+        """Metrics on ``data`` as a flat dict of numbers (and lists)."""
+        raise NotImplementedError
+
+    def picture(self, model: nn.Module, data: Dataset, path: str, device: torch.device) -> None:
+        """Write a PNG illustrating predictions on a few examples of ``data``."""
+        raise NotImplementedError
+
+
+def to_device(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    return {
+        k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()
+    }

@@ -1,0 +1,257 @@
+"""2D→3D lifting: MLP lifter → c → conditional Glow over root-relative 3D joints.
+
+Trained with L_nll + L_mode; the regression baseline (``model.kind: regression``) is the same
+lifter with a direct 3D output trained with L_mode alone, on the same data and budget.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from condflow.body.model import BodyModel
+from condflow.data.cache import cached_tensors
+from condflow.data.synthetic_lifting import LiftingSetConfig, TensorDictDataset, make_lifting_set
+from condflow.encoders.mlp_lifter import MLPLifter
+from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
+from condflow.metrics import min_of_n_mpjpe, mpjpe, pa_mpjpe
+from condflow.spaces.skeleton import H36M_17, H36M_17_TO_16, SkeletonSpace
+from condflow.tasks.base import Task, to_device
+
+
+@dataclass
+class LiftingData:
+    """Where lifting data comes from."""
+
+    source: str = "synthetic"  # "synthetic" or "h36m"
+    train_size: int = 50000  # synthetic: training examples
+    test_size: int = 2000  # synthetic: test examples (drawn with seed + 1000)
+    synthetic: LiftingSetConfig = field(default_factory=LiftingSetConfig)  # size/seed ignored
+    body_model: str | None = None  # SMPL file/folder; None: $CONDFLOW_SMPL_PATH or synthetic
+    h36m_3d: str | None = None  # h36m: data_3d_h36m.npz
+    h36m_2d: str | None = None  # h36m: data_2d_h36m_<detector>.npz
+    h36m_cameras: str | None = None  # h36m: camera file (see condflow.data.h36m)
+    h36m_stride: int = 1  # h36m: keep every k-th frame
+
+
+@dataclass
+class LiftingModel:
+    """The lifter (encoder) and the flow over the skeleton."""
+
+    kind: str = "flow"  # "flow" (probabilistic) or "regression" (deterministic baseline)
+    use_confidence: bool = True  # feed (x, y, confidence) rather than (x, y)
+    lifter_hidden: int = 1024
+    lifter_blocks: int = 2
+    lifter_dropout: float = 0.25
+    flow_blocks: int = 4
+    flow_hidden: int = 1024
+    flow_residual_blocks: int = 2
+    flow_dropout: float = 0.0
+    batch_norm: bool = True  # batch norm in lifter and coupling nets
+
+
+@dataclass
+class LiftingLoss:
+    """λ_nll · L_nll (per-dimension NLL of standardized joints) + λ_mode · L_mode (mean
+    per-joint error of the mode, metres)."""
+
+    nll: float = 1.0
+    mode: float = 10.0
+
+
+@dataclass
+class LiftingEval:
+    num_samples: list[int] = field(default_factory=lambda: [1, 5, 10, 25, 100])
+    batch_size: int = 250
+    picture_examples: int = 4
+
+
+SPACE = SkeletonSpace(H36M_17, drop_root=True)  # targets: 16 non-root joints, d = 48
+
+
+class LiftingObjective(nn.Module):
+    def __init__(self, model: nn.Module, weights: LiftingLoss) -> None:
+        super().__init__()
+        self.model = model
+        self.weights = weights
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        gt = batch["joints_3d"]
+        out: dict[str, Tensor] = {}
+        if isinstance(self.model, SkeletonHead):
+            c = self.model.context(batch["keypoints_2d"])
+            x = SPACE.from_joints(gt)
+            log_prob = self.model.flow.log_prob(x, c)
+            log_std = self.model.standardization.scale.log().sum()
+            out["nll"] = -(log_prob + log_std).mean() / SPACE.dim
+            mode = self.model.mode(c)
+        else:
+            out["nll"] = gt.new_zeros(())
+            mode = self.model(batch["keypoints_2d"])
+        out["mode"] = mpjpe(mode, gt).mean() / 1000.0
+        out["loss"] = self.weights.nll * out["nll"] + self.weights.mode * out["mode"]
+        return out
+
+
+class LiftingTask(Task):
+    name = "lifting"
+    data_config = LiftingData
+    model_config = LiftingModel
+    loss_config = LiftingLoss
+    eval_config = LiftingEval
+
+    def datasets(self) -> tuple[Dataset, Dataset]:
+        d: LiftingData = self.cfg.data
+        if d.source == "synthetic":
+            body = None
+
+            def make(size: int, seed: int) -> dict[str, Tensor]:
+                nonlocal body
+                body = body or BodyModel(d.body_model)
+                gen = LiftingSetConfig(**{**vars(d.synthetic), "size": size, "seed": seed})
+                return cached_tensors(
+                    "lifting",
+                    {"gen": vars(gen), "body": str(body.model_file)},
+                    lambda: make_lifting_set(gen, body),
+                )
+
+            seed = self.cfg.seed
+            return (
+                TensorDictDataset(make(d.train_size, seed)),
+                TensorDictDataset(make(d.test_size, seed + 1000)),
+            )
+        if d.source == "h36m":
+            return self._h36m()
+        raise ValueError(f"data.source: expected 'synthetic' or 'h36m', got {d.source!r}")
+
+    def _h36m(self) -> tuple[Dataset, Dataset]:
+        from condflow.data.h36m import H36M_TEST_SUBJECTS, H36M_TRAIN_SUBJECTS, load_h36m_lifting
+
+        d: LiftingData = self.cfg.data
+        missing = [k for k in ("h36m_3d", "h36m_2d", "h36m_cameras") if getattr(d, k) is None]
+        if missing:
+            raise ValueError(f"data: source 'h36m' needs {missing}")
+
+        def split(subjects: tuple[str, ...]) -> TensorDictDataset:
+            data = load_h36m_lifting(
+                d.h36m_3d,
+                d.h36m_2d,
+                d.h36m_cameras,
+                subjects=subjects,
+                stride=d.h36m_stride,
+                num_joints=17,
+            )
+            # 3D keeps the 17-joint layout (root at 0); 2D drops the nose (16 joints).
+            kp = torch.as_tensor(data.keypoints_2d, dtype=torch.float32)[:, list(H36M_17_TO_16)]
+            if kp.shape[-1] == 2:
+                kp = torch.cat([kp, torch.ones_like(kp[..., :1])], -1)
+            joints = torch.as_tensor(data.poses_3d, dtype=torch.float32)
+            return TensorDictDataset({"keypoints_2d": kp, "joints_3d": joints})
+
+        return split(H36M_TRAIN_SUBJECTS), split(H36M_TEST_SUBJECTS)
+
+    def build_model(self, train_data: Dataset | None = None) -> nn.Module:
+        m: LiftingModel = self.cfg.model
+        mean = std = None
+        if train_data is not None:
+            x = SPACE.from_joints(train_data.tensors["joints_3d"])
+            mean, std = x.mean(0), x.std(0).clamp_min(1.0)
+        regression = m.kind == "regression"
+        if m.kind not in ("flow", "regression"):
+            raise ValueError(f"model.kind: expected 'flow' or 'regression', got {m.kind!r}")
+        encoder = MLPLifter(
+            num_joints=16,
+            in_channels=3 if m.use_confidence else 2,
+            hidden=m.lifter_hidden,
+            num_blocks=m.lifter_blocks,
+            dropout=m.lifter_dropout,
+            out_features=SPACE.dim if regression else None,
+        )
+        if not m.use_confidence:
+            encoder = nn.Sequential(_DropConfidence(), encoder)
+            encoder.out_features = encoder[1].out_features
+        if regression:
+            return SkeletonRegressionHead(encoder, SPACE, mean, std)
+        return SkeletonHead(
+            encoder,
+            SPACE,
+            mean=mean,
+            std=std,
+            num_blocks=m.flow_blocks,
+            hidden_features=m.flow_hidden,
+            num_residual_blocks=m.flow_residual_blocks,
+            dropout=m.flow_dropout,
+            batch_norm=m.batch_norm,
+        )
+
+    def objective(self, model: nn.Module) -> nn.Module:
+        return LiftingObjective(model, self.cfg.loss)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: Dataset, device: torch.device) -> dict[str, Any]:
+        e: LiftingEval = self.cfg.eval
+        model.eval()
+        gen = torch.Generator(device=device).manual_seed(self.cfg.seed)
+        sums: dict[str, float] = {}
+        count = 0
+        n_max = max(e.num_samples)
+        for batch in DataLoader(data, batch_size=e.batch_size):
+            batch = to_device(batch, device)
+            gt, b = batch["joints_3d"], len(batch["joints_3d"])
+            terms: dict[str, float] = {}
+            if isinstance(model, SkeletonHead):
+                c = model.context(batch["keypoints_2d"])
+                mode = model.mode(c)
+                samples = model.sample(n_max, c, generator=gen)
+                for metric in ("mpjpe", "pa_mpjpe"):
+                    for n, v in min_of_n_mpjpe(samples, gt, e.num_samples, metric).items():
+                        terms[f"min_of_{n}/{metric}"] = v
+                terms["nll"] = -model.log_prob(gt, c).mean().item()
+            else:
+                mode = model(batch["keypoints_2d"])
+            terms["mode/mpjpe"] = mpjpe(mode, gt).mean().item()
+            terms["mode/pa_mpjpe"] = pa_mpjpe(mode, gt).mean().item()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v * b
+            count += b
+        metrics = {k: v / count for k, v in sums.items()}
+        metrics["examples"] = count
+        return metrics
+
+    def picture(self, model: nn.Module, data: Dataset, path: str, device: torch.device) -> None:
+        from condflow.viz import plot_lifting
+
+        k = self.cfg.eval.picture_examples
+        batch = to_device({key: v[:k] for key, v in data.tensors.items()}, device)
+        plot_lifting(model, batch["keypoints_2d"], batch["joints_3d"], path, seed=self.cfg.seed)
+
+    @staticmethod
+    def table(metrics: dict[str, Any], num_samples: list[int]) -> str:
+        return table(metrics, num_samples)
+
+
+class _DropConfidence(nn.Module):
+    def forward(self, keypoints: Tensor) -> Tensor:
+        return keypoints[..., :2]
+
+
+def table(metrics: dict[str, Any], num_samples: list[int]) -> str:  # noqa: D103
+    """A markdown table: rows mode and min-of-n, columns MPJPE and PA-MPJPE (mm)."""
+    rows = ["| prediction | MPJPE (mm) | PA-MPJPE (mm) |", "|---|---:|---:|"]
+    names = ["mode"] + [f"min_of_{n}" for n in num_samples]
+    for name in names:
+        if f"{name}/mpjpe" in metrics:
+            label = name.replace("_", "-")
+            rows.append(
+                f"| {label} | {metrics[f'{name}/mpjpe']:.1f} | {metrics[f'{name}/pa_mpjpe']:.1f} |"
+            )
+    if "nll" in metrics and math.isfinite(metrics["nll"]):
+        rows.append(
+            f"\ntest NLL {metrics['nll']:.2f} nats (joints in mm), {metrics['examples']} examples"
+        )
+    return "\n".join(rows)

@@ -1,0 +1,249 @@
+"""The one training loop: config-driven, resumable to the exact step, DDP-ready."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from condflow.checkpoint import atomic_save, load_checkpoint
+from condflow.config import Config, config_to_dict, load_config
+from condflow.distributed import DistInfo, init_distributed, resolve_device, shutdown
+from condflow.tasks import Task, get_task
+from condflow.tasks.base import to_device
+
+
+class GlobalBatchSampler(Sampler[list[int]]):
+    """Yields this process's share of each global batch, from ``start_step`` on.
+
+    The order depends only on ``(seed, epoch)``: every process draws the same permutation
+    and takes its contiguous slice, so N processes see exactly the examples that one
+    process would see with the same global batch, and a resumed run continues the order.
+    """
+
+    def __init__(
+        self, size: int, batch_size: int, seed: int, info: DistInfo, start_step: int, steps: int
+    ) -> None:
+        if batch_size % info.world_size:
+            raise ValueError(
+                f"train.batch_size: {batch_size} is not divisible by {info.world_size} processes"
+            )
+        if size < batch_size:
+            raise ValueError(f"train.batch_size: {batch_size} exceeds the dataset size {size}")
+        self.size, self.batch_size, self.seed, self.info = size, batch_size, seed, info
+        self.start_step, self.steps = start_step, steps
+        self.per_epoch = size // batch_size
+
+    def __len__(self) -> int:
+        return self.steps - self.start_step
+
+    def __iter__(self) -> Iterator[list[int]]:
+        local = self.batch_size // self.info.world_size
+        lo = self.info.rank * local
+        epoch, offset = divmod(self.start_step, self.per_epoch)
+        step = self.start_step
+        while step < self.steps:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(self.size, generator=gen)
+            for b in range(offset, self.per_epoch):
+                if step >= self.steps:
+                    return
+                batch = order[b * self.batch_size : (b + 1) * self.batch_size]
+                yield batch[lo : lo + local].tolist()
+                step += 1
+            epoch, offset = epoch + 1, 0
+
+
+def lr_lambda(cfg: Config):  # noqa: ANN201 - a closure for LambdaLR
+    t = cfg.train
+
+    def factor(step: int) -> float:
+        if t.schedule == "constant":
+            return 1.0
+        warm = min(1.0, (step + 1) / max(1, t.warmup_steps))
+        progress = min(1.0, step / max(1, t.steps))
+        return warm * 0.5 * (1 + math.cos(math.pi * progress))
+
+    if t.schedule not in ("cosine", "constant"):
+        raise ValueError(f"train.schedule: expected 'cosine' or 'constant', got {t.schedule!r}")
+    return factor
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["cuda"]))
+
+
+def build(cfg: Config, train_data: Dataset | None = None) -> tuple[Task, nn.Module]:
+    task = get_task(cfg.task)(cfg)
+    return task, task.build_model(train_data)
+
+
+def checkpoint_path(cfg: Config) -> Path:
+    return Path(cfg.output_dir) / "checkpoints" / "last.pt"
+
+
+def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True) -> Path:
+    """Train ``cfg`` to ``cfg.train.steps``; returns the path of the final checkpoint.
+
+    ``resume=True`` continues from ``<output_dir>/checkpoints/last.pt`` (a path selects
+    another file) at the exact step, with optimizer, schedule and RNG state.
+    """
+    t = cfg.train
+    device = resolve_device(t.device)
+    info = init_distributed(device)
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    torch.manual_seed(cfg.seed + info.rank)
+    task = get_task(cfg.task)(cfg)
+    train_data, _ = task.datasets()
+    model = task.build_model(train_data).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    objective = task.objective(model)
+    start = 0
+    if resume:
+        path = checkpoint_path(cfg) if resume is True else Path(resume)
+        ckpt = load_checkpoint(path, map_location=device)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        if "extra" in ckpt:
+            objective.load_extra_state(ckpt["extra"])
+        start = int(ckpt["step"])
+        if info.is_main:
+            _set_rng_state(ckpt["rng"])
+        else:
+            torch.manual_seed(cfg.seed + info.rank + 7919 * start)
+    runner: nn.Module = objective
+    if info.enabled:
+        runner = DistributedDataParallel(
+            objective, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    sampler = GlobalBatchSampler(len(train_data), t.batch_size, cfg.seed, info, start, t.steps)
+    loader = DataLoader(
+        train_data,
+        batch_sampler=sampler,
+        num_workers=t.num_workers,
+        pin_memory=device.type == "cuda",
+    )
+    out = Path(cfg.output_dir)
+    log = _CsvLog(out / "log.csv", append=bool(resume)) if info.is_main else None
+    bar = None
+    if progress and info.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=t.steps, initial=start, desc=f"train {cfg.task}", dynamic_ncols=True)
+    last = checkpoint_path(cfg)
+    tic = time.perf_counter()
+    step = start
+    model.train()
+    for batch in loader:
+        losses = runner(to_device(batch, device))
+        loss = losses["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"step {step}: non-finite loss "
+                f"{ {k: float(v) for k, v in losses.items()} }; last good checkpoint: {last}"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if t.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        if hasattr(objective, "after_step"):
+            objective.after_step(step)
+        step += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        if log is not None and (step % t.log_every == 0 or step == t.steps):
+            row = {k: v.item() for k, v in losses.items()}
+            log.write(
+                step=step,
+                lr=scheduler.get_last_lr()[0],
+                seconds=round(time.perf_counter() - tic, 2),
+                **row,
+            )
+        if step % t.checkpoint_every == 0 or step == t.steps:
+            if info.is_main:
+                state = {
+                    "step": step,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": _rng_state(),
+                    "config": config_to_dict(cfg),
+                }
+                if hasattr(objective, "extra_state"):
+                    state["extra"] = objective.extra_state()
+                atomic_save(state, last)
+    if bar is not None:
+        bar.close()
+    shutdown(info)
+    return last
+
+
+class _CsvLog:
+    def __init__(self, path: Path, append: bool) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not append:
+            path.unlink(missing_ok=True)
+        self.fields: list[str] | None = None
+
+    def write(self, **row: Any) -> None:
+        new = not self.path.exists()
+        if self.fields is None:
+            self.fields = list(row)
+        with self.path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+def load_trained(
+    checkpoint: str | Path, device: str = "cpu", cfg: Config | None = None
+) -> tuple[Config, Task, nn.Module]:
+    """Rebuild a trained model from a checkpoint (its embedded config unless ``cfg``)."""
+    ckpt = load_checkpoint(checkpoint, map_location=device)
+    cfg = cfg or load_config(ckpt["config"])
+    task, model = build(cfg)
+    model.load_state_dict(ckpt["model"])
+    return cfg, task, model.to(device).eval()
+
+
+def evaluate(
+    cfg: Config, checkpoint: str | Path, out: str | Path | None = None, picture: bool = True
+) -> dict[str, Any]:
+    """Evaluate a checkpoint on the task's test set; writes JSON (and a PNG)."""
+    device = resolve_device(cfg.train.device)
+    _, task, model = load_trained(checkpoint, str(device), cfg)
+    _, test_data = task.datasets()
+    metrics = task.evaluate(model, test_data, device)
+    out = Path(out) if out else Path(cfg.output_dir) / "eval.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(metrics, indent=2))
+    if picture:
+        task.picture(model, test_data, str(out.with_suffix(".png")), device)
+    return metrics

@@ -70,15 +70,15 @@ class FlowShape:
     hidden: int = 1024
     residual_blocks: int = 2
 
-    def flops(self, contexts: int, rows: int, shared_context: bool) -> float:
-        """Matmul FLOPs (2·M·N·K per linear) of one pass over ``rows`` samples of ``contexts``
-        context rows. The context part of each coupling's input layer costs once per context
-        row when shared (condflow), once per sample otherwise (nflows, zuko)."""
+    def flops(self, context_rows: int, rows: int) -> float:
+        """Matmul FLOPs (2·M·N·K per linear) of one pass of ``rows`` samples. The context part
+        of each coupling's input layer runs on ``context_rows`` rows: once per context row
+        when shared (condflow; once per chunk when sampling is chunked), once per sample
+        otherwise (nflows, zuko)."""
         d, h = self.features, self.hidden
         per_row = (2 * d * d  # LU linear
                    + 2 * (d // 2) * h + 2 * h * (d - d // 2)  # coupling input (z part), output
                    + self.residual_blocks * 2 * 2 * h * h)
-        context_rows = contexts if shared_context else rows
         return self.blocks * (rows * per_row + context_rows * 2 * self.context * h)
 
 

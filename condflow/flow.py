@@ -27,6 +27,8 @@ class ConditionalFlow(nn.Module):
     The call names and argument order follow nflows (``log_prob(inputs, context)``,
     ``sample(num_samples, context)``). Shapes: ``context`` ``[B, C]``; ``inputs``
     ``[B, d]`` (one per context) or ``[B, n, d]`` (n per context); samples ``[B, n, d]``.
+    Outputs have the dtype of the inputs (or context); under ``torch.autocast`` only the
+    matrix products run in lower precision, log-dets and the base density stay in it.
 
     Args:
         bijector: the map f, ``forward`` being z → x.
@@ -63,13 +65,15 @@ class ConditionalFlow(nn.Module):
     def transform_to_noise(self, inputs: Tensor, context: Tensor) -> Tensor:
         """z = f⁻¹(x; c): ``[B, d]`` or ``[B, n, d]`` → same shape."""
         context = self._check_context(context)
-        return self.bijector.inverse(self._check_inputs(inputs, context), context)[0]
+        inputs = self._check_inputs(inputs, context)
+        return self.bijector.inverse(inputs, context)[0].to(inputs.dtype)
 
     def log_prob(self, inputs: Tensor, context: Tensor) -> Tensor:
         """log p(x | c): ``[B, d] -> [B]`` or ``[B, n, d] -> [B, n]``."""
         context = self._check_context(context)
-        z, logdet = self.bijector.inverse(self._check_inputs(inputs, context), context)
-        return standard_normal_log_prob(z) + logdet
+        inputs = self._check_inputs(inputs, context)
+        z, logdet = self.bijector.inverse(inputs, context)
+        return standard_normal_log_prob(z.to(inputs.dtype)) + logdet
 
     # -- generation -----------------------------------------------------------------------
     def generate(self, noise: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
@@ -80,7 +84,7 @@ class ConditionalFlow(nn.Module):
         context = self._check_context(context)
         noise = self._check_inputs(noise, context)
         x, logdet = self.bijector(noise, context)
-        return x, standard_normal_log_prob(noise) - logdet
+        return x.to(noise.dtype), standard_normal_log_prob(noise) - logdet
 
     def _draw(self, num_samples: int, context: Tensor, generator: torch.Generator | None) -> Tensor:
         context = self._check_context(context)
@@ -91,7 +95,7 @@ class ConditionalFlow(nn.Module):
     def _generate_chunked(self, noise: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
         chunk = max(1, self.max_rows // noise.shape[0])
         outs = [self.bijector(part, context) for part in noise.split(chunk, dim=1)]
-        x = torch.cat([o[0] for o in outs], dim=1)
+        x = torch.cat([o[0] for o in outs], dim=1).to(noise.dtype)
         logdet = torch.cat([o[1] for o in outs], dim=1)
         return x, standard_normal_log_prob(noise) - logdet
 
@@ -123,7 +127,7 @@ class ConditionalFlow(nn.Module):
             )
         context = self._check_context(context)
         zero = context.new_zeros(context.shape[0], self.features)
-        return self.bijector(zero, context)[0]
+        return self.bijector(zero, context)[0].to(context.dtype)
 
 
 class ConditionalGlow(ConditionalFlow):

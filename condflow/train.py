@@ -139,14 +139,17 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
             objective, device_ids=[device.index] if device.type == "cuda" else None
         )
     sampler = GlobalBatchSampler(len(train_data), t.batch_size, cfg.seed, info, start, t.steps)
+    # The loader has its own generator so that it never draws from the global RNG, whose
+    # state (dropout, sampling inside losses) is what a checkpoint restores.
     loader = DataLoader(
         train_data,
         batch_sampler=sampler,
         num_workers=t.num_workers,
         pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(cfg.seed),
     )
     out = Path(cfg.output_dir)
-    log = _CsvLog(out / "log.csv", append=bool(resume)) if info.is_main else None
+    log = _CsvLog(out / "log.csv", keep_until=start) if info.is_main else None
     bar = None
     if progress and info.is_main:
         from tqdm import tqdm
@@ -162,7 +165,7 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"step {step}: non-finite loss "
-                f"{ {k: float(v) for k, v in losses.items()} }; last good checkpoint: {last}"
+                f"{ {k: v.item() for k, v in losses.items()} }; last good checkpoint: {last}"
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -177,7 +180,7 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
         if log is not None and (step % t.log_every == 0 or step == t.steps):
-            row = {k: v.item() for k, v in losses.items()}
+            row = {k: v.detach().item() for k, v in losses.items()}
             log.write(
                 step=step,
                 lr=scheduler.get_last_lr()[0],
@@ -204,15 +207,20 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
 
 
 class _CsvLog:
-    def __init__(self, path: Path, append: bool) -> None:
+    """Appends rows to a CSV file; rows logged after step ``keep_until`` (by a run that then
+    crashed) are dropped, so a resumed run's log has each step once."""
+
+    def __init__(self, path: Path, keep_until: int) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not append:
-            path.unlink(missing_ok=True)
+        if path.exists():
+            lines = path.read_text().splitlines(keepends=True)
+            kept = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",")[0]) <= keep_until]
+            path.write_text("".join(kept) if keep_until > 0 else "")
         self.fields: list[str] | None = None
 
     def write(self, **row: Any) -> None:
-        new = not self.path.exists()
+        new = not self.path.exists() or self.path.stat().st_size == 0
         if self.fields is None:
             self.fields = list(row)
         with self.path.open("a", newline="") as f:

@@ -31,8 +31,9 @@ class Bijector(nn.Module):
 
 
 def constant_logabsdet(value: Tensor, like: Tensor) -> Tensor:
-    """Broadcast a scalar log-det to ``like.shape[:-1]`` (no copy)."""
-    return value.to(like.dtype).expand(like.shape[:-1])
+    """Broadcast a scalar log-det to ``like.shape[:-1]`` (no copy). Never rounded below the
+    value's own precision (under bf16 autocast ``like`` may be bf16; the log-det stays fp32)."""
+    return value.to(torch.promote_types(value.dtype, like.dtype)).expand(like.shape[:-1])
 
 
 def broadcast_context(context: Tensor, like: Tensor) -> Tensor:

@@ -9,10 +9,8 @@ arbitrary code. :func:`convert_smpl_pkl` writes the result as a pickle of numpy 
 
 from __future__ import annotations
 
-import argparse
 import copyreg
 import pickle
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +19,15 @@ import scipy.sparse
 
 from condflow.body.paths import atomic_write
 
-REQUIRED_KEYS = ("v_template", "f", "kintree_table", "weights", "shapedirs", "posedirs",
-                 "J_regressor")
+REQUIRED_KEYS = (
+    "v_template",
+    "f",
+    "kintree_table",
+    "weights",
+    "shapedirs",
+    "posedirs",
+    "J_regressor",
+)
 """Keys ``smplx.SMPL`` reads from a model file."""
 
 
@@ -44,11 +49,15 @@ class _ChumpyStandIn:
         return np.asarray(_to_plain(state["x"], key))
 
 
-_NUMPY_MODULES = ("numpy", "numpy.core.multiarray", "numpy._core.multiarray",
-                  "numpy.core.numeric", "numpy._core.numeric")
+_NUMPY_MODULES = (
+    "numpy",
+    "numpy.core.multiarray",
+    "numpy._core.multiarray",
+    "numpy.core.numeric",
+    "numpy._core.numeric",
+)
 _NUMPY_NAMES = ("_reconstruct", "scalar", "dtype", "ndarray", "_frombuffer")
-_BUILTINS = ("object", "set", "frozenset", "slice", "complex", "bytearray", "list", "dict",
-             "tuple")
+_BUILTINS = ("object", "set", "frozenset", "slice", "complex", "bytearray", "list", "dict", "tuple")
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -119,25 +128,3 @@ def convert_smpl_pkl(src: str | Path, dst: str | Path) -> Path:
     """
     data = load_smpl_dict(src)
     return atomic_write(dst, lambda f: pickle.dump(data, f, protocol=4))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``condflow convert-smpl SRC DST``; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="condflow convert-smpl",
-        description="Convert an official SMPL .pkl (chumpy) into a plain numpy pickle.",
-    )
-    parser.add_argument("src", type=Path, help="official SMPL model file, e.g. SMPL_NEUTRAL.pkl")
-    parser.add_argument("dst", type=Path, help="where to write the converted model file")
-    args = parser.parse_args(argv)
-    try:
-        out = convert_smpl_pkl(args.src, args.dst)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -10,10 +10,12 @@ from condflow._checks import check_positive_int, check_tensor
 __all__ = ["MLPLifter"]
 
 
-def _linear_bn_relu_dropout(in_features: int, out_features: int, dropout: float) -> nn.Sequential:
+def _linear_bn_relu_dropout(
+    in_features: int, out_features: int, dropout: float, batch_norm: bool = True
+) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(in_features, out_features),
-        nn.BatchNorm1d(out_features),
+        nn.BatchNorm1d(out_features) if batch_norm else nn.Identity(),
         nn.ReLU(inplace=True),
         nn.Dropout(dropout),
     )
@@ -22,11 +24,11 @@ def _linear_bn_relu_dropout(in_features: int, out_features: int, dropout: float)
 class _ResidualBlock(nn.Module):
     """``x + f(x)`` with ``f`` two (Linear, BN, ReLU, Dropout) layers."""
 
-    def __init__(self, hidden: int, dropout: float) -> None:
+    def __init__(self, hidden: int, dropout: float, batch_norm: bool = True) -> None:
         super().__init__()
         self.layers = nn.Sequential(
-            _linear_bn_relu_dropout(hidden, hidden, dropout),
-            _linear_bn_relu_dropout(hidden, hidden, dropout),
+            _linear_bn_relu_dropout(hidden, hidden, dropout, batch_norm),
+            _linear_bn_relu_dropout(hidden, hidden, dropout, batch_norm),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -49,6 +51,8 @@ class MLPLifter(nn.Module):
         num_blocks: number of residual blocks.
         dropout: dropout probability.
         out_features: optional output size of a final linear layer.
+        batch_norm: batch normalization after each hidden linear layer (Martinez et al.);
+            off makes every example independent of its batch.
 
     ``forward``: keypoints ``[B, J, in_channels]`` or ``[B, J·in_channels]`` →
     ``[B, out_features]``.
@@ -62,6 +66,7 @@ class MLPLifter(nn.Module):
         num_blocks: int = 2,
         dropout: float = 0.5,
         out_features: int | None = None,
+        batch_norm: bool = True,
     ) -> None:
         super().__init__()
         check_positive_int("num_joints", num_joints)
@@ -79,8 +84,12 @@ class MLPLifter(nn.Module):
         self.hidden = hidden
         self.out_features = hidden if out_features is None else out_features
 
-        self.input_layer = _linear_bn_relu_dropout(num_joints * in_channels, hidden, dropout)
-        self.blocks = nn.Sequential(*[_ResidualBlock(hidden, dropout) for _ in range(num_blocks)])
+        self.input_layer = _linear_bn_relu_dropout(
+            num_joints * in_channels, hidden, dropout, batch_norm
+        )
+        self.blocks = nn.Sequential(
+            *[_ResidualBlock(hidden, dropout, batch_norm) for _ in range(num_blocks)]
+        )
         self.output_layer = nn.Linear(hidden, out_features) if out_features is not None else None
 
     def forward(self, keypoints: Tensor) -> Tensor:

@@ -171,6 +171,7 @@ class LiftingTask(Task):
             num_blocks=m.lifter_blocks,
             dropout=m.lifter_dropout,
             out_features=SPACE.dim if regression else None,
+            batch_norm=m.batch_norm,
         )
         if not m.use_confidence:
             encoder = nn.Sequential(_DropConfidence(), encoder)
@@ -224,7 +225,7 @@ class LiftingTask(Task):
         return metrics
 
     def picture(self, model: nn.Module, data: Dataset, path: str, device: torch.device) -> None:
-        from condflow.viz import plot_lifting
+        from condflow.viz.skeleton import plot_lifting
 
         k = self.cfg.eval.picture_examples
         batch = to_device({key: v[:k] for key, v in data.tensors.items()}, device)

@@ -10,9 +10,10 @@ import scipy.sparse
 import smplx
 import torch
 
-from condflow.body.convert import convert_smpl_pkl, load_smpl_dict, main
+from condflow.body.convert import convert_smpl_pkl, load_smpl_dict
 from condflow.body.model import BodyModel
 from condflow.body.synthetic import build_synthetic_smpl
+from condflow.cli import main
 
 
 @contextlib.contextmanager
@@ -146,7 +147,7 @@ def test_refuses_code_and_non_models(tmp_path):
 def test_command_line(synthetic, tmp_path, capsys):
     src, dst = tmp_path / "official.pkl", tmp_path / "out" / "SMPL_NEUTRAL.pkl"
     _official_like(synthetic, src)
-    assert main([str(src), str(dst)]) == 0
+    assert main(["convert-smpl", str(src), str(dst)]) == 0
     assert dst.is_file() and "wrote" in capsys.readouterr().out
-    assert main([str(tmp_path / "absent.pkl"), str(dst)]) == 1
+    assert main(["convert-smpl", str(tmp_path / "absent.pkl"), str(dst)]) == 2
     assert "absent.pkl" in capsys.readouterr().err

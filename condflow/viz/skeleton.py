@@ -1,16 +1,12 @@
-"""Pictures of predictions (matplotlib, written to PNG)."""
+"""Skeleton pictures: 2D inputs, 3D ground truth, modes and samples."""
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import torch
+from torch import Tensor, nn
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
-
-from condflow.spaces.skeleton import H36M_16, H36M_17, SkeletonLayout  # noqa: E402
+from condflow.spaces.skeleton import H36M_16, H36M_17, SkeletonLayout
 
 
 def _bones(layout: SkeletonLayout) -> list[tuple[int, int]]:

@@ -1,0 +1,19 @@
+"""``condflow convert-smpl SRC DST``: an official SMPL .pkl rewritten without chumpy."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def run(args: argparse.Namespace) -> int:
+    from condflow.body.convert import convert_smpl_pkl
+
+    print(f"wrote {convert_smpl_pkl(args.src, args.dst)}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert-smpl", help="rewrite an official SMPL .pkl without chumpy")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.set_defaults(func=run)

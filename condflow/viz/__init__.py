@@ -1,0 +1,5 @@
+"""Pictures of predictions, written to PNG with matplotlib (Agg backend)."""
+
+import matplotlib
+
+matplotlib.use("Agg")

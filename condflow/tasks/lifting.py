@@ -37,6 +37,8 @@ class LiftingData:
     h36m_2d: str | None = None  # h36m: data_2d_h36m_<detector>.npz
     h36m_cameras: str | None = None  # h36m: camera file (see condflow.data.h36m)
     h36m_stride: int = 1  # h36m: keep every k-th frame
+    h36m_train_subjects: list[str] = field(default_factory=lambda: ["S1", "S5", "S6", "S7", "S8"])
+    h36m_test_subjects: list[str] = field(default_factory=lambda: ["S9", "S11"])
 
 
 @dataclass
@@ -130,19 +132,19 @@ class LiftingTask(Task):
         raise ValueError(f"data.source: expected 'synthetic' or 'h36m', got {d.source!r}")
 
     def _h36m(self) -> tuple[Dataset, Dataset]:
-        from condflow.data.h36m import H36M_TEST_SUBJECTS, H36M_TRAIN_SUBJECTS, load_h36m_lifting
+        from condflow.data.h36m import load_h36m_lifting
 
         d: LiftingData = self.cfg.data
         missing = [k for k in ("h36m_3d", "h36m_2d", "h36m_cameras") if getattr(d, k) is None]
         if missing:
             raise ValueError(f"data: source 'h36m' needs {missing}")
 
-        def split(subjects: tuple[str, ...]) -> TensorDictDataset:
+        def split(subjects: list[str]) -> TensorDictDataset:
             data = load_h36m_lifting(
                 d.h36m_3d,
                 d.h36m_2d,
                 d.h36m_cameras,
-                subjects=subjects,
+                subjects=tuple(subjects),
                 stride=d.h36m_stride,
                 num_joints=17,
             )
@@ -153,7 +155,7 @@ class LiftingTask(Task):
             joints = torch.as_tensor(data.poses_3d, dtype=torch.float32)
             return TensorDictDataset({"keypoints_2d": kp, "joints_3d": joints})
 
-        return split(H36M_TRAIN_SUBJECTS), split(H36M_TEST_SUBJECTS)
+        return split(d.h36m_train_subjects), split(d.h36m_test_subjects)
 
     def build_model(self, train_data: Dataset | None = None) -> nn.Module:
         m: LiftingModel = self.cfg.model

@@ -1,0 +1,128 @@
+"""Lifting task pieces: synthetic set, skeleton head, regression head, H36M source."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from condflow.config import load_config
+from condflow.data.h36m import write_h36m_cameras, write_h36m_lifting_npz
+from condflow.data.synthetic_lifting import LiftingSetConfig, make_lifting_set
+from condflow.encoders.mlp_lifter import MLPLifter
+from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
+from condflow.spaces.skeleton import H36M_17, SkeletonSpace
+from condflow.tasks.lifting import LiftingTask
+
+SPACE = SkeletonSpace(H36M_17, drop_root=True)
+
+
+def test_synthetic_set_is_seeded_occluded_and_root_relative():
+    cfg = LiftingSetConfig(size=300, seed=3, joint_dropout=0.2, limb_dropout=0.1)
+    a, b = make_lifting_set(cfg), make_lifting_set(cfg)
+    assert torch.equal(a["keypoints_2d"], b["keypoints_2d"])
+    c = make_lifting_set(LiftingSetConfig(size=300, seed=4))
+    assert not torch.equal(a["joints_3d"], c["joints_3d"])
+    kp, joints = a["keypoints_2d"], a["joints_3d"]
+    assert kp.shape == (300, 16, 3) and joints.shape == (300, 17, 3)
+    hidden = kp[..., 2] == 0
+    assert 0.15 < hidden.float().mean() < 0.45
+    assert (kp[hidden][:, :2] == 0).all()
+    assert (joints[:, 0] == 0).all()
+    # Bodies are ~1.7 m tall and seen from every side: depth of the head relative to the hip
+    # takes both signs (front/back views).
+    height = (joints[:, 10] - joints[:, 3]).norm(dim=-1)
+    assert 1100 < height.median() < 1900
+    assert (joints[:, 14, 2] - joints[:, 11, 2]).sign().unique().numel() == 2
+
+
+def tiny_head(**kw) -> SkeletonHead:
+    mean, std = torch.randn(SPACE.dim) * 50, torch.rand(SPACE.dim) * 100 + 50
+    enc = MLPLifter(16, 3, hidden=32, num_blocks=1, dropout=0.0)
+    return SkeletonHead(enc, SPACE, mean=mean, std=std, num_blocks=2, hidden_features=16, **kw)
+
+
+def test_skeleton_head_density_is_in_millimetres_and_mode_is_most_likely():
+    head = tiny_head().eval()
+    kp = torch.randn(4, 16, 3)
+    c = head.context(kp)
+    joints = torch.randn(4, 17, 3) * 100
+    joints[:, 0] = 0
+    x = SPACE.from_joints(joints)
+    # log p_mm(x) = log p_std((x - mean) / std) - Σ log std
+    std_lp = head.flow.log_prob(x, c)
+    z = (x - head.standardization.shift) / head.standardization.scale
+    glow = head.flow.bijector.bijectors[0]
+    z_glow, logdet = glow.inverse(z, c)
+    expected = (
+        -0.5 * z_glow.pow(2).sum(-1)
+        - 0.5 * SPACE.dim * np.log(2 * np.pi)
+        + logdet
+        - head.standardization.scale.log().sum()
+    )
+    assert torch.allclose(std_lp, expected, atol=1e-4)
+    assert torch.allclose(head.log_prob(joints, c), std_lp)
+    mode = head.mode(c)
+    samples, lp = head.sample_and_log_prob(50, c)
+    assert mode.shape == (4, 17, 3) and samples.shape == (4, 50, 17, 3)
+    assert (mode[:, 0] == 0).all() and (samples[:, :, 0] == 0).all()
+    assert (head.log_prob(mode, c)[:, None] >= lp - 1e-4).all()
+    assert torch.allclose(head(kp), mode)
+
+
+def test_regression_head_outputs_millimetres():
+    enc = MLPLifter(16, 3, hidden=32, num_blocks=1, dropout=0.0, out_features=SPACE.dim)
+    mean, std = torch.full((SPACE.dim,), 10.0), torch.full((SPACE.dim,), 200.0)
+    head = SkeletonRegressionHead(enc, SPACE, mean, std).eval()
+    kp = torch.randn(3, 16, 3)
+    expected = SPACE.to_joints(enc(kp) * 200 + 10)
+    assert torch.allclose(head(kp), expected)
+    with pytest.raises(ValueError, match="out_features == 48"):
+        SkeletonRegressionHead(MLPLifter(16, 3, hidden=8, out_features=5), SPACE)
+
+
+def test_h36m_source_loads_standard_files_with_subject_split(tmp_path):
+    rng = np.random.default_rng(0)
+    cams, pos3, pos2 = {}, {}, {}
+    for s in ("S1", "S5", "S9"):
+        cams[s] = []
+        for _ in range(4):
+            rot = Rotation.random(random_state=int(rng.integers(1 << 30)))
+            x, y, z, w = rot.as_quat()
+            cams[s].append(
+                {
+                    "orientation": [w, x, y, z],
+                    "translation": (-rot.apply([0, 0, 4500.0])).tolist(),
+                    "center": [500.0, 500.0],
+                    "focal_length": [1145.0, 1145.0],
+                    "res_w": 1000,
+                    "res_h": 1000,
+                }
+            )
+        pos3[s] = {"Walking": rng.normal(scale=0.4, size=(6, 32, 3))}
+        pos2[s] = {"Walking": [rng.uniform(0, 1000, size=(6, 17, 2)) for _ in range(4)]}
+    write_h36m_lifting_npz(tmp_path / "d3.npz", tmp_path / "d2.npz", pos3, pos2)
+    write_h36m_cameras(tmp_path / "cams.json", cams)
+    cfg = load_config(
+        {
+            "task": "lifting",
+            "data": {
+                "source": "h36m",
+                "h36m_3d": str(tmp_path / "d3.npz"),
+                "h36m_2d": str(tmp_path / "d2.npz"),
+                "h36m_cameras": str(tmp_path / "cams.json"),
+                "h36m_train_subjects": ["S1", "S5"],
+                "h36m_test_subjects": ["S9"],
+            },
+        }
+    )
+    train, test = LiftingTask(cfg).datasets()
+    assert len(train) == 2 * 4 * 6 and len(test) == 4 * 6  # S1, S5 train; S9 test
+    item = train[0]
+    assert item["keypoints_2d"].shape == (16, 3) and item["joints_3d"].shape == (17, 3)
+    assert (item["keypoints_2d"][:, 2] == 1).all() and (item["joints_3d"][0] == 0).all()
+    with pytest.raises(ValueError, match=r"needs \['h36m_cameras'\]"):
+        LiftingTask(
+            load_config(
+                {"task": "lifting", "data": {"source": "h36m", "h36m_3d": "a", "h36m_2d": "b"}}
+            )
+        ).datasets()

@@ -2,6 +2,7 @@
 
 from condflow._checks import set_finite_checks
 from condflow.flow import ConditionalFlow, ConditionalGlow, ModeNotAvailableError
+from condflow.saving import load, save  # one-file models: weights + the config that built them
 
 __version__ = "0.1.0"
 
@@ -9,5 +10,7 @@ __all__ = [
     "ConditionalFlow",
     "ConditionalGlow",
     "ModeNotAvailableError",
+    "load",
+    "save",
     "set_finite_checks",
 ]

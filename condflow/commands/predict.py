@@ -1,0 +1,345 @@
+"""``condflow predict MODEL INPUTS... [--out DIR] [--samples N]``: run a trained model on files.
+
+Lifting models read 2D keypoints — OpenPose BODY_25 JSON, COCO-style JSON (17 keypoints) or
+plain ``.npy``/``.csv`` arrays, read by :mod:`condflow.data.keypoint_files` and mapped to the
+Human3.6M-16 input joints — and predict root-relative 3D joints (mm). Mesh models read
+images, cropped around each person of an OpenPose JSON found next to the image
+(``<stem>_keypoints.json`` or ``<stem>.json``, or given among the inputs), else the whole
+image, like the evaluation crop of :mod:`condflow.data.image_datasets`.
+
+For every input ``<stem>.<ext>`` the command writes ``<stem>.npz`` (arrays), ``<stem>.json``
+(the same as lists, without vertices) and ``<stem>.png`` (a picture) into ``--out``: the mode
+f(0; c) and ``--samples`` samples with their log-densities, per person. Directories are
+expanded to the files they hold. A missing or unreadable input is reported on stderr by name
+and the others still run; the exit status is 1 if any input failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from condflow.data.keypoint_files import KeypointFile, load_keypoints, to_h36m16
+
+KEYPOINT_SUFFIXES = (".json", ".npy", ".csv")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+# -- inputs -----------------------------------------------------------------------------------
+def expand_inputs(paths: list[str], suffixes: tuple[str, ...]) -> list[Path]:
+    """Files named by ``paths``, directories replaced by their files with ``suffixes``
+    (sorted). Missing paths are kept, to be reported when read."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.iterdir() if f.suffix.lower() in suffixes))
+        else:
+            out.append(p)
+    return out
+
+
+def lifting_inputs(
+    kp: KeypointFile,
+    image_size: tuple[float, float],
+    normalized: bool,
+    center: bool,
+    min_confidence: float,
+) -> Tensor:
+    """Model inputs ``[P, 16, 3]``: Human3.6M-16 order, screen coordinates normalized as in
+    VideoPose3D (x ∈ [-1, 1], y scaled alike), confidences made 0/1 at ``min_confidence`` as
+    in training, hidden joints at 0; with ``center`` the hip (or, if hidden, the mean of the
+    seen joints) is moved to (0, 0)."""
+    h36m = to_h36m16(kp)
+    seen = h36m[..., 2] >= min_confidence
+    xy = np.where(seen[..., None], h36m[..., :2], 0.0)
+    if not np.isfinite(xy).all():
+        raise ValueError("keypoints: seen keypoints have NaN or Inf coordinates")
+    if not normalized:
+        w, h = image_size
+        xy = xy / w * 2 - np.array([1.0, h / w])
+    if center:
+        count = np.maximum(seen.sum(1), 1)[:, None]
+        mean = (xy * seen[..., None]).sum(1) / count
+        xy = xy - np.where(seen[:, :1], xy[:, 0], mean)[:, None]
+    conf = seen.astype(np.float64)[..., None]
+    return torch.from_numpy(np.concatenate([xy * conf, conf], -1)).float()
+
+
+# -- outputs ----------------------------------------------------------------------------------
+def _unique_stem(path: Path, taken: set[str]) -> str:
+    stem, i = path.stem, 1
+    while stem in taken:
+        i += 1
+        stem = f"{path.stem}_{i}"
+    taken.add(stem)
+    return stem
+
+
+def _write(out: Path, stem: str, arrays: dict[str, Tensor | np.ndarray], info: dict) -> None:
+    arrays = {k: np.asarray(v.detach().cpu() if isinstance(v, Tensor) else v)
+              for k, v in arrays.items()}
+    np.savez(out / f"{stem}.npz", **arrays)
+    listed = {k: np.round(v, 6).tolist() for k, v in arrays.items() if "vertices" not in k}
+    (out / f"{stem}.json").write_text(json.dumps({**info, **listed}))
+
+
+def _plot_skeletons(keypoints: Tensor, mode: Tensor, samples: Tensor | None,
+                    log_prob: Tensor | None, path: Path) -> None:
+    """One row per person: the 2D input, the mode and the samples (darker = more likely)."""
+    import matplotlib.pyplot as plt
+
+    from condflow.spaces.skeleton import H36M_16, H36M_17
+    from condflow.viz.skeleton import _bones, _draw_3d
+
+    k = len(keypoints)
+    fig = plt.figure(figsize=(9, 3.2 * k))
+    for i in range(k):
+        ax = fig.add_subplot(k, 3, 3 * i + 1)
+        kp = keypoints[i]
+        vis = kp[:, 2] > 0
+        for a, b in _bones(H36M_16):
+            if vis[a] and vis[b]:
+                ax.plot([kp[a, 0], kp[b, 0]], [kp[a, 1], kp[b, 1]], "k-")
+        ax.scatter(kp[vis, 0], kp[vis, 1], s=8, c="k")
+        ax.set_ylim(ax.get_ylim()[::-1])
+        ax.set_aspect("equal")
+        ax.set_title("2D input (hidden joints left out)", fontsize=8)
+        ax3 = fig.add_subplot(k, 3, 3 * i + 2, projection="3d")
+        _draw_3d(ax3, mode[i], H36M_17, "red")
+        ax3.set_title("mode f(0; c)", fontsize=8)
+        ax3 = fig.add_subplot(k, 3, 3 * i + 3, projection="3d")
+        if samples is not None and log_prob is not None:
+            lp = log_prob[i]
+            shade = (lp - lp.min()) / (lp.max() - lp.min() + 1e-9)
+            cmap = plt.get_cmap("Blues")
+            for s in torch.argsort(lp):
+                _draw_3d(ax3, samples[i, s], H36M_17, cmap(0.3 + 0.7 * float(shade[s])), lw=1.2)
+            ax3.set_title(f"{samples.shape[1]} samples (darker = higher log p)", fontsize=8)
+        for a3 in fig.axes[-2:]:
+            for lim in (a3.set_xlim, a3.set_ylim, a3.set_zlim):
+                lim(-900, 900)
+            a3.set_xticklabels([]), a3.set_yticklabels([]), a3.set_zticklabels([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+# -- running ----------------------------------------------------------------------------------
+@dataclass
+class Settings:
+    out: Path
+    num_samples: int
+    seed: int
+    device: torch.device
+    picture: bool
+    picture_rows: int
+    image_size: tuple[float, float]
+    normalized: bool
+    center: bool
+    min_confidence: float
+
+
+def predict_lifting(model: nn.Module, path: Path, stem: str, s: Settings, info: dict) -> None:
+    """Predict for one keypoint file; writes ``stem``.npz/.json/.png into ``s.out``."""
+    from condflow.heads.skeleton import SkeletonHead
+    from condflow.spaces.skeleton import H36M_17
+
+    kp = load_keypoints(path)
+    x = lifting_inputs(kp, s.image_size, s.normalized, s.center, s.min_confidence)
+    x = x.to(s.device)
+    arrays: dict[str, Any] = {"keypoints_2d": x}
+    samples = log_prob = None
+    with torch.no_grad():
+        if isinstance(model, SkeletonHead):
+            c = model.context(x)
+            arrays["mode"] = model.mode(c)
+            arrays["mode_log_prob"] = model.log_prob(arrays["mode"], c)
+            if s.num_samples > 0:
+                gen = torch.Generator(device=s.device).manual_seed(s.seed)
+                samples, log_prob = model.sample_and_log_prob(s.num_samples, c, gen)
+                arrays["samples"], arrays["log_prob"] = samples, log_prob
+        else:  # the regression baseline: one deterministic prediction
+            arrays["mode"] = model(x)
+    info = {**info, "joint_names": list(H36M_17.joint_names),
+            "units": "millimetres, root-relative, camera frame; log_prob over mm"}
+    _write(s.out, stem, arrays, info)
+    if s.picture:
+        r = s.picture_rows
+        _plot_skeletons(x[:r].cpu(), arrays["mode"][:r].cpu(),
+                        None if samples is None else samples[:r].cpu(),
+                        None if log_prob is None else log_prob[:r].cpu(),
+                        s.out / f"{stem}.png")
+
+
+def person_boxes(json_path: Path | None, width: int, height: int) -> list[tuple[np.ndarray, float]]:
+    """``(center [2], scale)`` per person (box side = 200·scale pixels): the box of the
+    person's seen keypoints enlarged 1.2 times (ProHMR's rule); without keypoints, the whole
+    image."""
+    if json_path is None:
+        return [(np.array([width / 2, height / 2]), max(width, height) / 200.0)]
+    boxes = []
+    for kp in load_keypoints(json_path).keypoints:
+        seen = kp[kp[:, 2] > 0, :2]
+        if len(seen) < 2:
+            continue
+        lo, hi = seen.min(0), seen.max(0)
+        side = float((hi - lo).max())
+        if side > 0:
+            boxes.append(((lo + hi) / 2, 1.2 * side / 200.0))
+    if not boxes:
+        raise ValueError(f"{json_path}: no person with two or more seen keypoints")
+    return boxes
+
+
+def _box_json(image: Path, given: dict[str, Path]) -> Path | None:
+    for name in (f"{image.stem}_keypoints", image.stem):
+        if name in given:
+            return given[name]
+        candidate = image.with_name(f"{name}.json")
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def predict_mesh(
+    model: nn.Module, path: Path, stem: str, s: Settings, info: dict, boxes_from: Path | None
+) -> None:
+    """Predict for one image; writes ``stem``.npz/.json/.png into ``s.out``."""
+    from PIL import Image
+
+    from condflow.data.augment import crop_image
+    from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file {path}")
+    with Image.open(path) as im:
+        img = np.asarray(im.convert("RGB"))
+    boxes = person_boxes(boxes_from, img.shape[1], img.shape[0])
+    res = model.img_res
+    crops = [(crop_image(img, c, sc, res) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+             for c, sc in boxes]
+    x = torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2)).float().to(s.device)
+    arrays: dict[str, Any] = {
+        "box_center": np.array([c for c, _ in boxes]).reshape(-1, 2),
+        "box_scale": np.array([sc for _, sc in boxes]),
+    }
+    fields = ("vertices", "eval_joints", "keypoints_2d", "rotmat", "betas", "cam", "log_prob")
+    with torch.no_grad():
+        c = model.context(x)
+        mode = model.mode(c, vertices=True)
+        arrays.update({f: getattr(mode, f)[:, 0] for f in fields})
+        if s.num_samples > 0:
+            gen = torch.Generator(device=s.device).manual_seed(s.seed)
+            samples = model.sample(s.num_samples, c, gen, vertices=True)
+            arrays.update({f"sample_{f}": getattr(samples, f) for f in fields
+                           if f not in ("betas", "cam")})
+    info = {**info, "boxes_from": None if boxes_from is None else str(boxes_from),
+            "units": "metres, body frame (vertices, eval_joints); keypoints_2d in normalized "
+            "crop coordinates; cam = weak-perspective (s, tx, ty); log_prob over the 6D pose; "
+            "vertices in the .npz only"}
+    _write(s.out, stem, arrays, info)
+    if s.picture:
+        from condflow.viz.mesh import plot_mesh_predictions
+
+        plot_mesh_predictions(model, x[: s.picture_rows], str(s.out / f"{stem}.png"),
+                              num_samples=min(s.num_samples, 3), seed=s.seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from condflow.distributed import resolve_device
+    from condflow.saving import load_with_config
+
+    if args.samples < 0:
+        raise ValueError(f"--samples: expected an integer >= 0, got {args.samples}")
+    if args.picture_rows < 1:
+        raise ValueError(f"--picture-rows: expected an integer >= 1, got {args.picture_rows}")
+    device = resolve_device(args.device)
+    cfg, model = load_with_config(args.model, device)
+    if cfg.task not in ("lifting", "mesh"):
+        raise ValueError(f"model: predict supports lifting and mesh models, not {cfg.task!r}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.image_size:
+        if len(args.image_size) > 2 or min(args.image_size) <= 0:
+            raise ValueError(f"--image-size: expected W [H] > 0, got {args.image_size}")
+        image_size = (args.image_size[0], args.image_size[-1])
+    else:
+        side = float(getattr(getattr(cfg.data, "synthetic", None), "image_size", 1000))
+        image_size = (side, side)
+    center = args.center if args.center is not None else cfg.data.source == "synthetic"
+    s = Settings(out, args.samples, args.seed, device, not args.no_picture, args.picture_rows,
+                 image_size, args.normalized, center, args.min_confidence)
+    if cfg.task == "lifting":
+        files = expand_inputs(args.inputs, KEYPOINT_SUFFIXES)
+        boxes: dict[str, Path] = {}
+    else:
+        files = expand_inputs(args.inputs, IMAGE_SUFFIXES + (".json",))
+        boxes = {f.stem: f for f in files if f.suffix.lower() == ".json"}
+        files = [f for f in files if f.suffix.lower() != ".json"]
+    if not files:
+        raise ValueError("INPUTS: no input files found")
+    failed: list[Path] = []
+    taken: set[str] = set()
+    for path in tqdm(files, desc="predict", unit="file", disable=args.no_progress):
+        stem = _unique_stem(path, taken)
+        info = {"input": str(path), "model": str(args.model), "task": cfg.task,
+                "num_samples": s.num_samples, "seed": s.seed}
+        try:
+            if cfg.task == "lifting":
+                predict_lifting(model, path, stem, s, info)
+            else:
+                predict_mesh(model, path, stem, s, info, _box_json(path, boxes))
+        except Exception as err:  # noqa: BLE001 - report the file by name and go on
+            failed.append(path)
+            message = str(err) if str(path) in str(err) else f"{path}: {err}"
+            tqdm.write(f"condflow predict: {message}", file=sys.stderr)
+    done = len(files) - len(failed)
+    print(f"predictions for {done} of {len(files)} input(s) in {out}"
+          + (f"; failed: {', '.join(map(str, failed))}" if failed else ""))
+    return 1 if failed else 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="run a trained model on keypoint files (lifting) or images (mesh)",
+        description="Lifting models read 2D keypoints (OpenPose BODY_25 JSON, COCO JSON, "
+        ".npy/.csv); mesh models read images (cropped around the people of an OpenPose JSON "
+        "named <stem>_keypoints.json or <stem>.json, else whole). Writes <stem>.npz, .json and "
+        ".png per input: the mode and N samples with log-densities.",
+    )
+    p.add_argument("model", help="model file (condflow.save) or training checkpoint")
+    p.add_argument("inputs", nargs="+", metavar="INPUTS", help="files or directories")
+    p.add_argument("--out", default="predictions", help="output folder (default: predictions)")
+    p.add_argument("--samples", type=int, default=10, metavar="N",
+                   help="samples per person besides the mode (default 10; 0: mode only)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    g = p.add_argument_group("lifting inputs")
+    g.add_argument("--image-size", type=float, nargs="+", metavar=("W", "H"),
+                   help="image size in pixels, for normalizing coordinates (default: the "
+                   "training images' size)")
+    g.add_argument("--normalized", action="store_true",
+                   help="coordinates are already normalized model inputs")
+    g.add_argument("--min-confidence", type=float, default=0.1,
+                   help="keypoints below this confidence count as hidden (default 0.1)")
+    g.add_argument("--center", dest="center", action="store_true", default=None,
+                   help="move the hip to the image centre (default for models trained on "
+                   "synthetic data, whose cameras look at the hip)")
+    g.add_argument("--no-center", dest="center", action="store_false")
+    o = p.add_argument_group("output")
+    o.add_argument("--no-picture", action="store_true")
+    o.add_argument("--picture-rows", type=int, default=4,
+                   help="people shown per picture (default 4)")
+    o.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)

@@ -1,0 +1,233 @@
+"""One-file models: weights and the config that built them, loadable with nothing else.
+
+A model file is a ``torch.save``'d dict of built-in types and tensors (so it loads with
+``torch.load(weights_only=True)``)::
+
+    {"format": "condflow-model", "format_version": 1, "condflow_version": "0.1.0",
+     "config": {...},          # condflow.config.config_to_dict(cfg): task, model, data, ...
+     "model": {...},           # the state_dict, on the CPU
+     "body_model": {...}}      # models that pose a body only: which one (see below)
+
+Everything a model needs beyond its config — normalization statistics of the training
+targets, ActNorm initialization, batch-norm statistics — is a buffer of its ``state_dict``;
+the body-model choice is part of the config. Loading rebuilds the model from the config
+through its task (``condflow.tasks``) and loads the weights, so the result is the exact
+model that was saved. A training checkpoint (``<output_dir>/checkpoints/last.pt``) holds the
+same two entries and loads the same way.
+
+The body model's arrays stay out of the file (SMPL is licensed separately): its file name,
+vertex count and SHA-256 are recorded instead, and loading fails if the config resolves to
+another body model on the loading machine (e.g. ``$CONDFLOW_SMPL_PATH`` set there but not
+where the model was saved).
+
+Models are plain ``nn.Module`` s built by a task and do not know their config, hence the
+function pair ``save(model, path, cfg)`` / ``load(path)`` rather than a method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from condflow.checkpoint import atomic_save
+from condflow.config import Config, config_to_dict, load_config
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "body_model_fingerprint",
+    "build_model",
+    "check_state_dict",
+    "load",
+    "load_with_config",
+    "save",
+]
+
+FORMAT = "condflow-model"
+#: Bumped whenever the layout of a model file changes incompatibly.
+FORMAT_VERSION = 1
+
+
+def _condflow_version() -> str:
+    import condflow
+
+    return condflow.__version__
+
+
+def _as_config(cfg: Config | dict[str, Any], where: str) -> Config:
+    try:
+        return load_config(cfg) if isinstance(cfg, dict) else cfg
+    except ImportError as err:  # a task registered but not installed
+        raise ValueError(f"{where}: task {cfg.get('task')!r} is not available: {err}") from None
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def build_model(cfg: Config) -> nn.Module:
+    """The untrained model of ``cfg`` (its task's ``build_model`` without data), in eval mode.
+
+    A ``model.pretrained`` initialization file is not read: the weights come from the file
+    being loaded, and the training machine's path need not exist here.
+    """
+    from condflow.tasks import get_task
+
+    if dataclasses.is_dataclass(cfg.model) and getattr(cfg.model, "pretrained", None):
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained=None))
+    return get_task(cfg.task)(cfg).build_model().eval()
+
+
+def body_model_fingerprint(model: nn.Module) -> dict[str, Any] | None:
+    """Which body model a model poses (it is not in the ``state_dict``): file name, vertex
+    count and the SHA-256 of the model file; ``None`` for models without one."""
+    body_module = sys.modules.get("condflow.body.model")  # not imported: no body model here
+    if body_module is None:
+        return None
+    body = next((m for m in model.modules() if isinstance(m, body_module.BodyModel)), None)
+    if body is None:
+        return None
+    digest = hashlib.sha256(Path(body.model_file).read_bytes()).hexdigest()
+    return {
+        "file": Path(body.model_file).name,
+        "synthetic": bool(body.is_synthetic),
+        "num_vertices": int(body.num_vertices),
+        "sha256": digest,
+    }
+
+
+def _check_body_model(saved: dict[str, Any] | None, model: nn.Module, where: str) -> None:
+    if saved is None:
+        return
+    here = body_model_fingerprint(model)
+    if here is None or here["sha256"] != saved["sha256"]:
+        def describe(b: dict[str, Any] | None) -> str:
+            if b is None:
+                return "none"
+            kind = "synthetic" if b["synthetic"] else "SMPL"
+            return f"{kind} {b['file']} ({b['num_vertices']} vertices, sha256 {b['sha256'][:12]})"
+
+        raise ValueError(
+            f"{where}: the model was saved with the body model {describe(saved)}, but its "
+            f"config resolves here to {describe(here)}; point data.body_model or "
+            "$CONDFLOW_SMPL_PATH at the same model file (unset both for the synthetic model)"
+        )
+
+
+def check_state_dict(model: nn.Module, state: dict[str, Any], where: str) -> None:
+    """Raise ``ValueError`` naming every missing, unexpected or wrongly shaped entry of
+    ``state`` with respect to ``model.state_dict()``."""
+    expected = model.state_dict()
+    problems = []
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing:
+        problems.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    if unexpected:
+        more = " ..." if len(unexpected) > 5 else ""
+        problems.append(f"unexpected keys {unexpected[:5]}{more}")
+    for key, value in state.items():
+        if key not in expected:
+            continue
+        if not isinstance(value, Tensor):
+            problems.append(f"{key}: expected a tensor, got {type(value).__name__}")
+        elif value.shape != expected[key].shape:
+            problems.append(
+                f"{key}: expected shape {list(expected[key].shape)} (built from the config), "
+                f"got {list(value.shape)}"
+            )
+    if problems:
+        raise ValueError(
+            f"{where}: the weights do not fit the model built from the config: "
+            + "; ".join(problems)
+        )
+
+
+def save(model: nn.Module, path: str | Path, cfg: Config | dict[str, Any]) -> Path:
+    """Write ``model`` and the config that built it to one file at ``path``.
+
+    ``cfg`` must build a model with exactly ``model``'s state_dict keys and shapes (checked
+    now, so that a wrong config fails here rather than at load time). The write is atomic.
+    Returns the path.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    cfg = _as_config(cfg, "cfg")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    check_state_dict(build_model(cfg), state, "save")
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "condflow_version": _condflow_version(),
+        "config": config_to_dict(cfg),
+        "model": state,
+    }
+    body = body_model_fingerprint(model)
+    if body is not None:
+        payload["body_model"] = body
+    return atomic_save(payload, path)
+
+
+def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"model: no such file {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - re-raised with the path named
+        raise ValueError(f"{path}: cannot read a condflow model file: {err}") from err
+    if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
+        raise ValueError(f"{path}: not a condflow model file or checkpoint (no model/config)")
+    if "format" in payload:  # a model file (a training checkpoint has no format entry)
+        if payload["format"] != FORMAT:
+            raise ValueError(f"{path}: format {payload['format']!r}, expected {FORMAT!r}")
+        version = payload.get("format_version")
+        if version != FORMAT_VERSION:
+            by = payload.get("condflow_version", "an unknown version")
+            if isinstance(version, int) and version > FORMAT_VERSION:
+                advice = "upgrade condflow to read it"
+            else:
+                advice = f"load it with condflow {by} and save it again"
+            raise ValueError(
+                f"{path}: model file format version {version!r} (written by condflow {by}), "
+                f"but condflow {_condflow_version()} reads format version {FORMAT_VERSION}; "
+                f"{advice}"
+            )
+    if not isinstance(payload["config"], dict):
+        raise ValueError(f"{path}: config: expected a mapping, got {type(payload['config'])}")
+    if not isinstance(payload["model"], dict):
+        raise ValueError(f"{path}: model: expected a state_dict, got {type(payload['model'])}")
+    return payload
+
+
+def load_with_config(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[Config, nn.Module]:
+    """``(cfg, model)`` from a model file or training checkpoint; the model is in eval mode
+    on ``device``.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the problem for
+    an unreadable file, another format version, a config that does not parse (unknown key,
+    unknown task) or weights that do not fit the model the config builds (key, expected vs
+    got shape).
+    """
+    path = Path(path)
+    payload = _read(path, "cpu")
+    cfg = _as_config(payload["config"], f"{path}: config")
+    try:
+        model = build_model(cfg)
+    except FileNotFoundError as err:  # e.g. the body model file of the config
+        raise FileNotFoundError(f"{path}: rebuilding the model: {err}") from None
+    _check_body_model(payload.get("body_model"), model, str(path))
+    check_state_dict(model, payload["model"], str(path))
+    model.load_state_dict(payload["model"])
+    return cfg, model.to(device).eval()
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """The model saved at ``path`` (by :func:`save`, or a training checkpoint), in eval
+    mode on ``device``. See :func:`load_with_config` for the errors."""
+    return load_with_config(path, device)[1]

@@ -1,0 +1,249 @@
+"""Keypoint fitting with the learned image-conditioned prior (the paper's test-time MAP).
+
+Given the context c of each example, observed 2D keypoints with confidences and the camera
+model of the head (its adapter), minimize over the latent z (and the head's extras: a root
+translation, or shape β and camera)
+
+    λ_J · E_J(Π(f(z; c), extras)) + ½‖z‖² + λ_β · E_β(extras)
+
+starting at z = 0, i.e. at the mode f(0; c). For the Glow flows −log p(f(z; c) | c) =
+½‖z‖² + const(c), so this is the MAP estimate of θ under the learned prior. E_J is the
+confidence-weighted Geman–McClure reprojection error (:mod:`condflow.fitting.robust`).
+Every example's objective is independent and optimized on its own
+(:mod:`condflow.fitting.optimize`): a batch gives the per-example answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from condflow._checks import check_tensor
+from condflow.fitting.adapters import HeadAdapter, make_adapter
+from condflow.fitting.optimize import OptimizerConfig, VariableLayout, minimize
+from condflow.fitting.robust import check_keypoints, keypoint_energy
+
+__all__ = ["FitConfig", "KeypointFit", "fit_keypoints", "frozen"]
+
+@dataclass
+class FitConfig:
+    """Weights of the fitting objective and how it is optimized.
+
+    ``keypoint_weight`` is λ_J and ``sigma`` the Geman–McClure scale, both in the units of the
+    keypoints (normalized coordinates); a Gaussian keypoint noise of standard deviation s per
+    coordinate corresponds to λ_J = 1 / (2 s²). The prior term is ½‖z‖², −log p(θ | c) up to
+    a constant for flows whose log-dets do not depend on z (the Glow flows).
+    """
+
+    keypoint_weight: float = 1000.0  # λ_J
+    sigma: float | None = 0.05  # Geman–McClure scale; None: squared error
+    shape_weight: float = 1.0  # λ_β (heads with a shape)
+    prior_weight: float = 1.0  # weight of the prior term (1: the MAP estimate)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("keypoint_weight", "shape_weight", "prior_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and value >= 0):
+                raise ValueError(f"{name}: expected a number >= 0, got {value!r}")
+        if self.sigma is not None and not self.sigma > 0:
+            raise ValueError(f"sigma: expected a positive number or None, got {self.sigma!r}")
+
+
+@dataclass
+class KeypointFit:
+    """The result of a fit, per example.
+
+    Attributes:
+        theta: ``[B, d]`` fitted head output (skeleton features in mm, or the 6D SMPL pose).
+        z: ``[B, d]`` fitted latent (``None`` for fits outside the latent space).
+        extras: fitted extras ``{name: [B, ...]}`` (``transl``; or ``betas`` and ``cam``).
+        outputs: the adapter's outputs (``joints_mm [B, 17, 3]`` and head-specific fields).
+        keypoint_energy: ``[B]`` final E_J (unweighted).
+        neg_log_prob: ``[B]`` −log p(θ | c) under the head's flow.
+        prior_energy: ``[B]`` final prior term (unweighted).
+        objective: ``[B]`` final objective value.
+        iterations: ``[B]`` optimizer iterations; converged: ``[B]`` stopped by tolerance.
+    """
+
+    theta: Tensor
+    z: Tensor | None
+    extras: dict[str, Tensor]
+    outputs: dict[str, Tensor]
+    keypoint_energy: Tensor
+    neg_log_prob: Tensor
+    prior_energy: Tensor
+    objective: Tensor
+    iterations: Tensor
+    converged: Tensor
+
+    def diagnostics(self) -> dict[str, list[float] | list[int] | list[bool]]:
+        """Per-example numbers as plain lists (for JSON)."""
+        return {
+            "keypoint_energy": self.keypoint_energy.tolist(),
+            "neg_log_prob": self.neg_log_prob.tolist(),
+            "prior_energy": self.prior_energy.tolist(),
+            "objective": self.objective.tolist(),
+            "iterations": self.iterations.tolist(),
+            "converged": self.converged.tolist(),
+        }
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and ``requires_grad = False`` for every parameter; restored on exit."""
+    was_training = module.training
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    module.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        module.train(was_training)
+
+
+ThetaFn = Callable[[dict[str, Tensor], Tensor], tuple[Tensor, Tensor]]
+"""``(variables, context) -> (theta [b, d], prior energy [b])``."""
+
+
+def check_fit_inputs(adapter: HeadAdapter, context: object, keypoints: object
+                     ) -> tuple[Tensor, Tensor]:
+    """Validate ``context [B, C]`` and ``keypoints [B, K, 3]`` for ``adapter``."""
+    context = check_tensor("context", context, ("B", adapter.flow.context_features))
+    keypoints = check_keypoints("keypoints", keypoints, adapter.num_keypoints)
+    if keypoints.shape[0] != context.shape[0]:
+        raise ValueError(f"keypoints: expected {context.shape[0]} examples (as context), got "
+                         f"{keypoints.shape[0]}")
+    if keypoints.dtype != context.dtype:
+        raise ValueError(f"keypoints: dtype {keypoints.dtype} differs from context's "
+                         f"{context.dtype}")
+    return context.detach(), keypoints.detach()
+
+
+def run_fit(
+    adapter: HeadAdapter,
+    context: Tensor,
+    keypoints: Tensor,
+    variables: dict[str, Tensor],
+    extras: dict[str, Tensor],
+    theta_fn: ThetaFn,
+    config: FitConfig,
+    extra_energy: Callable[[dict[str, Tensor]], Tensor] | None = None,
+) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor, Tensor, Tensor]:
+    """Minimize λ_J E_J + prior + λ_β E_β (+ ``extra_energy(variables)``) over the
+    ``variables`` that ``theta_fn`` maps to θ and the adapter's ``extras`` (all ``[B, ...]``).
+
+    Returns the fitted variables and extras, the objective ``[B]``, iterations ``[B]`` and
+    convergence flags ``[B]``.
+    """
+    clash = set(variables) & set(extras)
+    if clash:
+        raise ValueError(f"variables, extras: names used twice: {sorted(clash)}")
+    layout = VariableLayout.of({**variables, **extras})
+
+    def split(x: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        v = layout.unpack(x)
+        return {k: v[k] for k in variables}, {k: v[k] for k in extras}
+
+    def objective(x: Tensor, index: Tensor) -> Tensor:
+        v, e = split(x)
+        theta, prior = theta_fn(v, context[index])
+        e_j = keypoint_energy(adapter.project(theta, e), keypoints[index], config.sigma)
+        total = config.keypoint_weight * e_j + config.prior_weight * prior
+        total = total + config.shape_weight * adapter.extra_energy(e)
+        if extra_energy is not None:
+            total = total + extra_energy(v)
+        return total
+
+    result = minimize(objective, layout.pack({**variables, **extras}), config.optimizer)
+    v, e = split(result.x)
+    return v, e, result.value, result.iterations, result.converged
+
+
+def latent_theta_fn(adapter: HeadAdapter) -> ThetaFn:
+    """θ = f(z; c) with the prior energy ½‖z‖²."""
+
+    def theta_fn(v: dict[str, Tensor], context: Tensor) -> tuple[Tensor, Tensor]:
+        theta, _ = adapter.flow.generate(v["z"], context)
+        return theta, 0.5 * v["z"].pow(2).sum(-1)
+
+    return theta_fn
+
+
+@torch.no_grad()
+def summarize_fit(
+    adapter: HeadAdapter,
+    context: Tensor,
+    keypoints: Tensor,
+    variables: dict[str, Tensor],
+    extras: dict[str, Tensor],
+    theta_fn: ThetaFn,
+    config: FitConfig,
+    objective: Tensor,
+    iterations: Tensor,
+    converged: Tensor,
+) -> KeypointFit:
+    """Evaluate a fitted solution into a :class:`KeypointFit`."""
+    theta, prior = theta_fn(variables, context)
+    e_j = keypoint_energy(adapter.project(theta, extras), keypoints, config.sigma)
+    neg_log_prob = -adapter.flow.log_prob(theta, context)
+    return KeypointFit(
+        theta=theta,
+        z=variables.get("z"),
+        extras=extras,
+        outputs=adapter.outputs(theta, extras),
+        keypoint_energy=e_j,
+        neg_log_prob=neg_log_prob,
+        prior_energy=prior,
+        objective=objective,
+        iterations=iterations,
+        converged=converged,
+    )
+
+
+def fit_keypoints(
+    head: nn.Module | HeadAdapter,
+    context: Tensor,
+    keypoints: Tensor,
+    config: FitConfig | None = None,
+    z_init: Tensor | None = None,
+) -> KeypointFit:
+    """Fit the learned prior's latent to observed 2D keypoints (see the module docstring).
+
+    Args:
+        head: a ``SkeletonHead``/``ProHMRHead`` or a :class:`HeadAdapter` (e.g. a
+            ``SkeletonAdapter`` with the camera's focal length).
+        context: ``[B, C]`` contexts c (e.g. ``head.context(inputs)``).
+        keypoints: ``[B, K, 3]`` observed ``(x, y, confidence)`` in the head's keypoint
+            units (normalized screen/crop coordinates).
+        config: objective weights and optimizer.
+        z_init: ``[B, d]`` starting latent; default 0 (the mode).
+
+    Returns:
+        :class:`KeypointFit`. The head's parameters are frozen and it is in eval mode during
+        the fit; both are restored afterwards.
+    """
+    config = config or FitConfig()
+    adapter = make_adapter(head)
+    context, keypoints = check_fit_inputs(adapter, context, keypoints)
+    b, d = context.shape[0], adapter.dim
+    if z_init is None:
+        z_init = context.new_zeros(b, d)
+    z_init = check_tensor("z_init", z_init, (b, d)).detach()
+    with frozen(adapter.head), torch.no_grad():
+        theta0, _ = adapter.flow.generate(z_init, context)
+        extras = adapter.initial_extras(theta0, context, keypoints)
+    theta_fn = latent_theta_fn(adapter)
+    with frozen(adapter.head):
+        variables, extras, value, iters, conv = run_fit(
+            adapter, context, keypoints, {"z": z_init.clone()}, extras, theta_fn, config
+        )
+        return summarize_fit(adapter, context, keypoints, variables, extras, theta_fn, config,
+                             value, iters, conv)

@@ -1,0 +1,380 @@
+"""Batched minimization of independent per-example objectives: L-BFGS and Adam.
+
+A fitting problem is a batch of ``B`` independent problems: ``objective(x, index)`` maps
+variables ``x [b, D]`` of the examples ``index [b]`` to their values ``[b]``, the value of
+example i depending on row i only. Summing the values would couple the examples through an
+optimizer's step-size logic (one line search for the whole batch); here every example has its
+own L-BFGS history, its own strong-Wolfe line search (run vectorized over the batch) and its
+own stopping rule, so fitting a batch gives the same answer as fitting each example alone
+(up to floating-point rounding of batched kernels). Examples that have stopped are no longer
+evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from condflow._checks import check_positive_int, check_tensor
+
+__all__ = ["MinimizeResult", "Objective", "OptimizerConfig", "VariableLayout", "minimize"]
+
+Objective = Callable[[Tensor, Tensor], Tensor]
+"""``objective(x [b, D], index [b]) -> values [b]`` (differentiable in ``x``)."""
+
+METHODS = ("lbfgs", "adam")
+
+
+@dataclass
+class OptimizerConfig:
+    """How a fit is optimized.
+
+    The stopping rule, per example: the relative change of the objective between iterations
+    ``|f_{k-1} − f_k| ≤ tol · max(|f_{k-1}|, |f_k|, 1)``, a gradient with
+    ``max |∇f| ≤ grad_tol``, or ``max_iters`` iterations.
+    """
+
+    method: str = "lbfgs"  # "lbfgs" (strong-Wolfe line search) or "adam"
+    max_iters: int = 100
+    tol: float = 1e-7
+    grad_tol: float = 1e-9
+    lr: float = 1.0  # L-BFGS: scale of the first trial step; Adam: learning rate
+    history_size: int = 10  # L-BFGS memory
+    max_line_search: int = 25  # L-BFGS: objective evaluations per line search
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method: expected one of {METHODS}, got {self.method!r}")
+        check_positive_int("max_iters", self.max_iters)
+        check_positive_int("history_size", self.history_size)
+        check_positive_int("max_line_search", self.max_line_search)
+        for name in ("tol", "grad_tol", "lr"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name}: expected a number >= 0, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr: expected a positive number, got {self.lr!r}")
+
+
+@dataclass
+class MinimizeResult:
+    """``x [B, D]`` the minimizers, ``value [B]`` the objective there, ``iterations [B]``
+    (long) and ``converged [B]`` (bool: stopped by ``tol``/``grad_tol`` rather than by
+    ``max_iters``), ``evaluations`` the number of batched objective calls."""
+
+    x: Tensor
+    value: Tensor
+    iterations: Tensor
+    converged: Tensor
+    evaluations: int
+
+
+class VariableLayout:
+    """Packs named per-example variables ``{name: [B, *shape]}`` into one ``[B, D]`` tensor."""
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        self.shapes = {k: tuple(int(s) for s in v) for k, v in shapes.items()}
+        self.sizes = {k: int(torch.Size(v).numel()) for k, v in self.shapes.items()}
+        self.dim = sum(self.sizes.values())
+
+    @classmethod
+    def of(cls, tensors: dict[str, Tensor]) -> VariableLayout:
+        """The layout of ``{name: [B, *shape]}``."""
+        return cls({k: tuple(v.shape[1:]) for k, v in tensors.items()})
+
+    def pack(self, tensors: dict[str, Tensor]) -> Tensor:
+        """``{name: [B, *shape]}`` → ``[B, D]``."""
+        return torch.cat([tensors[k].reshape(tensors[k].shape[0], -1) for k in self.shapes], 1)
+
+    def unpack(self, x: Tensor) -> dict[str, Tensor]:
+        """``[B, D]`` → ``{name: [B, *shape]}`` (views of ``x``)."""
+        parts = x.split(list(self.sizes.values()), dim=1)
+        return {k: p.reshape(x.shape[0], *s) for (k, s), p in zip(self.shapes.items(), parts,
+                                                                  strict=True)}
+
+
+class _Evaluator:
+    """Values and per-example gradients of an objective, counting batched calls."""
+
+    def __init__(self, objective: Objective) -> None:
+        self.objective = objective
+        self.calls = 0
+
+    def __call__(self, x: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+        self.calls += 1
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            f = self.objective(x, index)
+            if f.shape != index.shape:
+                raise ValueError(
+                    f"objective: expected one value per example, shape {list(index.shape)}, "
+                    f"got {list(f.shape)}"
+                )
+            (g,) = torch.autograd.grad(f.sum(), x)
+        f, g = f.detach(), g.detach()
+        bad = ~torch.isfinite(f) | ~torch.isfinite(g).all(1)
+        # A non-finite point counts as infinitely bad: line searches step back from it.
+        f = f.masked_fill(bad, float("inf"))
+        g = g.masked_fill(bad[:, None], 0.0)
+        return f, g
+
+
+def minimize(objective: Objective, x0: Tensor, config: OptimizerConfig | None = None
+             ) -> MinimizeResult:
+    """Minimize ``B`` independent objectives from ``x0 [B, D]`` (see the module docstring)."""
+    config = config or OptimizerConfig()
+    x0 = check_tensor("x0", x0, ("B", "D"))
+    evaluate = _Evaluator(objective)
+    if config.method == "lbfgs":
+        return _lbfgs(evaluate, x0.detach().clone(), config)
+    return _adam(evaluate, x0.detach().clone(), config)
+
+
+def _small_change(f_old: Tensor, f_new: Tensor, tol: float) -> Tensor:
+    scale = torch.maximum(torch.maximum(f_old.abs(), f_new.abs()), torch.ones_like(f_new))
+    return (f_old - f_new).abs() <= tol * scale
+
+
+# ---------------------------------------------------------------------------------------------
+# L-BFGS
+
+
+def _two_loop(g: Tensor, history: list[tuple[Tensor, Tensor, Tensor]], h_diag: Tensor
+              ) -> Tensor:
+    """d = −H g by the L-BFGS two-loop recursion, per row. History entries ``(s, y, ρ)`` with
+    ``ρ = 0`` (a rejected curvature pair) are no-ops."""
+    q = -g
+    alphas = []
+    for s, y, rho in reversed(history):
+        a = rho * (s * q).sum(1)
+        q = q - a[:, None] * y
+        alphas.append(a)
+    r = q * h_diag[:, None]
+    for (s, y, rho), a in zip(history, reversed(alphas), strict=True):
+        b = rho * (y * r).sum(1)
+        r = r + s * (a - b)[:, None]
+    return r
+
+
+def _lbfgs(evaluate: _Evaluator, x: Tensor, config: OptimizerConfig) -> MinimizeResult:
+    n = x.shape[0]
+    every = torch.arange(n, device=x.device)
+    f, g = evaluate(x, every)
+    iterations = torch.zeros(n, dtype=torch.long, device=x.device)
+    converged = g.abs().amax(1) <= config.grad_tol
+    active = ~converged
+    history: list[tuple[Tensor, Tensor, Tensor]] = []  # full-batch (s, y, ρ)
+    h_diag = torch.ones_like(f)
+    for _ in range(config.max_iters):
+        ids = active.nonzero()[:, 0]
+        if len(ids) == 0:
+            break
+        g_a = g[ids]
+        d = _two_loop(g_a, [(s[ids], y[ids], r[ids]) for s, y, r in history], h_diag[ids])
+        gtd = (g_a * d).sum(1)
+        first = iterations[ids] == 0
+        t0 = torch.where(first, (1.0 / g_a.abs().sum(1)).clamp(max=1.0), torch.ones_like(gtd))
+        f_new, g_new, t = _strong_wolfe(
+            evaluate, ids, x[ids], d, f[ids], g_a, gtd, t0 * config.lr, config.max_line_search
+        )
+        s = t[:, None] * d
+        y = g_new - g_a
+        ys = (y * s).sum(1)
+        valid = ys > 1e-10
+        rho = torch.zeros_like(f)
+        rho[ids] = torch.where(valid, 1.0 / ys.where(valid, torch.ones_like(ys)),
+                               torch.zeros_like(ys))
+        s_full, y_full = torch.zeros_like(x), torch.zeros_like(x)
+        s_full[ids], y_full[ids] = s, y
+        history.append((s_full, y_full, rho))
+        if len(history) > config.history_size:
+            history.pop(0)
+        h_diag[ids] = torch.where(valid, ys / (y * y).sum(1).clamp_min(1e-30), h_diag[ids])
+        f_old = f[ids]
+        x[ids] = x[ids] + s
+        f[ids], g[ids] = f_new, g_new
+        iterations[ids] += 1
+        stop = (
+            _small_change(f_old, f_new, config.tol)
+            | (g_new.abs().amax(1) <= config.grad_tol)
+            | ~(gtd < 0)  # no descent direction left (or a non-finite point)
+        )
+        converged[ids] = stop
+        active[ids] = ~stop
+    return MinimizeResult(x, f, iterations, converged, evaluate.calls)
+
+
+def _cubic_minimum(t1: Tensor, f1: Tensor, g1: Tensor, t2: Tensor, f2: Tensor, g2: Tensor,
+                   lo: Tensor, hi: Tensor) -> Tensor:
+    """Minimizer of the cubic through (t1, f1, g1), (t2, f2, g2), clamped to [lo, hi]; the
+    midpoint where the cubic has no minimum (vectorized ``torch.optim.lbfgs`` logic)."""
+    d1 = g1 + g2 - 3 * (f1 - f2) / (t1 - t2)
+    d2_sq = d1 * d1 - g1 * g2
+    d2 = d2_sq.clamp_min(0).sqrt()
+    forward = t1 <= t2
+    pos_a = t2 - (t2 - t1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
+    pos_b = t1 - (t1 - t2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
+    pos = torch.where(forward, pos_a, pos_b)
+    ok = (d2_sq >= 0) & torch.isfinite(pos)
+    pos = torch.minimum(torch.maximum(pos, lo), hi)
+    return torch.where(ok, pos, (lo + hi) / 2)
+
+
+def _strong_wolfe(
+    evaluate: _Evaluator,
+    ids: Tensor,
+    x: Tensor,
+    d: Tensor,
+    f0: Tensor,
+    g0: Tensor,
+    gtd0: Tensor,
+    t: Tensor,
+    max_evals: int,
+    c1: float = 1e-4,
+    c2: float = 0.9,
+    tolerance_change: float = 1e-9,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-example strong-Wolfe line search along ``d`` (bracketing, then zoom with cubic
+    interpolation; Nocedal & Wright Alg. 3.5/3.6 as in ``torch.optim.LBFGS``), vectorized:
+    each round evaluates the examples still searching at their own trial step.
+
+    Returns ``(f, g, t)`` at the accepted steps (``t = 0`` where no acceptable step exists).
+    """
+    bracket, zoom, done = 0, 1, 2
+    phase = torch.where(gtd0 < 0, bracket, done)  # no descent: take no step
+    d_norm = d.abs().amax(1)
+    t = t.clone()
+    prev_t, prev_f, prev_gtd, prev_g = torch.zeros_like(t), f0.clone(), gtd0.clone(), g0.clone()
+    lo_t, lo_f, lo_gtd, lo_g = torch.zeros_like(t), f0.clone(), gtd0.clone(), g0.clone()
+    hi_t, hi_f, hi_gtd = torch.zeros_like(t), f0.clone(), gtd0.clone()
+    out_t, out_f, out_g = torch.zeros_like(t), f0.clone(), g0.clone()
+    insufficient = torch.zeros_like(t, dtype=torch.bool)
+    for k in range(max_evals):
+        run = phase != done
+        r = run.nonzero()[:, 0]
+        if len(r) == 0:
+            break
+        f_r, g_r = evaluate(x[r] + t[r, None] * d[r], ids[r])
+        f_t, g_t = torch.full_like(f0, float("inf")), torch.zeros_like(g0)
+        f_t[r], g_t[r] = f_r, g_r
+        gtd_t = (g_t * d).sum(1)
+        armijo_fails = f_t > f0 + c1 * t * gtd0
+        curvature_ok = gtd_t.abs() <= -c2 * gtd0
+
+        # Bracketing phase.
+        br = run & (phase == bracket)
+        to_zoom = br & (armijo_fails | ((k > 0) & (f_t >= prev_f)))
+        accept = br & ~to_zoom & curvature_ok
+        flip = br & ~to_zoom & ~accept & (gtd_t >= 0)
+        expand = br & ~(to_zoom | accept | flip)
+        # Zoom phase.
+        zm = run & (phase == zoom)
+        new_hi = zm & (armijo_fails | (f_t >= lo_f))
+        z_accept = zm & ~new_hi & curvature_ok
+        swap = zm & ~new_hi & ~z_accept & (gtd_t * (hi_t - lo_t) >= 0)
+        new_lo = zm & ~new_hi & ~z_accept
+
+        def put(mask: Tensor, dst: Tensor, src: Tensor) -> Tensor:
+            m = mask[:, None] if dst.dim() == 2 else mask
+            return torch.where(m, src, dst)
+
+        # Bracket found: [prev, t] (to_zoom) or [t, prev] (flip), as (lo, hi).
+        lo_t = put(to_zoom, lo_t, prev_t)
+        lo_f, lo_gtd, lo_g = put(to_zoom, lo_f, prev_f), put(to_zoom, lo_gtd, prev_gtd), put(
+            to_zoom, lo_g, prev_g)
+        hi_t, hi_f, hi_gtd = put(to_zoom, hi_t, t), put(to_zoom, hi_f, f_t), put(
+            to_zoom, hi_gtd, gtd_t)
+        hi_t, hi_f, hi_gtd = put(flip, hi_t, prev_t), put(flip, hi_f, prev_f), put(
+            flip, hi_gtd, prev_gtd)
+        # Zoom updates: the high end moves to t, or to the old low end before it moves.
+        hi_t, hi_f, hi_gtd = put(new_hi, hi_t, t), put(new_hi, hi_f, f_t), put(
+            new_hi, hi_gtd, gtd_t)
+        hi_t, hi_f, hi_gtd = put(swap, hi_t, lo_t), put(swap, hi_f, lo_f), put(
+            swap, hi_gtd, lo_gtd)
+        moved_lo = flip | new_lo
+        lo_t, lo_f, lo_gtd, lo_g = put(moved_lo, lo_t, t), put(moved_lo, lo_f, f_t), put(
+            moved_lo, lo_gtd, gtd_t), put(moved_lo, lo_g, g_t)
+        accepted = accept | z_accept
+        out_t, out_f, out_g = put(accepted, out_t, t), put(accepted, out_f, f_t), put(
+            accepted, out_g, g_t)
+        phase = torch.where(accepted, done, phase)
+        phase = torch.where(to_zoom | flip, zoom, phase)
+
+        # Next trial of the examples still bracketing: extrapolate beyond t.
+        grow = _cubic_minimum(prev_t, prev_f, prev_gtd, t, f_t, gtd_t,
+                              t + 0.01 * (t - prev_t), 10 * t)
+        prev_t, prev_f = put(expand, prev_t, t), put(expand, prev_f, f_t)
+        prev_gtd, prev_g = put(expand, prev_gtd, gtd_t), put(expand, prev_g, g_t)
+        t = put(expand, t, grow)
+
+        # Next trial of the examples zooming: interpolate inside the bracket, safeguarded.
+        zooming = phase == zoom
+        tiny = (hi_t - lo_t).abs() * d_norm < tolerance_change
+        give_up = zooming & tiny
+        out_t, out_f, out_g = put(give_up, out_t, lo_t), put(give_up, out_f, lo_f), put(
+            give_up, out_g, lo_g)
+        phase = torch.where(give_up, done, phase)
+        zooming = phase == zoom
+        b_min, b_max = torch.minimum(lo_t, hi_t), torch.maximum(lo_t, hi_t)
+        trial = _cubic_minimum(lo_t, lo_f, lo_gtd, hi_t, hi_f, hi_gtd, b_min, b_max)
+        eps = 0.1 * (b_max - b_min)
+        near_edge = torch.minimum(b_max - trial, trial - b_min) < eps
+        at_edge = (trial >= b_max) | (trial <= b_min)
+        push = near_edge & (insufficient | at_edge)
+        pushed = torch.where((trial - b_max).abs() < (trial - b_min).abs(), b_max - eps,
+                             b_min + eps)
+        trial = torch.where(push, pushed, trial)
+        insufficient = torch.where(zooming, near_edge & ~push, insufficient)
+        t = put(zooming, t, trial)
+
+    # Out of evaluations: a zooming example keeps its low end (it satisfies the sufficient
+    # decrease condition, or is t = 0); a bracketing one its last trial that did.
+    left = phase != done
+    keep_lo = left & (phase == zoom)
+    out_t, out_f, out_g = put(keep_lo, out_t, lo_t), put(keep_lo, out_f, lo_f), put(
+        keep_lo, out_g, lo_g)
+    keep_prev = left & (phase == bracket) & (prev_f < f0)
+    out_t, out_f, out_g = put(keep_prev, out_t, prev_t), put(keep_prev, out_f, prev_f), put(
+        keep_prev, out_g, prev_g)
+    return out_f, out_g, out_t
+
+
+# ---------------------------------------------------------------------------------------------
+# Adam
+
+
+def _adam(evaluate: _Evaluator, x: Tensor, config: OptimizerConfig) -> MinimizeResult:
+    n = x.shape[0]
+    b1, b2 = config.betas
+    m, v = torch.zeros_like(x), torch.zeros_like(x)
+    # NaN: no previous value, so the relative-change test fails on the first iteration.
+    f_prev = torch.full((n,), float("nan"), dtype=x.dtype, device=x.device)
+    iterations = torch.zeros(n, dtype=torch.long, device=x.device)
+    converged = torch.zeros(n, dtype=torch.bool, device=x.device)
+    active = torch.ones(n, dtype=torch.bool, device=x.device)
+    for _ in range(config.max_iters):
+        ids = active.nonzero()[:, 0]
+        if len(ids) == 0:
+            break
+        f, g = evaluate(x[ids], ids)
+        stop = _small_change(f_prev[ids], f, config.tol) | (g.abs().amax(1) <= config.grad_tol)
+        converged[ids] = stop
+        active[ids] = ~stop
+        f_prev[ids] = f
+        go = ids[~stop]
+        g = g[~stop]
+        if len(go) == 0:
+            break
+        iterations[go] += 1
+        k = iterations[go].to(x.dtype)[:, None]
+        m[go] = b1 * m[go] + (1 - b1) * g
+        v[go] = b2 * v[go] + (1 - b2) * g * g
+        m_hat = m[go] / (1 - b1**k)
+        v_hat = v[go] / (1 - b2**k)
+        x[go] = x[go] - config.lr * m_hat / (v_hat.sqrt() + 1e-8)
+    every = torch.arange(n, device=x.device)
+    f, _ = evaluate(x, every)
+    return MinimizeResult(x, f, iterations, converged, evaluate.calls)

@@ -1,0 +1,92 @@
+"""``condflow fit``: keypoint files in, fitted parameters + PNG out; clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import condflow
+from condflow.cli import main
+from condflow.config import load_config
+from condflow.saving import build_model
+
+TINY = {"lifter_hidden": 32, "lifter_blocks": 1, "flow_hidden": 16, "flow_blocks": 2}
+
+
+def saved(tmp_path, cfg_dict, name):
+    cfg = load_config(cfg_dict)
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    return condflow.save(model, tmp_path / name, cfg)
+
+
+def standing_body25() -> np.ndarray:
+    """A person seen from the front in a 1000 px image, BODY_25 layout (pixels, confidence)."""
+    xy = {0: (500, 300), 1: (500, 350), 2: (450, 350), 3: (430, 420), 4: (420, 480),
+          5: (550, 350), 6: (570, 420), 7: (580, 480), 8: (500, 500), 9: (470, 500),
+          10: (470, 600), 11: (470, 700), 12: (530, 500), 13: (530, 600), 14: (530, 700),
+          15: (490, 290), 16: (510, 290), 17: (480, 295), 18: (520, 295)}
+    kp = np.zeros((25, 3))
+    for j, p in xy.items():
+        kp[j] = (*p, 0.9)
+    return kp
+
+
+def write_openpose(path, people):
+    path.write_text(json.dumps({"people": [{"pose_keypoints_2d": p.ravel().tolist()}
+                                           for p in people]}))
+
+
+def test_fit_lifting_writes_parameters_and_picture(tmp_path, capsys):
+    model = saved(tmp_path, {"task": "lifting", "model": TINY}, "lifting.pt")
+    people = [standing_body25(), standing_body25() + np.array([30.0, 10.0, 0.0])]
+    write_openpose(tmp_path / "frame.json", people)
+    out = tmp_path / "out"
+    assert main(["fit", str(model), str(tmp_path / "frame.json"), "--out", str(out),
+                 "--iters", "30"]) == 0
+    assert "person 1: E_J" in capsys.readouterr().out
+    arrays = np.load(out / "fit.npz")
+    assert arrays["fit"].shape == (2, 17, 3) and arrays["mode"].shape == (2, 17, 3)
+    assert arrays["keypoints_2d"].shape == (2, 16, 3) and arrays["transl"].shape == (2, 3)
+    seen = arrays["keypoints_2d"][..., 2] > 0
+    err = {k: (np.linalg.norm(arrays[k] - arrays["keypoints_2d"][..., :2], axis=-1) * seen).sum()
+           for k in ("mode_reprojection", "fit_reprojection")}
+    assert err["fit_reprojection"] < err["mode_reprojection"]
+    info = json.loads((out / "fit.json").read_text())
+    assert info["task"] == "lifting" and len(info["diagnostics"]["iterations"]) == 2
+    assert len(info["joint_names"]) == 17 and (out / "fit.png").stat().st_size > 0
+
+
+def test_fit_mesh_needs_an_image_and_fits_spin_keypoints(tmp_path):
+    tiny = {"context_features": 16, "cnn_width": 4, "flow_blocks": 2, "flow_hidden": 16,
+            "point_hidden": 16}
+    model = saved(tmp_path, {"task": "mesh", "data": {"res": 32}, "model": tiny}, "mesh.pt")
+    write_openpose(tmp_path / "kp.json", [standing_body25()])
+    assert main(["fit", str(model), str(tmp_path / "kp.json"), "--out", str(tmp_path / "o")]
+                ) == 2
+    Image.fromarray(np.full((1000, 1000, 3), 128, np.uint8)).save(tmp_path / "img.png")
+    assert main(["fit", str(model), str(tmp_path / "kp.json"), "--image",
+                 str(tmp_path / "img.png"), "--out", str(tmp_path / "o"), "--iters", "5"]) == 0
+    arrays = np.load(tmp_path / "o" / "fit.npz")
+    assert arrays["pose"].shape == (1, 72) and arrays["betas"].shape == (1, 10)
+    assert arrays["keypoints_2d"].shape == (1, 24, 3)
+    # Keypoints without a SPIN counterpart (e.g. the top of the head) are unseen.
+    assert arrays["keypoints_2d"][0, 13, 2] == 0 and arrays["keypoints_2d"][0, 19, 2] > 0
+
+
+def test_fit_errors_name_the_problem(tmp_path, capsys):
+    model = saved(tmp_path, {"task": "lifting", "model": TINY}, "lifting.pt")
+    assert main(["fit", str(model), str(tmp_path / "missing.json")]) == 2
+    assert "keypoints file not found" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("{")
+    assert main(["fit", str(model), str(tmp_path / "bad.json")]) == 2
+    assert "bad.json: not valid JSON" in capsys.readouterr().err
+    regression = saved(tmp_path, {"task": "lifting", "model": {**TINY, "kind": "regression"}},
+                       "regression.pt")
+    write_openpose(tmp_path / "kp.json", [standing_body25()])
+    assert main(["fit", str(regression), str(tmp_path / "kp.json")]) == 2
+    assert "regression baseline" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["fit", str(model)])

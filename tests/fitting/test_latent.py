@@ -1,0 +1,115 @@
+"""Keypoint fitting with the learned prior, on a small skeleton head."""
+
+import pytest
+import torch
+
+from condflow.fitting import (
+    FitConfig,
+    OptimizerConfig,
+    SkeletonAdapter,
+    fit_keypoints,
+    pinhole_translation,
+)
+
+
+def test_fitting_lowers_the_keypoint_error(skeleton_head, make_problem):
+    context, kp, _ = make_problem(skeleton_head)
+    at_mode = fit_keypoints(skeleton_head, context, kp, FitConfig(keypoint_weight=0.0))
+    fit = fit_keypoints(skeleton_head, context, kp, FitConfig(keypoint_weight=1e4))
+    assert (fit.keypoint_energy < 0.5 * at_mode.keypoint_energy).all()
+    start = 1e4 * at_mode.keypoint_energy  # the objective at z = 0
+    assert (fit.objective < start).all()
+    assert (fit.z.abs().sum(1) > 0).all() and (fit.iterations > 0).all()
+    assert fit.outputs["joints_mm"].shape == (4, 17, 3) and fit.outputs["transl"].shape == (4, 3)
+    # −log p differs from ½‖z‖² by a constant per context for the Glow flows.
+    gap = fit.neg_log_prob - fit.prior_energy
+    assert torch.allclose(gap, at_mode.neg_log_prob - at_mode.prior_energy, atol=1e-6)
+
+
+def test_zero_keypoint_weight_stays_at_the_mode(skeleton_head, make_problem):
+    context, kp, _ = make_problem(skeleton_head)
+    fit = fit_keypoints(skeleton_head, context, kp, FitConfig(keypoint_weight=0.0))
+    assert torch.equal(fit.z, torch.zeros_like(fit.z))
+    assert torch.allclose(fit.theta, skeleton_head.flow.mode(context), atol=1e-10)
+    assert torch.equal(fit.prior_energy, torch.zeros(4, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "adam"])
+def test_batched_fit_equals_per_example_fits(skeleton_head, make_problem, method):
+    """Each example has its own line search and stopping rule, so batching changes nothing
+    but the rounding of batched kernels (~1e-13 here; over hundreds of iterations of a
+    slowly converging fit such differences can grow to ~1e-2 mm)."""
+    context, kp, _ = make_problem(skeleton_head, batch=3)
+    opt = OptimizerConfig(max_iters=40, tol=1e-12) if method == "lbfgs" else OptimizerConfig(
+        "adam", max_iters=100, lr=0.02)
+    cfg = FitConfig(keypoint_weight=1e4, optimizer=opt)
+    batched = fit_keypoints(skeleton_head, context, kp, cfg)
+    moved = (batched.theta - skeleton_head.flow.mode(context)).abs().amax(1)
+    assert (moved > 1.0).all()  # mm: the fits went somewhere
+    for i in range(3):
+        single = fit_keypoints(skeleton_head, context[i:i + 1], kp[i:i + 1], cfg)
+        assert torch.allclose(single.theta[0], batched.theta[i], atol=1e-6)  # mm
+        assert torch.allclose(single.objective[0], batched.objective[i], rtol=1e-10)
+        assert single.iterations[0] == batched.iterations[i]
+
+
+def test_adam_lowers_the_keypoint_error(skeleton_head, make_problem):
+    context, kp, _ = make_problem(skeleton_head)
+    at_mode = fit_keypoints(skeleton_head, context, kp, FitConfig(keypoint_weight=0.0))
+    fit = fit_keypoints(skeleton_head, context, kp, FitConfig(
+        keypoint_weight=1e4, optimizer=OptimizerConfig("adam", max_iters=200, lr=0.02)))
+    assert (fit.keypoint_energy < at_mode.keypoint_energy).all()
+
+
+def test_head_is_frozen_in_eval_mode_during_the_fit_and_restored(new_skeleton_head,
+                                                                 make_problem):
+    head = new_skeleton_head()
+    context, kp, _ = make_problem(head, batch=2)
+    head.train()
+    seen = []
+    hook = head.flow.bijector.register_forward_pre_hook(
+        lambda m, args: seen.append((head.training, any(p.requires_grad
+                                                        for p in head.parameters()))))
+    fit_keypoints(head, context, kp, FitConfig(optimizer=OptimizerConfig(max_iters=3)))
+    hook.remove()
+    assert seen and all(state == (False, False) for state in seen)
+    assert head.training and all(p.requires_grad for p in head.parameters())
+    assert all(p.grad is None for p in head.parameters())
+
+
+def test_pinhole_translation_recovers_the_translation():
+    g = torch.Generator().manual_seed(0)
+    points = torch.randn(5, 16, 3, generator=g, dtype=torch.float64) * 0.4
+    transl = torch.tensor([[0.3, -0.1, 4.0]], dtype=torch.float64) + 0.5 * torch.rand(
+        5, 3, generator=g, dtype=torch.float64)
+    cam = points + transl[:, None]
+    kp = torch.cat([1.7 * cam[..., :2] / cam[..., 2:], torch.ones(5, 16, 1, dtype=torch.float64)],
+                   -1)
+    kp[1, 3:, 2] = 0.0  # three visible joints still determine T
+    kp[1, 3:, :2] = 123.0  # unobserved coordinates are ignored
+    assert torch.allclose(pinhole_translation(points, kp, focal=1.7), transl, atol=1e-5)
+
+
+def test_fit_with_an_adapter_of_another_focal_length(skeleton_head, make_problem):
+    context, kp, _ = make_problem(skeleton_head)
+    adapter = SkeletonAdapter(skeleton_head, focal=4.0)
+    fit = fit_keypoints(adapter, context, kp, FitConfig(keypoint_weight=1e4))
+    assert fit.outputs["transl"][:, 2].mean() > 8.0  # twice the focal: about twice the depth
+
+
+def test_bad_inputs_raise(skeleton_head, make_problem):
+    context, kp, _ = make_problem(skeleton_head)
+    with pytest.raises(ValueError, match="keypoints: expected shape"):
+        fit_keypoints(skeleton_head, context, kp[:, :15])
+    bad = kp.clone()
+    bad[0, 0, 2] = -1.0
+    with pytest.raises(ValueError, match="confidences"):
+        fit_keypoints(skeleton_head, context, bad)
+    with pytest.raises(ValueError, match="context"):
+        fit_keypoints(skeleton_head, context[:, :5], kp)
+    with pytest.raises(ValueError, match="keypoints: expected 4 examples"):
+        fit_keypoints(skeleton_head, context, kp[:2])
+    with pytest.raises(ValueError, match="keypoint_weight"):
+        FitConfig(keypoint_weight=-1.0)
+    with pytest.raises(ValueError, match="head"):
+        fit_keypoints(torch.nn.Linear(2, 2), context, kp)

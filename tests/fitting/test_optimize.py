@@ -1,0 +1,102 @@
+"""Batched L-BFGS / Adam: per-example independence, convergence, stopping rule, errors."""
+
+import pytest
+import torch
+
+from condflow.fitting.optimize import OptimizerConfig, VariableLayout, minimize
+
+
+def rosenbrock(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """A different shifted Rosenbrock problem per example: minimum at a = 1 + 0.1 i,
+    (x0, x1) = (a, a²), x[2:] = i."""
+    a = 1.0 + 0.1 * index.to(x.dtype)
+    rest = (x[:, 2:] - index[:, None].to(x.dtype)).pow(2).sum(1)
+    return (a - x[:, 0]) ** 2 + 100 * (x[:, 1] - x[:, 0] ** 2) ** 2 + rest
+
+
+def minimum(b: int) -> torch.Tensor:
+    a = 1.0 + 0.1 * torch.arange(b, dtype=torch.float64)
+    return torch.cat([a[:, None], a[:, None] ** 2, torch.arange(b)[:, None].double().expand(b, 3)],
+                     1)
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "adam"])
+def test_batched_equals_per_example(method):
+    x0 = torch.randn(5, 5, dtype=torch.float64)
+    cfg = OptimizerConfig(method=method, max_iters=60, tol=1e-14, lr=1.0 if method == "lbfgs"
+                          else 0.05)
+    batched = minimize(rosenbrock, x0, cfg)
+    for i in range(5):
+        single = minimize(lambda x, idx, i=i: rosenbrock(x, idx + i), x0[i:i + 1], cfg)
+        assert torch.allclose(single.x[0], batched.x[i], atol=1e-10, rtol=0)
+        assert single.iterations[0] == batched.iterations[i]
+
+
+def test_lbfgs_finds_the_minima_and_stops_by_tolerance():
+    x0 = torch.randn(4, 5, dtype=torch.float64)
+    res = minimize(rosenbrock, x0, OptimizerConfig(max_iters=500, tol=1e-14))
+    assert torch.allclose(res.x, minimum(4), atol=1e-5)
+    assert res.converged.all() and (res.iterations < 500).all()
+    assert torch.allclose(res.value, rosenbrock(res.x, torch.arange(4)))
+
+
+def test_lbfgs_matches_torch_lbfgs_iterations():
+    """Same trajectory as torch.optim.LBFGS(line_search_fn='strong_wolfe') on one example."""
+    x0 = torch.randn(1, 5, dtype=torch.float64)
+    ours = minimize(rosenbrock, x0, OptimizerConfig(max_iters=12, tol=0.0, grad_tol=1e-9))
+    x = x0.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([x], lr=1, max_iter=12, tolerance_grad=1e-9, tolerance_change=0.0,
+                            history_size=10, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        f = rosenbrock(x, torch.zeros(1, dtype=torch.long)).sum()
+        f.backward()
+        return f
+
+    opt.step(closure)
+    assert ours.iterations[0] == 12 == opt.state[x]["n_iter"]
+    assert torch.allclose(ours.x, x.detach(), atol=1e-9)
+    assert not torch.allclose(ours.x, minimum(1), atol=1e-3)  # still on the way
+
+
+def test_max_iters_stops_unconverged_examples():
+    x0 = torch.randn(3, 5, dtype=torch.float64) - 2
+    res = minimize(rosenbrock, x0, OptimizerConfig(max_iters=3, tol=0.0))
+    assert (res.iterations == 3).all() and not res.converged.any()
+    assert (res.value < rosenbrock(x0, torch.arange(3))).all()
+
+
+def test_examples_already_at_a_minimum_take_no_step():
+    x0 = minimum(3)
+    res = minimize(rosenbrock, x0, OptimizerConfig())
+    assert torch.equal(res.x, x0) and res.converged.all()
+
+
+def test_line_search_steps_back_from_non_finite_values():
+    def walled(x, index):  # minimum at 3, but NaN beyond 2: the answer is near 2
+        f = (x[:, 0] - 3.0) ** 2
+        return torch.where(x[:, 0] > 2.0, torch.full_like(f, float("nan")), f)
+
+    res = minimize(walled, torch.zeros(2, 1, dtype=torch.float64), OptimizerConfig(max_iters=50))
+    assert torch.isfinite(res.value).all() and (res.x <= 2.0).all() and (res.x > 1.5).all()
+
+
+def test_variable_layout_round_trip():
+    tensors = {"z": torch.randn(3, 4), "cam": torch.randn(3, 2, 3)}
+    layout = VariableLayout.of(tensors)
+    packed = layout.pack(tensors)
+    assert packed.shape == (3, 10)
+    back = layout.unpack(packed)
+    assert all(torch.equal(back[k], tensors[k]) for k in tensors)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="method"):
+        OptimizerConfig(method="sgd")
+    with pytest.raises(ValueError, match="max_iters"):
+        OptimizerConfig(max_iters=0)
+    with pytest.raises(ValueError, match="x0"):
+        minimize(rosenbrock, torch.randn(5))
+    with pytest.raises(ValueError, match="one value per example"):
+        minimize(lambda x, idx: x.sum(), torch.randn(2, 3))

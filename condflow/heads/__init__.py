@@ -3,3 +3,7 @@
 from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
 
 __all__ = ["SkeletonHead", "SkeletonRegressionHead"]
+
+from condflow.heads.prohmr import ProHMRHead, ProHMRPrediction  # noqa: E402
+
+__all__ += ["ProHMRHead", "ProHMRPrediction"]

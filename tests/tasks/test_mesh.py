@@ -1,0 +1,159 @@
+"""Mesh task: the objective trains, masks 2D-only examples, drops L_mode on request, keeps the
+discriminator across checkpoints; evaluation, pictures and example configs."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from condflow.checkpoint import load_checkpoint
+from condflow.config import load_config
+from condflow.tasks.mesh import MeshObjective, MeshTask, table
+from condflow.train import evaluate, train
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mesh_recovery"
+
+TINY = {
+    "task": "mesh",
+    "data": {"res": 32, "train_size": 48, "test_size": 8, "synthetic": {"workers": 1},
+             "augmentation_rounds": 2},
+    "model": {"context_features": 32, "cnn_width": 8, "flow_blocks": 2, "flow_hidden": 32,
+              "flow_residual_blocks": 1, "point_hidden": 32},
+    "loss": {"mocap_size": 200},
+    "train": {"steps": 4, "batch_size": 8, "checkpoint_every": 2, "log_every": 1,
+              "warmup_steps": 1, "threads": 1},
+    "eval": {"num_samples": [2, 4], "batch_size": 8, "picture_examples": 1,
+             "picture_samples": 1},
+}
+
+
+def tiny(tmp_path: Path | None = None, name: str = "run", **sections) -> dict:
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in TINY.items()}
+    for key, value in sections.items():
+        raw[key] = {**raw.get(key, {}), **value}
+    if tmp_path is not None:
+        raw["output_dir"] = str(tmp_path / name)
+    return raw
+
+
+@pytest.fixture(scope="module")
+def task() -> MeshTask:
+    return MeshTask(load_config(tiny()))
+
+
+def batch_of(task: MeshTask, n: int = 16) -> dict:
+    train_data, _ = task.datasets()
+    return default_collate([train_data[i] for i in range(n)])
+
+
+def test_a_few_steps_lower_the_loss(task):
+    torch.manual_seed(0)
+    model = task.build_model()
+    objective = task.objective(model)
+    batch = batch_of(task)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for step in range(25):
+        loss = objective(batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        objective.after_step(step)
+        losses.append(loss.item())
+    assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3, losses
+
+
+def test_two_d_only_examples_lose_their_3d_and_smpl_terms(task):
+    model = task.build_model().train()
+    objective = task.objective(model)
+    batch = batch_of(task, 8)
+    batch["has_smpl"][:4] = 0.0
+    batch["has_3d"][:4] = 0.0
+    changed = {k: v.clone() for k, v in batch.items() if torch.is_tensor(v)}
+    changed["global_orient"][:4] += 0.7
+    changed["body_pose"][:4] *= -1.0
+    changed["betas"][:4] += 2.0
+    changed["keypoints_3d"][:4, :, :3] += 0.3
+    torch.manual_seed(1)
+    a = objective(batch)
+    torch.manual_seed(1)
+    b = objective(changed)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # With no 3D/SMPL ground truth at all those terms vanish; the 2D ones remain.
+    none = {**batch, "has_smpl": torch.zeros(8), "has_3d": torch.zeros(8)}
+    out = objective(none)
+    for key in ("nll", "mode/keypoints_3d", "mode/rotmat", "mode/betas"):
+        assert out[key] == 0, key
+    assert out["mode/keypoints_2d"] > 0 and out["exp/keypoints_2d"] > 0
+
+
+def test_use_mode_loss_false_drops_exactly_the_mode_terms(task):
+    model = task.build_model().train()
+    with_mode = task.objective(model)
+    cfg = load_config(tiny(loss={"mocap_size": 200, "use_mode_loss": False}))
+    without = MeshObjective(model, cfg.loss)
+    assert all(v == 0 for v in vars(without.weights.mode).values())
+    batch = batch_of(task, 8)
+    torch.manual_seed(2)
+    a = with_mode(batch)
+    torch.manual_seed(2)
+    b = without(batch)
+    w = with_mode.weights.mode
+    mode_part = sum(getattr(w, t) * a[f"mode/{t}"]
+                    for t in ("keypoints_2d", "keypoints_3d", "rotmat", "betas"))
+    assert a["mode/keypoints_2d"] > 0
+    assert torch.allclose(a["loss"] - b["loss"], mode_part, atol=1e-5)
+
+
+def test_discriminator_state_survives_resume(tmp_path, monkeypatch):
+    straight = train(load_config(tiny(tmp_path, "straight")), progress=False)
+    calls = {"n": 0}
+    original = MeshObjective.forward
+
+    def crash_on_fourth(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("simulated crash")
+        return original(self, batch)
+
+    cfg = load_config(tiny(tmp_path, "resumed"))
+    monkeypatch.setattr(MeshObjective, "forward", crash_on_fourth)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(cfg, progress=False)
+    monkeypatch.setattr(MeshObjective, "forward", original)
+    assert load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")["step"] == 2
+    resumed = train(cfg, resume=True, progress=False)
+    a, b = load_checkpoint(straight), load_checkpoint(resumed)
+    fresh = MeshObjective(MeshTask(cfg).build_model(), cfg.loss).extra_state()
+    disc_a, disc_b = a["extra"]["discriminator"], b["extra"]["discriminator"]
+    assert any(not torch.equal(disc_a[k], fresh["discriminator"][k]) for k in disc_a)  # trained
+    for k in disc_a:
+        assert torch.equal(disc_a[k], disc_b[k]), k
+    assert a["extra"]["optimizer"]["state"][0]["step"] == 4
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_evaluate_reports_mode_min_of_n_and_baseline(tmp_path):
+    cfg = load_config(tiny(tmp_path, "eval", train={"steps": 2}))
+    metrics = evaluate(cfg, train(cfg, progress=False))
+    for key in ("mode/mpjpe", "mode/pa_mpjpe", "min_of_2/mpjpe", "min_of_4/pa_mpjpe",
+                "mean_pose/mpjpe", "mean_pose/pa_mpjpe", "nll", "mode/keypoints_2d_px"):
+        assert torch.isfinite(torch.tensor(metrics[key])), key
+    assert metrics["min_of_4/mpjpe"] <= metrics["min_of_2/mpjpe"]
+    assert metrics["mean_pose/pa_mpjpe"] <= metrics["mean_pose/mpjpe"]
+    assert metrics["examples"] == 8
+    text = table(metrics, [2, 4])
+    assert "| mode |" in text and "min-of-4" in text and "mean-pose baseline" in text
+    assert (tmp_path / "eval" / "eval.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("name", ["cpu.yaml", "paper.yaml"])
+def test_example_configs_load(name):
+    cfg = load_config(EXAMPLES / name)
+    assert cfg.task == "mesh" and cfg.loss.use_mode_loss
+    if name == "paper.yaml":
+        assert cfg.model.encoder == "resnet50" and cfg.model.flow_hidden == 1024
+        assert cfg.data.res == 224 and cfg.train.batch_size == 64

@@ -49,9 +49,9 @@ class LiftingModel:
     use_confidence: bool = True  # feed (x, y, confidence) rather than (x, y)
     lifter_hidden: int = 1024
     lifter_blocks: int = 2
-    lifter_dropout: float = 0.25
+    lifter_dropout: float = 0.0  # dropout noise in c widens the density a flow learns
     flow_blocks: int = 4
-    flow_hidden: int = 1024
+    flow_hidden: int = 256  # CPU default; the paper-sized flow uses 1024 (paper.yaml)
     flow_residual_blocks: int = 2
     flow_dropout: float = 0.0
     batch_norm: bool = True  # batch norm in lifter and coupling nets

@@ -78,7 +78,7 @@ def plot(flow: ConditionalGlow, path: Path) -> None:
     with torch.no_grad():
         samples = flow.sample(300, contexts, generator=torch.Generator().manual_seed(0))
         modes = flow.mode(contexts)
-        for ax, c, s, m in zip(axes, contexts, samples, modes):
+        for ax, c, s, m in zip(axes, contexts, samples, modes, strict=True):
             log_density = flow.log_prob(pts, c[None]).reshape(200, 200).clamp_min(-8)
             ax.contourf(gx, gy, log_density, levels=16, cmap="Blues")
             ax.scatter(s[:, 0], s[:, 1], s=4, c="k", alpha=0.5, label="samples")

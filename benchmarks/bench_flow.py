@@ -56,8 +56,8 @@ class Case:
 
 def make_cases(args: argparse.Namespace, device: torch.device) -> list[Case]:
     if args.quick:
-        cases = [Case(f, op, 64, 10) for f in FLOWS for op in ("log_prob", "sample_and_log_prob")]
-        cases += [Case(f, "mode", 64, None) for f in FLOWS]
+        cases = [Case(f, op, 16, 10) for f in FLOWS for op in ("log_prob", "sample_and_log_prob")]
+        cases += [Case(f, "mode", 16, None) for f in FLOWS]
     else:
         cases = [Case(f, op, b, None if op == "mode" else n)
                  for f in args.flows for op in args.ops for b in args.B

@@ -33,14 +33,18 @@ class LULinear(Bijector):
         self._cache: tuple[tuple, Tensor, Tensor] | None = None
 
     def _assemble(self) -> tuple[Tensor, Tensor]:
-        eye = torch.eye(self.features, dtype=self.lower.dtype, device=self.lower.device)
-        lower = torch.tril(self.lower, -1) + eye
-        upper = torch.triu(self.upper, 1) + torch.diag(self.sign_s * self.log_s.exp())
-        weight = self.permutation @ lower @ upper
-        # W⁻¹ = U⁻¹ L⁻¹ Pᵀ by two triangular solves (P is orthogonal).
-        lower_inv = torch.linalg.solve_triangular(lower, eye, upper=False, unitriangular=True)
-        upper_inv = torch.linalg.solve_triangular(upper, eye, upper=True)
-        return weight, upper_inv @ lower_inv @ self.permutation.T
+        device = self.lower.device
+        eye = torch.eye(self.features, dtype=self.lower.dtype, device=device)
+        # W and W⁻¹ in the parameters' precision even under autocast: a bf16-rounded W
+        # would no longer have the log-det Σ log|s|.
+        with torch.autocast(device.type, enabled=False):
+            lower = torch.tril(self.lower, -1) + eye
+            upper = torch.triu(self.upper, 1) + torch.diag(self.sign_s * self.log_s.exp())
+            weight = self.permutation @ lower @ upper
+            # W⁻¹ = U⁻¹ L⁻¹ Pᵀ by two triangular solves (P is orthogonal).
+            lower_inv = torch.linalg.solve_triangular(lower, eye, upper=False, unitriangular=True)
+            upper_inv = torch.linalg.solve_triangular(upper, eye, upper=True)
+            return weight, upper_inv @ lower_inv @ self.permutation.T
 
     def weights(self) -> tuple[Tensor, Tensor]:
         """``(W, W⁻¹)``, each ``[d, d]``."""

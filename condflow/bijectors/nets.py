@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from condflow.bijectors.base import broadcast_context
@@ -20,15 +21,16 @@ class ResidualBlock(nn.Module):
         nn.init.uniform_(self.linear1.weight, -1e-3, 1e-3)
         nn.init.uniform_(self.linear1.bias, -1e-3, 1e-3)
 
-    @staticmethod
-    def _norm(norm: nn.Module, h: Tensor) -> Tensor:
-        # BatchNorm1d wants [N, H]: statistics are taken over every sample of every row.
-        return norm(h.reshape(-1, h.shape[-1])).reshape(h.shape)
-
     def forward(self, h: Tensor) -> Tensor:
-        t = self.linear0(self._norm(self.norm0, h).relu())
-        t = self.linear1(self.dropout(self._norm(self.norm1, t).relu()))
-        return h + t
+        # BatchNorm1d wants [N, H]: statistics are taken over every sample of every row.
+        flat = h.reshape(-1, h.shape[-1])
+        # ReLU and the residual sum run in place on the fresh intermediates (never on h):
+        # on wide layers each saved allocation is a saved pass over memory.
+        t = self.norm0(flat)
+        t = F.relu(t, inplace=t is not flat)
+        t = self.norm1(self.linear0(t)).relu_()
+        t = self.linear1(self.dropout(t))
+        return t.add_(flat).reshape(h.shape)
 
 
 class ContextResidualNet(nn.Module):
@@ -67,7 +69,7 @@ class ContextResidualNet(nn.Module):
     def forward(self, z1: Tensor, context: Tensor | None) -> Tensor:
         h = self.input_z(z1)
         if self.input_c is not None:
-            h = h + broadcast_context(self.input_c(context), z1)
+            h = h.add_(broadcast_context(self.input_c(context), z1))
         for block in self.blocks:
             h = block(h)
         return self.output(h)

@@ -17,7 +17,19 @@ class _Coupling(Bijector):
     the reverse, so alternating parities transform every feature.
     """
 
-    def __init__(self, features: int, parity: int, net_out_multiplier: int, **net_kwargs) -> None:
+    #: outputs of the net per transformed feature (1: shift; 2: log-scale and shift)
+    net_outputs_per_feature: int = 1
+
+    def __init__(
+        self,
+        features: int,
+        context_features: int,
+        hidden_features: int = 1024,
+        num_blocks: int = 2,
+        dropout: float = 0.0,
+        batch_norm: bool = True,
+        parity: int = 0,
+    ) -> None:
         super().__init__()
         if features < 2:
             raise ValueError(
@@ -29,7 +41,13 @@ class _Coupling(Bijector):
         self.num_identity = first if parity == 0 else features - first
         self.num_transformed = features - self.num_identity
         self.net = ContextResidualNet(
-            self.num_identity, net_out_multiplier * self.num_transformed, **net_kwargs
+            self.num_identity,
+            self.net_outputs_per_feature * self.num_transformed,
+            context_features,
+            hidden_features,
+            num_blocks,
+            dropout,
+            batch_norm,
         )
 
     def _split(self, v: Tensor) -> tuple[Tensor, Tensor]:
@@ -55,27 +73,6 @@ class AdditiveCoupling(_Coupling):
 
     constant_logdet = True
 
-    def __init__(
-        self,
-        features: int,
-        context_features: int,
-        hidden_features: int = 1024,
-        num_blocks: int = 2,
-        dropout: float = 0.0,
-        batch_norm: bool = True,
-        parity: int = 0,
-    ) -> None:
-        super().__init__(
-            features,
-            parity,
-            1,
-            context_features=context_features,
-            hidden_features=hidden_features,
-            num_blocks=num_blocks,
-            dropout=dropout,
-            batch_norm=batch_norm,
-        )
-
     def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         z1, z2 = self._split(z)
         return self._join(z1, z2 + self.net(z1, context)), z.new_zeros(z.shape[:-1])
@@ -93,6 +90,7 @@ class AffineCoupling(_Coupling):
     """
 
     constant_logdet = False
+    net_outputs_per_feature = 2
 
     def __init__(
         self,
@@ -106,14 +104,7 @@ class AffineCoupling(_Coupling):
         scale_bound: float = 3.0,
     ) -> None:
         super().__init__(
-            features,
-            parity,
-            2,
-            context_features=context_features,
-            hidden_features=hidden_features,
-            num_blocks=num_blocks,
-            dropout=dropout,
-            batch_norm=batch_norm,
+            features, context_features, hidden_features, num_blocks, dropout, batch_norm, parity
         )
         self.scale_bound = scale_bound
 

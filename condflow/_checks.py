@@ -65,6 +65,14 @@ def check_tensor(
     return x
 
 
+def check_trailing(name: str, x: object, trailing: Sequence[int], *, finite: bool = True) -> Tensor:
+    """Like :func:`check_tensor` for ``[..., *trailing]``: any number of leading dims."""
+    check_tensor(name, x, finite=False)
+    assert isinstance(x, Tensor)
+    lead: list[Dim] = [None] * max(x.dim() - len(trailing), 0)
+    return check_tensor(name, x, [*lead, *trailing], finite=finite)
+
+
 def check_positive_int(name: str, value: object) -> int:
     """Raise ``ValueError`` unless ``value`` is an ``int`` >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

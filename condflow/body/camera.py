@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from condflow._checks import check_tensor
-from condflow.spaces.rotations import _check_last_dims
+from condflow._checks import check_tensor, check_trailing
 
 __all__ = [
     "DEFAULT_FOCAL_LENGTH",
@@ -40,11 +39,13 @@ def _check_img_res(img_res: object) -> float:
 def _focal_xy(focal_length: float | Tensor, ref: Tensor) -> Tensor:
     """Focal lengths as a tensor broadcastable to ``[..., 2]``."""
     if isinstance(focal_length, Tensor):
-        _check_last_dims("focal_length", focal_length, (2,), finite=False)
+        check_trailing("focal_length", focal_length, (2,), finite=False)
         return focal_length.to(dtype=ref.dtype)
     if isinstance(focal_length, bool) or not isinstance(focal_length, int | float):
-        raise ValueError(f"focal_length: expected a number or a [..., 2] tensor, "
-                         f"got {type(focal_length).__name__}")
+        raise ValueError(
+            f"focal_length: expected a number or a [..., 2] tensor, "
+            f"got {type(focal_length).__name__}"
+        )
     if focal_length <= 0:
         raise ValueError(f"focal_length: expected a positive number, got {focal_length}")
     return ref.new_full((2,), float(focal_length))
@@ -58,7 +59,7 @@ def weak_perspective_to_translation(
     Returns ``(tx, ty, 2 f / (img_res s))``: the depth at which a perspective camera of focal
     length ``f`` images the body at scale ``s`` in normalised crop coordinates.
     """
-    _check_last_dims("cam", cam, (3,), finite=False)
+    check_trailing("cam", cam, (3,), finite=False)
     res = _check_img_res(img_res)
     if isinstance(focal_length, bool) or not isinstance(focal_length, int | float):
         raise ValueError(f"focal_length: expected a number, got {type(focal_length).__name__}")
@@ -87,16 +88,16 @@ def perspective_projection(
     Returns:
         ``[..., K, 2]`` pixel coordinates ``f * (X / Z) + c`` of ``X = R p + t``.
     """
-    _check_last_dims("points", points, (3,), finite=False)
-    _check_last_dims("translation", translation, (3,), finite=False)
+    check_trailing("points", points, (3,), finite=False)
+    check_trailing("translation", translation, (3,), finite=False)
     if rotation is not None:
-        _check_last_dims("rotation", rotation, (3, 3), finite=False)
+        check_trailing("rotation", rotation, (3, 3), finite=False)
         points = points @ rotation.transpose(-1, -2)
     cam_points = points + translation[..., None, :]
     f = _focal_xy(focal_length, points)
     pixels = f[..., None, :] * cam_points[..., :2] / cam_points[..., 2:]
     if camera_center is not None:
-        _check_last_dims("camera_center", camera_center, (2,), finite=False)
+        check_trailing("camera_center", camera_center, (2,), finite=False)
         pixels = pixels + camera_center[..., None, :]
     return pixels
 
@@ -118,13 +119,14 @@ def backproject_pixels(
     Returns:
         ``[..., K, 3]`` camera-frame points.
     """
-    _check_last_dims("pixels", pixels, (2,), finite=False)
+    check_trailing("pixels", pixels, (2,), finite=False)
     check_tensor("depth", depth, finite=False)
     if depth.shape != pixels.shape[:-1]:
-        raise ValueError(f"depth: expected shape {list(pixels.shape[:-1])}, "
-                         f"got {list(depth.shape)}")
+        raise ValueError(
+            f"depth: expected shape {list(pixels.shape[:-1])}, got {list(depth.shape)}"
+        )
     if camera_center is not None:
-        _check_last_dims("camera_center", camera_center, (2,), finite=False)
+        check_trailing("camera_center", camera_center, (2,), finite=False)
         pixels = pixels - camera_center[..., None, :]
     f = _focal_xy(focal_length, pixels)
     xy = pixels / f[..., None, :] * depth[..., None]
@@ -134,13 +136,13 @@ def backproject_pixels(
 def pixels_to_normalized(pixels: Tensor, img_res: float = DEFAULT_IMG_RES) -> Tensor:
     """Crop pixel coordinates ``[..., 2]`` in ``[0, img_res]`` to ``[-1, 1]``: ``2 p / img_res -
     1``."""
-    _check_last_dims("pixels", pixels, (2,), finite=False)
+    check_trailing("pixels", pixels, (2,), finite=False)
     return 2.0 * pixels / _check_img_res(img_res) - 1.0
 
 
 def normalized_to_pixels(uv: Tensor, img_res: float = DEFAULT_IMG_RES) -> Tensor:
     """Normalised crop coordinates ``[..., 2]`` back to pixels: ``(u + 1) img_res / 2``."""
-    _check_last_dims("uv", uv, (2,), finite=False)
+    check_trailing("uv", uv, (2,), finite=False)
     return (uv + 1.0) * (_check_img_res(img_res) / 2.0)
 
 

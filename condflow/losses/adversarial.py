@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from condflow.spaces.rotations import _check_last_dims
+from condflow._checks import check_trailing
 
 __all__ = [
     "PoseShapeDiscriminator",
@@ -66,8 +66,8 @@ class PoseShapeDiscriminator(nn.Module):
 
         Returns ``[..., 25]`` raw scores.
         """
-        _check_last_dims("body_rotmat", body_rotmat, (self.num_joints, 3, 3), finite=False)
-        _check_last_dims("betas", betas, (self.num_betas,), finite=False)
+        check_trailing("body_rotmat", body_rotmat, (self.num_joints, 3, 3), finite=False)
+        check_trailing("betas", betas, (self.num_betas,), finite=False)
         if body_rotmat.shape[:-3] != betas.shape[:-1]:
             raise ValueError(
                 f"body_rotmat, betas: leading dimensions differ, got {list(body_rotmat.shape)} "

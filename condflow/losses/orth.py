@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from condflow.spaces.rotations import _check_last_dims, orthonormalize_6d
+from condflow._checks import check_trailing
+from condflow.spaces.rotations import orthonormalize_6d
 
 __all__ = ["orthonormality_loss"]
 
@@ -15,6 +16,6 @@ def orthonormality_loss(x6d: Tensor) -> Tensor:
     Returns a scalar: ``mean over [...] of |x - orthonormalize_6d(x)|^2``; zero exactly when
     every 6D vector holds two orthonormal columns.
     """
-    _check_last_dims("x6d", x6d, (6,), finite=False)
+    check_trailing("x6d", x6d, (6,), finite=False)
     diff = x6d - orthonormalize_6d(x6d)
     return (diff * diff).sum(dim=-1).mean()

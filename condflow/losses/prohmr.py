@@ -299,8 +299,7 @@ def prohmr_loss(
     zero = torch.zeros_like(total)
     out.update({f"mode/{k}": v for k, v in mode_terms.items()})
     if samples is not None:
-        exp_terms = expectation_loss(samples, batch, weights.exp, pelvis_ids=pelvis_ids,
-                                     kind=kind)
+        exp_terms = expectation_loss(samples, batch, weights.exp, pelvis_ids=pelvis_ids, kind=kind)
         total = total + exp_terms.pop("total")
     else:
         exp_terms = dict.fromkeys(TERMS, zero)

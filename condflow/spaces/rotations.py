@@ -10,13 +10,9 @@ by the output spaces and loss entry points that call them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-from condflow._checks import check_tensor
 
 __all__ = [
     "axis_angle_to_matrix",
@@ -30,16 +26,6 @@ __all__ = [
 _SMALL_ANGLE_SQ = 1e-4
 # Floor for vector norms in Gram-Schmidt: zero input gives a finite (degenerate) matrix.
 _NORM_EPS = 1e-12
-
-
-def _check_last_dims(
-    name: str, x: object, trailing: Sequence[int], *, finite: bool = True
-) -> Tensor:
-    """Check that ``x`` is a floating tensor ``[..., *trailing]`` (any number of leading dims)."""
-    check_tensor(name, x, finite=False)
-    assert isinstance(x, Tensor)
-    lead: list[int | None] = [None] * max(x.dim() - len(trailing), 0)
-    return check_tensor(name, x, [*lead, *trailing], finite=finite)
 
 
 def _require_trailing(name: str, x: Tensor, trailing: tuple[int, ...]) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from condflow.spaces.rotations import _check_last_dims
+from condflow._checks import check_trailing
 
 __all__ = [
     "H36M_16",
@@ -52,16 +52,22 @@ class SkeletonLayout:
                 f"equal lengths, got {n}, {len(self.parents)}, {len(self.flip_perm)}"
             )
         if any(not -1 <= p < n or p == j for j, p in enumerate(self.parents)):
-            raise ValueError(f"SkeletonLayout {self.name!r}: parents must lie in [-1, {n}) "
-                             f"and differ from the joint, got {self.parents}")
+            raise ValueError(
+                f"SkeletonLayout {self.name!r}: parents must lie in [-1, {n}) "
+                f"and differ from the joint, got {self.parents}"
+            )
         if sorted(self.flip_perm) != list(range(n)) or any(
             self.flip_perm[self.flip_perm[j]] != j for j in range(n)
         ):
-            raise ValueError(f"SkeletonLayout {self.name!r}: flip_perm must be a permutation "
-                             f"that is its own inverse, got {self.flip_perm}")
+            raise ValueError(
+                f"SkeletonLayout {self.name!r}: flip_perm must be a permutation "
+                f"that is its own inverse, got {self.flip_perm}"
+            )
         if not self.root or any(not 0 <= r < n for r in self.root):
-            raise ValueError(f"SkeletonLayout {self.name!r}: root must be non-empty joint "
-                             f"indices in [0, {n}), got {self.root}")
+            raise ValueError(
+                f"SkeletonLayout {self.name!r}: root must be non-empty joint "
+                f"indices in [0, {n}), got {self.root}"
+            )
 
     @property
     def num_joints(self) -> int:
@@ -106,8 +112,23 @@ class SkeletonLayout:
 H36M_17 = SkeletonLayout(
     name="h36m_17",
     joint_names=(
-        "Hip", "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot", "Spine", "Thorax", "Nose",
-        "Head", "LShoulder", "LElbow", "LWrist", "RShoulder", "RElbow", "RWrist",
+        "Hip",
+        "RHip",
+        "RKnee",
+        "RFoot",
+        "LHip",
+        "LKnee",
+        "LFoot",
+        "Spine",
+        "Thorax",
+        "Nose",
+        "Head",
+        "LShoulder",
+        "LElbow",
+        "LWrist",
+        "RShoulder",
+        "RElbow",
+        "RWrist",
     ),
     parents=(-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15),
     flip_perm=(0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13),
@@ -125,7 +146,7 @@ LSP_14 = H36M_17.subset(H36M_TO_J14, name="lsp_14", root=(2, 3))
 
 def flip_joints(joints: Tensor, layout: SkeletonLayout) -> Tensor:
     """Mirror joints ``[..., J, 3]`` left/right: negate x and swap left and right joints."""
-    _check_last_dims("joints", joints, (layout.num_joints, 3), finite=False)
+    check_trailing("joints", joints, (layout.num_joints, 3), finite=False)
     sign = torch.tensor([-1.0, 1.0, 1.0], dtype=joints.dtype, device=joints.device)
     return joints[..., list(layout.flip_perm), :] * sign
 
@@ -142,8 +163,9 @@ class SkeletonSpace:
         if not isinstance(layout, SkeletonLayout):
             raise ValueError(f"layout: expected a SkeletonLayout, got {type(layout).__name__}")
         if drop_root and len(layout.root) != 1:
-            raise ValueError(f"drop_root: needs a single root joint, {layout.name!r} has "
-                             f"root {layout.root}")
+            raise ValueError(
+                f"drop_root: needs a single root joint, {layout.name!r} has root {layout.root}"
+            )
         self.layout = layout
         self.drop_root = bool(drop_root)
         keep = [j for j in range(layout.num_joints) if not (drop_root and j == layout.root[0])]
@@ -172,13 +194,13 @@ class SkeletonSpace:
 
     def root_relative(self, joints: Tensor) -> Tensor:
         """Subtract the root position from joints ``[..., J, 3]``; returns ``[..., J, 3]``."""
-        _check_last_dims("joints", joints, (self.num_joints, 3))
+        check_trailing("joints", joints, (self.num_joints, 3))
         root = joints[..., list(self.layout.root), :].mean(dim=-2, keepdim=True)
         return joints - root
 
     def from_joints(self, joints: Tensor, root_relative: bool = True) -> Tensor:
         """Joints ``[..., J, 3]`` to features ``[..., dim]`` (made root-relative by default)."""
-        _check_last_dims("joints", joints, (self.num_joints, 3))
+        check_trailing("joints", joints, (self.num_joints, 3))
         if self.drop_root and not root_relative:
             raise ValueError("root_relative: must be True when the space drops the root joint")
         if root_relative:
@@ -189,7 +211,7 @@ class SkeletonSpace:
 
     def to_joints(self, x: Tensor) -> Tensor:
         """Features ``[..., dim]`` to joints ``[..., J, 3]`` (a dropped root comes back as 0)."""
-        _check_last_dims("x", x, (self.dim,))
+        check_trailing("x", x, (self.dim,))
         joints = x.reshape(*x.shape[:-1], len(self._keep), 3)
         if self.drop_root:
             r = self.layout.root[0]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from condflow._checks import check_trailing
 from condflow.spaces.rotations import (
-    _check_last_dims,
     axis_angle_to_matrix,
     matrix_to_axis_angle,
     matrix_to_rotation_6d,
@@ -59,7 +59,30 @@ SMPL_JOINT_NAMES: tuple[str, ...] = (
 
 # SMPL kinematic tree (parent of each joint, -1 for the root).
 SMPL_PARENTS: tuple[int, ...] = (
-    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21,
+    -1,
+    0,
+    0,
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    9,
+    9,
+    12,
+    13,
+    14,
+    16,
+    17,
+    18,
+    19,
+    20,
+    21,
 )
 
 
@@ -80,18 +103,18 @@ class SMPLPoseSpace:
 
     def to_rotmat(self, x: Tensor) -> Tensor:
         """6D features ``[..., 144]`` to rotation matrices ``[..., 24, 3, 3]``."""
-        _check_last_dims("x", x, (SMPL_POSE_DIM,))
+        check_trailing("x", x, (SMPL_POSE_DIM,))
         return rotation_6d_to_matrix(x.reshape(*x.shape[:-1], NUM_SMPL_JOINTS, 6))
 
     def from_rotmat(self, rotmat: Tensor) -> Tensor:
         """Rotation matrices ``[..., 24, 3, 3]`` to 6D features ``[..., 144]``."""
-        _check_last_dims("rotmat", rotmat, (NUM_SMPL_JOINTS, 3, 3))
+        check_trailing("rotmat", rotmat, (NUM_SMPL_JOINTS, 3, 3))
         return matrix_to_rotation_6d(rotmat).reshape(*rotmat.shape[:-3], SMPL_POSE_DIM)
 
     def split(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Split features ``[..., 144]`` into global orientation ``[..., 6]`` and body pose
         ``[..., 138]``."""
-        _check_last_dims("x", x, (SMPL_POSE_DIM,))
+        check_trailing("x", x, (SMPL_POSE_DIM,))
         return x[..., :6], x[..., 6:]
 
     def to_axis_angle(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -103,10 +126,10 @@ class SMPLPoseSpace:
     def from_axis_angle(self, global_orient: Tensor, body_pose: Tensor) -> Tensor:
         """Axis-angle global orientation ``[..., 3]`` and body pose ``[..., 23, 3]`` (or
         ``[..., 69]``) to 6D features ``[..., 144]``."""
-        _check_last_dims("global_orient", global_orient, (3,))
+        check_trailing("global_orient", global_orient, (3,))
         if isinstance(body_pose, Tensor) and body_pose.dim() >= 1 and body_pose.shape[-1] == 69:
             body_pose = body_pose.reshape(*body_pose.shape[:-1], NUM_SMPL_BODY_JOINTS, 3)
-        _check_last_dims("body_pose", body_pose, (NUM_SMPL_BODY_JOINTS, 3))
+        check_trailing("body_pose", body_pose, (NUM_SMPL_BODY_JOINTS, 3))
         if global_orient.shape[:-1] != body_pose.shape[:-2]:
             raise ValueError(
                 "global_orient and body_pose: leading dimensions differ, got "

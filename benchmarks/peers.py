@@ -4,20 +4,26 @@ Both peers have condflow's architecture: ``num_blocks`` blocks of ActNorm → LU
 additive coupling (normalizing direction), coupling nets ``[z₁, c]`` → ``hidden`` → residual
 blocks (BN → ReLU → Linear → BN → ReLU → Dropout → Linear) → output, the context entering at
 the input layer only. Unlike condflow, both peers feed the context to the input layer once
-per *sample* (the ``[B·n, d + C]`` concatenation their coupling APIs require).
+per *sample* (the ``[B·n, d/2 + C]`` concatenation their coupling APIs require).
 
 Documented mismatches (none changes the FLOP count by more than 0.01 %):
 
 - nflows ``LULinear`` has a bias (d parameters per block) and no permutation matrix;
   zuko's ``LULinearTransform`` has neither; condflow's ``LULinear`` has a fixed permutation
   and stores ``L``/``U`` as full ``[d, d]`` tensors of which only the triangles are used
-  (the *effective* parameter count below counts the used entries only).
+  (bench_flow.py's *effective* parameter count counts the used entries only).
 - zuko has no ActNorm: the per-feature affine layer is zuko's ``MonotonicAffineTransform``
   (its log-scale is soft-clipped, same parameter count).
 - zuko's LU layer is oriented so that sampling uses its matrix product and ``log_prob`` its
-  triangular solves (zuko has no cached inverse); nflows' LU uses its eval-mode cache
+  triangular solves (zuko has no cached inverse; its solve broadcasts the ``[d, d]``
+  factor to every sample); nflows' LU uses its eval-mode cache
   (``use_cache()``), so both of its directions are matrix products.
 - Batch norm: nflows' residual block uses ``eps=1e-3``, condflow ``1e-5``.
+
+Not a mismatch but zuko's design: its flows sample through the inverse transforms, and
+``torch.distributions``' inverse has no fused ``call_and_ladj``, so ``sample_and_log_prob``
+evaluates each coupling net twice (once for the value, once for the log-det); ``log_prob``
+evaluates it once. bench_flow.py's FLOP counts count one evaluation.
 """
 
 from __future__ import annotations

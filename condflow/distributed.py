@@ -41,6 +41,12 @@ def resolve_device(name: str, info: DistInfo | None = None) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda" and device.index is None:
         local = int(os.environ.get("LOCAL_RANK", 0))
+        if local >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"train.device: process {local} of this node needs its own GPU but "
+                f"{torch.cuda.device_count()} are visible; run at most that many processes "
+                "per node (torchrun --nproc_per_node) or set train.device: cpu"
+            )
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     return device

@@ -86,9 +86,10 @@ def _rng_state() -> dict[str, Any]:
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
+    # RNG states are CPU byte tensors, wherever the checkpoint was mapped to.
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(list(state["cuda"]))
+        torch.cuda.set_rng_state_all(list(state["cuda"].cpu()))
 
 
 def build(cfg: Config, train_data: Dataset | None = None) -> tuple[Task, nn.Module]:

@@ -135,7 +135,8 @@ def test_non_finite_loss_stops_before_overwriting_checkpoint(tmp_path, monkeypat
 def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
     # Batch norm keeps per-process statistics under DDP (SyncBatchNorm needs a GPU), and
     # dropout draws per process, so this comparison uses a model without either.
-    sections = {"model": {"batch_norm": False, "lifter_dropout": 0.0}}
+    sections = {"model": {"batch_norm": False, "lifter_dropout": 0.0},
+                "train": {"device": "cpu"}}  # gloo: also where a single GPU is visible
     paths = {}
     for name, nproc in (("one", 1), ("two", 2)):
         raw = tiny(tmp_path, name, **sections)

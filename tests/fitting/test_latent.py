@@ -1,5 +1,7 @@
 """Keypoint fitting with the learned prior, on a small skeleton head."""
 
+import copy
+
 import pytest
 import torch
 
@@ -113,3 +115,16 @@ def test_bad_inputs_raise(skeleton_head, make_problem):
         FitConfig(keypoint_weight=-1.0)
     with pytest.raises(ValueError, match="head"):
         fit_keypoints(torch.nn.Linear(2, 2), context, kp)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_keypoint_fit_on_cuda_matches_cpu(new_skeleton_head, make_problem):
+    head = new_skeleton_head(torch.float64)
+    context, kp, _ = make_problem(head, batch=3)
+    cfg = FitConfig(keypoint_weight=1e4, optimizer=OptimizerConfig(max_iters=30, tol=1e-12))
+    cpu = fit_keypoints(head, context, kp, cfg)
+    gpu = fit_keypoints(copy.deepcopy(head).to("cuda"), context.to("cuda"), kp.to("cuda"), cfg)
+    assert gpu.theta.device.type == "cuda"
+    torch.testing.assert_close(gpu.keypoint_energy.cpu(), cpu.keypoint_energy, rtol=1e-3,
+                               atol=1e-9)
+    assert (gpu.theta.cpu() - cpu.theta).abs().max() < 0.1  # mm

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import FlowShape, machine, matmul_rate, median, time_interleaved  # noqa: E402
+from common import FlowShape, machine, matmul_rate, median, rel_err, time_interleaved  # noqa: E402
 from peers import NflowsGlow, ZukoGlow  # noqa: E402
 
 from condflow import ConditionalGlow  # noqa: E402
@@ -145,12 +145,6 @@ def op_fn(flow: nn.Module, op: str, path: str, device: torch.device, compiled: d
     return run
 
 
-def rel_err(a: Tensor, ref: Tensor) -> float:
-    """max |a − ref| / max |ref|, computed in float64."""
-    a, ref = a.double(), ref.double()
-    return ((a - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item()
-
-
 def path_error(flow: nn.Module, ref: nn.Module, op: str, path: str,
                shape: FlowShape, device: torch.device, compiled: dict) -> float:
     """Error of ``op`` on ``path`` against the float64 copy ``ref``, on 8 contexts × 25
@@ -213,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     device = torch.device(args.device)
     set_finite_checks(False)  # peers do not check inputs either; see README
+    torch._dynamo.config.recompile_limit = 64  # one compiled lambda per op serves every shape
     cases = make_cases(args, device)
     paths = paths_for(args, device)
     info = machine() | {"device": str(device)}

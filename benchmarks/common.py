@@ -60,6 +60,27 @@ def matmul_rate(rows: int, hidden: int, device: torch.device, dtype: torch.dtype
     return 2 * rows * hidden * hidden * calls / t
 
 
+def init_actnorms_on_poses(head: torch.nn.Module, count: int = 1024, seed: int = 0) -> None:
+    """Data-dependent ActNorm init of a ProHMR head's flow on generated poses (as its first
+    training step does), so that an untrained head's mode f(0; c) is near the mean pose
+    rather than near the degenerate 6D vector 0."""
+    from condflow.body.poses import PoseGenerator
+
+    poses = PoseGenerator(seed=seed).sample(count)
+    pose_6d = head.space.from_axis_angle(poses.global_orient, poses.body_pose)
+    was_training = head.training
+    head.train()
+    with torch.no_grad():
+        head.flow.log_prob(pose_6d, torch.randn(count, head.flow.context_features))
+    head.train(was_training)
+
+
+def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
+    """max |a − ref| / max |ref|, computed in float64."""
+    a, ref = a.double(), ref.double()
+    return ((a - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item()
+
+
 @dataclass(frozen=True)
 class FlowShape:
     """The architecture whose matmul FLOPs are counted."""

@@ -82,6 +82,18 @@ def _halves_mask(features: int, parity: int) -> Tensor:
 
 
 # -- nflows -----------------------------------------------------------------------------------
+class _LULinear(LULinear):
+    """nflows' ``LULinear`` whose inverse also works on CUDA: nflows 0.14 builds the identity
+    for its triangular solves on the CPU whatever the parameters' device."""
+
+    def weight_inverse(self) -> Tensor:
+        lower, upper = self._create_lower_upper()
+        identity = torch.eye(self.features, dtype=lower.dtype, device=lower.device)
+        lower_inverse = torch.linalg.solve_triangular(lower, identity, upper=False,
+                                                      unitriangular=True)
+        return torch.linalg.solve_triangular(upper, lower_inverse, upper=True)
+
+
 class NflowsGlow(nn.Module):
     """The flow as ``nflows.flows.Flow``, with condflow's call API on ``[B, n, d]`` samples."""
 
@@ -95,7 +107,7 @@ class NflowsGlow(nn.Module):
             mask = _halves_mask(features, i % 2).int()
             net = partial(ConcatResidualNet, context_features=context_features, hidden=hidden,
                           num_blocks=num_residual_blocks, dropout=dropout, batch_norm=batch_norm)
-            lu = LULinear(features, identity_init=True)
+            lu = _LULinear(features, identity_init=True)
             lu.use_cache()
             layers += [ActNorm(features), lu, AdditiveCouplingTransform(mask, net)]
         self.flow = NflowsFlow(CompositeTransform(layers), StandardNormal([features]))

@@ -1,0 +1,257 @@
+"""Fitting wall time: keypoint fitting with the learned image-conditioned prior (optimizing
+the latent z, :func:`condflow.fitting.fit_keypoints`) vs the SMPLify-style fit with a
+generic prior (:func:`condflow.fitting.fit_keypoints_generic`), on the mesh model.
+
+For each method and batch size B, on the same contexts and 2D keypoints:
+
+- **converge**: wall time of the whole fit (its stopping rule, at most ``--iters``
+  iterations), batched iterations/s and objective evaluations/s;
+- **to own final E_J**: wall time of the shortest run (fewest iterations k, found by
+  bisection; the optimizers are deterministic, so a run capped at k iterations is the first
+  k iterations of the full run) whose mean keypoint error E_J is within ``--within`` of the
+  full run's final mean E_J;
+- **to common E_J**: the same for the worse of the two methods' final errors (a level both
+  reach), so that a fit that stops early at a high error does not look fast.
+
+Without ``--checkpoint`` the model is ProHMR at the paper's sizes (flow d = 144, 4 blocks,
+coupling width 1024, context 2048) with untrained weights, ActNorms initialized on
+generated poses, random contexts, and keypoints of poses drawn from the model itself (z ~
+0.5·N(0, I)) plus noise. With ``--checkpoint`` (a trained mesh model): the test images'
+contexts and their ground-truth 2D keypoints.
+
+    python benchmarks/bench_fitting.py                         # paper-sized, untrained
+    python benchmarks/bench_fitting.py --checkpoint runs/mesh/checkpoints/last.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import init_actnorms_on_poses, machine, median, sync  # noqa: E402
+
+from condflow._checks import set_finite_checks  # noqa: E402
+from condflow.fitting import (  # noqa: E402
+    FitConfig,
+    GenericFitConfig,
+    KeypointFit,
+    OptimizerConfig,
+    fit_keypoints,
+    fit_keypoints_generic,
+    pose_prior,
+)
+
+METHODS = ("learned prior", "SMPLify-style")
+PAPER_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "mesh_recovery" / "paper.yaml"
+
+
+def untrained_problem(batch: int, device: torch.device, seed: int = 0
+                      ) -> tuple[nn.Module, Tensor, Tensor]:
+    from condflow.config import load_config
+    from condflow.tasks import get_task
+
+    torch.manual_seed(seed)
+    cfg = load_config(str(PAPER_CONFIG))
+    head = get_task("mesh")(cfg).build_model()
+    head.encoder = nn.Identity()  # fitting starts from contexts; the ResNet is not needed
+    init_actnorms_on_poses(head, seed=seed)
+    head = head.eval().to(device)
+    g = torch.Generator().manual_seed(seed + 1)
+    context = torch.randn(batch, head.flow.context_features, generator=g).to(device)
+    z = (0.5 * torch.randn(batch, 1, 144, generator=g)).to(device)
+    with torch.no_grad():
+        kp2d = head.generate(z, context).keypoints_2d[:, 0]
+    kp2d = kp2d + 0.005 * torch.randn(kp2d.shape, generator=g).to(device)
+    return head, context, torch.cat([kp2d, torch.ones_like(kp2d[..., :1])], -1)
+
+
+def checkpoint_problem(path: str, batch: int, device: torch.device
+                       ) -> tuple[nn.Module, Tensor, Tensor]:
+    from torch.utils.data import DataLoader, Subset
+
+    from condflow.train import load_trained
+
+    cfg, task, model = load_trained(path, str(device))
+    if cfg.task != "mesh":
+        raise SystemExit(f"--checkpoint: expected a mesh model, got task {cfg.task!r}")
+    test = task.datasets()[1]
+    batch_data = next(iter(DataLoader(Subset(test, range(batch)), batch_size=batch)))
+    with torch.no_grad():
+        context = model.context(batch_data["img"].to(device))
+    return model, context, batch_data["keypoints_2d"].to(device)
+
+
+def run_fit(method: str, head: nn.Module, context: Tensor, kp: Tensor, prior: nn.Module,
+            args: argparse.Namespace, max_iters: int) -> tuple[KeypointFit, float]:
+    opt = OptimizerConfig(method="lbfgs", max_iters=max_iters, tol=args.tol)
+    common = {"keypoint_weight": args.keypoint_weight, "sigma": args.sigma, "optimizer": opt}
+    sync(context.device)
+    t0 = time.perf_counter()
+    if method == METHODS[0]:
+        fit = fit_keypoints(head, context, kp, FitConfig(**common))
+    else:
+        fit = fit_keypoints_generic(head, context, kp, prior, GenericFitConfig(**common))
+    sync(context.device)
+    return fit, time.perf_counter() - t0
+
+
+class Trajectory:
+    """Fits of one method capped at k iterations: the first k iterations of the full fit."""
+
+    def __init__(self, method: str, head: nn.Module, context: Tensor, kp: Tensor,
+                 prior: nn.Module, args: argparse.Namespace) -> None:
+        self.method, self.head, self.context, self.kp, self.prior = method, head, context, kp, prior
+        self.args = args
+        self._e_j: dict[int, float] = {}
+
+    def timed(self, k: int) -> tuple[KeypointFit, float]:
+        """The fit capped at k iterations and its median wall time over ``--repeats``."""
+        runs = [run_fit(self.method, self.head, self.context, self.kp, self.prior, self.args, k)
+                for _ in range(self.args.repeats)]
+        self._e_j[k] = runs[0][0].keypoint_energy.mean().item()
+        return runs[0][0], median([t for _, t in runs])
+
+    def e_j(self, k: int) -> float:
+        if k not in self._e_j:
+            fit, _ = run_fit(self.method, self.head, self.context, self.kp, self.prior,
+                             self.args, k)
+            self._e_j[k] = fit.keypoint_energy.mean().item()
+        return self._e_j[k]
+
+    def reach(self, target: float, trips: int) -> tuple[int, float] | None:
+        """Fewest iterations (bisection) whose mean E_J ≤ ``target``, and their wall time;
+        ``None`` if the full fit (``trips`` iterations) does not get there."""
+        if self.e_j(trips) > target:
+            return None
+        lo, hi = 0, trips
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if self.e_j(mid) <= target else (mid, hi)
+        return hi, self.timed(hi)[1]
+
+
+def measure(problem: tuple[nn.Module, Tensor, Tensor], prior: nn.Module,
+            args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Both methods on one problem: converge, reach own final E_J, reach the common E_J
+    (the worse of the two final errors: a level both fits attain)."""
+    traj = {m: Trajectory(m, *problem, prior, args) for m in METHODS}
+    full = {m: t.timed(args.iters) for m, t in traj.items()}
+    finals = {m: fit.keypoint_energy.mean().item() for m, (fit, _) in full.items()}
+    common = max(finals.values()) * (1 + args.within)
+    rows = []
+    for m, t in traj.items():
+        fit, seconds = full[m]
+        trips = int(fit.iterations.max())
+        own = t.reach(finals[m] * (1 + args.within), trips)
+        both = t.reach(common, trips)
+        rows.append({
+            "method": m, "batch": len(problem[1]), "seconds_converge": seconds,
+            "iterations": trips, "mean_iterations": fit.iterations.float().mean().item(),
+            "converged": fit.converged.float().mean().item(),
+            "iterations_per_s": trips / seconds, "final_keypoint_energy": finals[m],
+            "iterations_to_own_final": own[0], "seconds_to_own_final": own[1],
+            "common_keypoint_energy": common,
+            "iterations_to_common": both[0] if both else None,
+            "seconds_to_common": both[1] if both else None,
+        })
+    return rows
+
+
+def profile(args: argparse.Namespace, prior: nn.Module, device: torch.device,
+            iterations: int = 10) -> None:
+    """Where a fit's time goes: ``iterations`` L-BFGS iterations of each method under
+    ``torch.profiler``, the top operators by self CPU time, kernel launches and host syncs."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda"
+                                           else [])
+    for batch in args.batch:
+        problem = (checkpoint_problem(args.checkpoint, batch, device) if args.checkpoint
+                   else untrained_problem(batch, device))
+        for m in METHODS:
+            run_fit(m, *problem, prior, args, 2)
+            with torch_profile(activities=activities) as prof:
+                fit, seconds = run_fit(m, *problem, prior, args, iterations)
+            trips = int(fit.iterations.max())
+            events = prof.key_averages()
+            count = {e.key: e.count for e in events}
+            launches = sum(v for k, v in count.items() if "LaunchKernel" in k)
+            syncs = sum(v for k, v in count.items() if "Synchronize" in k or "Memcpy" in k)
+            print(f"\n## B = {batch}, {m}: {trips} iterations in {seconds:.3f} s "
+                  f"({1e3 * seconds / max(trips, 1):.1f} ms per iteration); per iteration "
+                  f"{launches / max(trips, 1):.0f} kernel launches, "
+                  f"{syncs / max(trips, 1):.1f} host syncs/copies")
+            print(events.table(sort_by="self_cpu_time_total", row_limit=12))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", default=None, help="a trained mesh model (default: "
+                   "paper-sized untrained model, keypoints drawn from it)")
+    p.add_argument("--batch", type=lambda s: [int(v) for v in s.split(",")], default=[1, 64])
+    p.add_argument("--iters", type=int, default=500, help="iteration cap of a fit")
+    p.add_argument("--tol", type=float, default=1e-7, help="stopping rule (relative change)")
+    p.add_argument("--keypoint-weight", type=float, default=1000.0, help="λ_J")
+    p.add_argument("--sigma", type=float, default=0.1, help="Geman–McClure scale")
+    p.add_argument("--within", type=float, default=0.01,
+                   help="'reached' = mean E_J within this fraction of the final one")
+    p.add_argument("--repeats", type=int, default=3, help="timings per run (median)")
+    p.add_argument("--gmm-components", type=int, default=8)
+    p.add_argument("--profile", action="store_true",
+                   help="profile 10 iterations of each method instead of timing")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--json", default=None, help="default benchmarks/results/fitting_<dev>.json")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    set_finite_checks(False)
+    info = machine() | {"device": str(device)}
+    print(" | ".join(f"{k}: {v}" for k, v in info.items()))
+    prior = pose_prior(args.gmm_components).to(device)
+
+    if args.profile:
+        profile(args, prior, device)
+        return
+    results = []
+    print("\n| B | method | converge (s) | iterations | iter/s | final E_J | to own final E_J "
+          "(s) | to common E_J (s) | × SMPLify |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for batch in args.batch:
+        if args.checkpoint:
+            problem = checkpoint_problem(args.checkpoint, batch, device)
+        else:
+            problem = untrained_problem(batch, device)
+        for m in METHODS:  # warm-up (allocator, caches)
+            run_fit(m, *problem, prior, args, 2)
+        rows = measure(problem, prior, args)
+        smplify = rows[1]["seconds_to_common"]
+        for row in rows:
+            row["speedup_vs_smplify_common"] = smplify / row["seconds_to_common"]
+            results.append(row)
+            print(f"| {batch} | {row['method']} | {row['seconds_converge']:.3f} "
+                  f"| {row['iterations']} | {row['iterations_per_s']:.1f} "
+                  f"| {row['final_keypoint_energy']:.2e} | {row['seconds_to_own_final']:.3f} "
+                  f"({row['iterations_to_own_final']} it) | {row['seconds_to_common']:.3f} "
+                  f"({row['iterations_to_common']} it) "
+                  f"| {row['speedup_vs_smplify_common']:.2f} |", flush=True)
+
+    out = Path(args.json or Path(__file__).parent / "results" / f"fitting_{device.type}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    settings = {k: v for k, v in vars(args).items() if k not in ("json", "device")}
+    out.write_text(json.dumps({"machine": info, "settings": settings,
+                               "optimizer": asdict(OptimizerConfig(max_iters=args.iters,
+                                                                   tol=args.tol)),
+                               "results": results}, indent=1))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

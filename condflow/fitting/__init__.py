@@ -22,13 +22,14 @@ from condflow.fitting.fusion import (
     rotation_average_views,
 )
 from condflow.fitting.gmm_prior import GaussianMixture, GMMFit, fit_gmm, pose_prior, skeleton_prior
-from condflow.fitting.latent import FitConfig, KeypointFit, fit_keypoints, frozen
+from condflow.fitting.latent import FitConfig, FitProgress, KeypointFit, fit_keypoints, frozen
 from condflow.fitting.optimize import MinimizeResult, OptimizerConfig, VariableLayout, minimize
 from condflow.fitting.robust import geman_mcclure, keypoint_energy
 from condflow.fitting.smplify import GenericFitConfig, bending_energy, fit_keypoints_generic
 
 __all__ = [
     "FitConfig",
+    "FitProgress",
     "FusionConfig",
     "FusionResult",
     "GMMFit",

@@ -27,7 +27,8 @@ from condflow.fitting.adapters import HeadAdapter, make_adapter
 from condflow.fitting.optimize import OptimizerConfig, VariableLayout, minimize
 from condflow.fitting.robust import check_keypoints, keypoint_energy
 
-__all__ = ["FitConfig", "KeypointFit", "fit_keypoints", "frozen"]
+__all__ = ["FitConfig", "FitProgress", "KeypointFit", "fit_keypoints", "frozen"]
+
 
 @dataclass
 class FitConfig:
@@ -93,6 +94,30 @@ class KeypointFit:
         }
 
 
+@dataclass
+class FitProgress:
+    """What a fit's ``callback`` receives after every optimizer iteration.
+
+    Attributes:
+        iteration: the batched iteration k (1, 2, ...).
+        variables: the current optimized variables ``{name: [B, ...]}`` (``z``, or the
+            generic fit's pose variables); extras: the current extras. Both are views of
+            the optimizer's state, valid during the call: clone what you keep.
+    """
+
+    iteration: int
+    variables: dict[str, Tensor]
+    extras: dict[str, Tensor]
+    _energy: Callable[[], Tensor] = field(repr=False)
+
+    def keypoint_energy(self) -> Tensor:
+        """``[B]`` E_J at the current iterates (computed on demand: one forward pass)."""
+        return self._energy()
+
+
+FitCallback = Callable[[FitProgress], None]
+
+
 @contextmanager
 def frozen(module: nn.Module) -> Iterator[nn.Module]:
     """Eval mode and ``requires_grad = False`` for every parameter; restored on exit."""
@@ -136,9 +161,11 @@ def run_fit(
     theta_fn: ThetaFn,
     config: FitConfig,
     extra_energy: Callable[[dict[str, Tensor]], Tensor] | None = None,
+    callback: FitCallback | None = None,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor, Tensor, Tensor]:
     """Minimize λ_J E_J + prior + λ_β E_β (+ ``extra_energy(variables)``) over the
-    ``variables`` that ``theta_fn`` maps to θ and the adapter's ``extras`` (all ``[B, ...]``).
+    ``variables`` that ``theta_fn`` maps to θ and the adapter's ``extras`` (all ``[B, ...]``),
+    calling ``callback`` with a :class:`FitProgress` after every iteration.
 
     Returns the fitted variables and extras, the objective ``[B]``, iterations ``[B]`` and
     convergence flags ``[B]``.
@@ -162,7 +189,18 @@ def run_fit(
             total = total + extra_energy(v)
         return total
 
-    result = minimize(objective, layout.pack({**variables, **extras}), config.optimizer)
+    def progress(k: int, x: Tensor) -> None:
+        v, e = split(x)
+
+        @torch.no_grad()
+        def energy() -> Tensor:
+            theta, _ = theta_fn(v, context)
+            return keypoint_energy(adapter.project(theta, e), keypoints, config.sigma)
+
+        callback(FitProgress(k, v, e, energy))
+
+    result = minimize(objective, layout.pack({**variables, **extras}), config.optimizer,
+                      progress if callback is not None else None)
     v, e = split(result.x)
     return v, e, result.value, result.iterations, result.converged
 
@@ -214,6 +252,7 @@ def fit_keypoints(
     keypoints: Tensor,
     config: FitConfig | None = None,
     z_init: Tensor | None = None,
+    callback: FitCallback | None = None,
 ) -> KeypointFit:
     """Fit the learned prior's latent to observed 2D keypoints (see the module docstring).
 
@@ -225,6 +264,8 @@ def fit_keypoints(
             units (normalized screen/crop coordinates).
         config: objective weights and optimizer.
         z_init: ``[B, d]`` starting latent; default 0 (the mode).
+        callback: called with a :class:`FitProgress` after every optimizer iteration
+            (progress reports, convergence traces).
 
     Returns:
         :class:`KeypointFit`. The head's parameters are frozen and it is in eval mode during
@@ -243,7 +284,8 @@ def fit_keypoints(
     theta_fn = latent_theta_fn(adapter)
     with frozen(adapter.head):
         variables, extras, value, iters, conv = run_fit(
-            adapter, context, keypoints, {"z": z_init.clone()}, extras, theta_fn, config
+            adapter, context, keypoints, {"z": z_init.clone()}, extras, theta_fn, config,
+            callback=callback,
         )
         return summarize_fit(adapter, context, keypoints, variables, extras, theta_fn, config,
                              value, iters, conv)

@@ -20,10 +20,15 @@ from torch import Tensor
 
 from condflow._checks import check_positive_int, check_tensor
 
-__all__ = ["MinimizeResult", "Objective", "OptimizerConfig", "VariableLayout", "minimize"]
+__all__ = [
+    "Callback", "MinimizeResult", "Objective", "OptimizerConfig", "VariableLayout", "minimize",
+]
 
 Objective = Callable[[Tensor, Tensor], Tensor]
 """``objective(x [b, D], index [b]) -> values [b]`` (differentiable in ``x``)."""
+
+Callback = Callable[[int, Tensor], None]
+"""``callback(iteration, x [B, D])`` after every iteration (``x`` must not be modified)."""
 
 METHODS = ("lbfgs", "adam")
 
@@ -122,15 +127,18 @@ class _Evaluator:
         return f, g
 
 
-def minimize(objective: Objective, x0: Tensor, config: OptimizerConfig | None = None
-             ) -> MinimizeResult:
-    """Minimize ``B`` independent objectives from ``x0 [B, D]`` (see the module docstring)."""
+def minimize(objective: Objective, x0: Tensor, config: OptimizerConfig | None = None,
+             callback: Callback | None = None) -> MinimizeResult:
+    """Minimize ``B`` independent objectives from ``x0 [B, D]`` (see the module docstring).
+
+    ``callback(k, x)`` is called after the k-th batched iteration with the current iterates
+    ``x [B, D]`` of every example (those that have stopped keep their final values).
+    """
     config = config or OptimizerConfig()
     x0 = check_tensor("x0", x0, ("B", "D"))
     evaluate = _Evaluator(objective)
-    if config.method == "lbfgs":
-        return _lbfgs(evaluate, x0.detach().clone(), config)
-    return _adam(evaluate, x0.detach().clone(), config)
+    run = _lbfgs if config.method == "lbfgs" else _adam
+    return run(evaluate, x0.detach().clone(), config, callback or (lambda k, x: None))
 
 
 def _small_change(f_old: Tensor, f_new: Tensor, tol: float) -> Tensor:
@@ -159,7 +167,8 @@ def _two_loop(g: Tensor, history: list[tuple[Tensor, Tensor, Tensor]], h_diag: T
     return r
 
 
-def _lbfgs(evaluate: _Evaluator, x: Tensor, config: OptimizerConfig) -> MinimizeResult:
+def _lbfgs(evaluate: _Evaluator, x: Tensor, config: OptimizerConfig, callback: Callback
+           ) -> MinimizeResult:
     n = x.shape[0]
     every = torch.arange(n, device=x.device)
     f, g = evaluate(x, every)
@@ -168,7 +177,7 @@ def _lbfgs(evaluate: _Evaluator, x: Tensor, config: OptimizerConfig) -> Minimize
     active = ~converged
     history: list[tuple[Tensor, Tensor, Tensor]] = []  # full-batch (s, y, ρ)
     h_diag = torch.ones_like(f)
-    for _ in range(config.max_iters):
+    for k in range(1, config.max_iters + 1):
         ids = active.nonzero()[:, 0]
         if len(ids) == 0:
             break
@@ -204,6 +213,7 @@ def _lbfgs(evaluate: _Evaluator, x: Tensor, config: OptimizerConfig) -> Minimize
         )
         converged[ids] = stop
         active[ids] = ~stop
+        callback(k, x)
     return MinimizeResult(x, f, iterations, converged, evaluate.calls)
 
 
@@ -346,7 +356,8 @@ def _strong_wolfe(
 # Adam
 
 
-def _adam(evaluate: _Evaluator, x: Tensor, config: OptimizerConfig) -> MinimizeResult:
+def _adam(evaluate: _Evaluator, x: Tensor, config: OptimizerConfig, callback: Callback
+          ) -> MinimizeResult:
     n = x.shape[0]
     b1, b2 = config.betas
     m, v = torch.zeros_like(x), torch.zeros_like(x)
@@ -355,7 +366,7 @@ def _adam(evaluate: _Evaluator, x: Tensor, config: OptimizerConfig) -> MinimizeR
     iterations = torch.zeros(n, dtype=torch.long, device=x.device)
     converged = torch.zeros(n, dtype=torch.bool, device=x.device)
     active = torch.ones(n, dtype=torch.bool, device=x.device)
-    for _ in range(config.max_iters):
+    for step in range(1, config.max_iters + 1):
         ids = active.nonzero()[:, 0]
         if len(ids) == 0:
             break
@@ -375,6 +386,7 @@ def _adam(evaluate: _Evaluator, x: Tensor, config: OptimizerConfig) -> MinimizeR
         m_hat = m[go] / (1 - b1**k)
         v_hat = v[go] / (1 - b2**k)
         x[go] = x[go] - config.lr * m_hat / (v_hat.sqrt() + 1e-8)
+        callback(step, x)
     every = torch.arange(n, device=x.device)
     f, _ = evaluate(x, every)
     return MinimizeResult(x, f, iterations, converged, evaluate.calls)

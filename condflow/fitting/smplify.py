@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from condflow.fitting.adapters import HeadAdapter, SkeletonAdapter, SMPLAdapter, make_adapter
 from condflow.fitting.gmm_prior import GaussianMixture
 from condflow.fitting.latent import (
+    FitCallback,
     FitConfig,
     KeypointFit,
     ThetaFn,
@@ -101,6 +102,7 @@ def fit_keypoints_generic(
     keypoints: Tensor,
     prior: GaussianMixture,
     config: GenericFitConfig | None = None,
+    callback: FitCallback | None = None,
 ) -> KeypointFit:
     """Fit θ directly under a generic prior, from the mode f(0; c) (see the module docstring).
 
@@ -112,6 +114,8 @@ def fit_keypoints_generic(
             (:func:`condflow.fitting.gmm_prior.pose_prior`); skeleton: a GMM over the skeleton
             features in metres (:func:`condflow.fitting.gmm_prior.skeleton_prior`).
         config: weights and optimizer.
+        callback: called with a :class:`~condflow.fitting.latent.FitProgress` after every
+            optimizer iteration.
 
     Returns:
         :class:`KeypointFit` with ``z = None``; ``prior_energy`` is −log GMM and
@@ -137,7 +141,8 @@ def fit_keypoints_generic(
         variables, theta_fn = _skeleton_problem(theta0, prior)
     with frozen(adapter.head):
         variables, extras, value, iters, conv = run_fit(
-            adapter, context, keypoints, variables, extras, theta_fn, config, extra_energy
+            adapter, context, keypoints, variables, extras, theta_fn, config, extra_energy,
+            callback,
         )
         return summarize_fit(adapter, context, keypoints, variables, extras, theta_fn, config,
                              value, iters, conv)

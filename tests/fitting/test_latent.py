@@ -55,6 +55,16 @@ def test_batched_fit_equals_per_example_fits(skeleton_head, make_problem, method
         assert single.iterations[0] == batched.iterations[i]
 
 
+def test_callback_reports_the_keypoint_error_along_the_fit(skeleton_head, make_problem):
+    context, kp, _ = make_problem(skeleton_head)
+    trace = []
+    fit = fit_keypoints(skeleton_head, context, kp, FitConfig(keypoint_weight=1e4),
+                        callback=lambda p: trace.append((p.iteration, p.keypoint_energy())))
+    assert [k for k, _ in trace] == list(range(1, int(fit.iterations.max()) + 1))
+    assert torch.allclose(trace[-1][1], fit.keypoint_energy, rtol=1e-6, atol=0)
+    assert (trace[-1][1] < trace[0][1]).all()
+
+
 def test_adam_lowers_the_keypoint_error(skeleton_head, make_problem):
     context, kp, _ = make_problem(skeleton_head)
     at_mode = fit_keypoints(skeleton_head, context, kp, FitConfig(keypoint_weight=0.0))

@@ -100,3 +100,14 @@ def test_errors():
         minimize(rosenbrock, torch.randn(5))
     with pytest.raises(ValueError, match="one value per example"):
         minimize(lambda x, idx: x.sum(), torch.randn(2, 3))
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "adam"])
+def test_callback_sees_every_iteration_and_the_final_iterates(method):
+    x0 = torch.randn(3, 5, dtype=torch.float64)
+    cfg = OptimizerConfig(method=method, max_iters=40, lr=1.0 if method == "lbfgs" else 0.05)
+    seen = []
+    res = minimize(rosenbrock, x0, cfg, callback=lambda k, x: seen.append((k, x.clone())))
+    assert [k for k, _ in seen] == list(range(1, int(res.iterations.max()) + 1))
+    assert torch.equal(seen[-1][1], res.x)
+    assert not torch.equal(seen[0][1], x0)

@@ -12,15 +12,17 @@ Dim = int | str | None
 _check_finite = True
 
 
-def set_finite_checks(enabled: bool) -> None:
-    """Turn the NaN/Inf checks at public entry points on (default) or off.
+def set_finite_checks(enabled: bool) -> bool:
+    """Turn the NaN/Inf checks at public entry points on (default) or off; returns the
+    previous setting (to restore it).
 
     Shape checks cost nothing and always run; the finiteness check reads a flag back from
     the device, so timing code and CUDA-graph capture may switch it off. It is skipped
     automatically while ``torch.compile`` traces.
     """
     global _check_finite
-    _check_finite = bool(enabled)
+    previous, _check_finite = _check_finite, bool(enabled)
+    return previous
 
 
 def _finite_checks_active() -> bool:

@@ -40,8 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-import condflow._checks as _checks
-from condflow._checks import check_positive_int, check_tensor
+from condflow._checks import check_positive_int, check_tensor, set_finite_checks
 from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
 
@@ -207,8 +206,7 @@ def _noise(model: nn.Module, batch: int, num_samples: int, seed: int) -> Tensor:
 def _tracing() -> Iterator[None]:
     """No gradients, no finiteness checks (they would be traced as constants) and no
     warnings about the shape checks that are baked into the trace."""
-    previous = _checks._check_finite
-    _checks.set_finite_checks(False)
+    previous = set_finite_checks(False)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -216,7 +214,7 @@ def _tracing() -> Iterator[None]:
             warnings.simplefilter("ignore", UserWarning)
             yield
     finally:
-        _checks.set_finite_checks(previous)
+        set_finite_checks(previous)
 
 
 def _prepare(

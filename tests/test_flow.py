@@ -252,3 +252,16 @@ def test_nflows_interop_both_directions():
 def test_bad_input_raises_value_error_naming_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call(make_glow())
+
+
+def test_finite_checks_can_be_switched_off_and_restored():
+    from condflow import set_finite_checks
+
+    flow, bad = make_glow(), torch.full((4, D), math.nan)
+    assert set_finite_checks(False) is True
+    try:
+        assert torch.isnan(flow.log_prob(bad, torch.randn(4, C))).all()
+    finally:
+        assert set_finite_checks(True) is False
+    with pytest.raises(ValueError, match="inputs: contains NaN"):
+        flow.log_prob(bad, torch.randn(4, C))

@@ -91,47 +91,6 @@ def _write(out: Path, stem: str, arrays: dict[str, Tensor | np.ndarray], info: d
     (out / f"{stem}.json").write_text(json.dumps({**info, **listed}))
 
 
-def _plot_skeletons(keypoints: Tensor, mode: Tensor, samples: Tensor | None,
-                    log_prob: Tensor | None, path: Path) -> None:
-    """One row per person: the 2D input, the mode and the samples (darker = more likely)."""
-    import matplotlib.pyplot as plt
-
-    from condflow.spaces.skeleton import H36M_16, H36M_17
-    from condflow.viz.skeleton import _bones, _draw_3d
-
-    k = len(keypoints)
-    fig = plt.figure(figsize=(9, 3.2 * k))
-    for i in range(k):
-        ax = fig.add_subplot(k, 3, 3 * i + 1)
-        kp = keypoints[i]
-        vis = kp[:, 2] > 0
-        for a, b in _bones(H36M_16):
-            if vis[a] and vis[b]:
-                ax.plot([kp[a, 0], kp[b, 0]], [kp[a, 1], kp[b, 1]], "k-")
-        ax.scatter(kp[vis, 0], kp[vis, 1], s=8, c="k")
-        ax.set_ylim(ax.get_ylim()[::-1])
-        ax.set_aspect("equal")
-        ax.set_title("2D input (hidden joints left out)", fontsize=8)
-        ax3 = fig.add_subplot(k, 3, 3 * i + 2, projection="3d")
-        _draw_3d(ax3, mode[i], H36M_17, "red")
-        ax3.set_title("mode f(0; c)", fontsize=8)
-        ax3 = fig.add_subplot(k, 3, 3 * i + 3, projection="3d")
-        if samples is not None and log_prob is not None:
-            lp = log_prob[i]
-            shade = (lp - lp.min()) / (lp.max() - lp.min() + 1e-9)
-            cmap = plt.get_cmap("Blues")
-            for s in torch.argsort(lp):
-                _draw_3d(ax3, samples[i, s], H36M_17, cmap(0.3 + 0.7 * float(shade[s])), lw=1.2)
-            ax3.set_title(f"{samples.shape[1]} samples (darker = higher log p)", fontsize=8)
-        for a3 in fig.axes[-2:]:
-            for lim in (a3.set_xlim, a3.set_ylim, a3.set_zlim):
-                lim(-900, 900)
-            a3.set_xticklabels([]), a3.set_yticklabels([]), a3.set_zticklabels([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-
-
 # -- running ----------------------------------------------------------------------------------
 @dataclass
 class Settings:
@@ -172,11 +131,12 @@ def predict_lifting(model: nn.Module, path: Path, stem: str, s: Settings, info: 
             "units": "millimetres, root-relative, camera frame; log_prob over mm"}
     _write(s.out, stem, arrays, info)
     if s.picture:
+        from condflow.viz.skeleton import plot_skeleton_rows
+
         r = s.picture_rows
-        _plot_skeletons(x[:r].cpu(), arrays["mode"][:r].cpu(),
-                        None if samples is None else samples[:r].cpu(),
-                        None if log_prob is None else log_prob[:r].cpu(),
-                        s.out / f"{stem}.png")
+        plot_skeleton_rows(x[:r].cpu(), arrays["mode"][:r].cpu(), s.out / f"{stem}.png",
+                           None if samples is None else samples[:r].cpu(),
+                           None if log_prob is None else log_prob[:r].cpu())
 
 
 def person_boxes(json_path: Path | None, width: int, height: int) -> list[tuple[np.ndarray, float]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import torch
 from torch import Tensor, nn
@@ -27,6 +29,70 @@ def _draw_3d(ax, joints: Tensor, layout: SkeletonLayout, color, alpha=1.0, lw=2.
         )
 
 
+def _draw_2d(ax, keypoints: Tensor) -> None:  # noqa: ANN001
+    kp = keypoints.detach().cpu()
+    vis = kp[:, 2] > 0
+    for a, b in _bones(H36M_16):
+        if vis[a] and vis[b]:
+            ax.plot([kp[a, 0], kp[b, 0]], [kp[a, 1], kp[b, 1]], "k-")
+    ax.scatter(kp[vis, 0], kp[vis, 1], s=8, c="k")
+    ax.set_ylim(ax.get_ylim()[::-1])  # image y points down
+    ax.set_aspect("equal")
+    ax.set_title("2D input (hidden joints left out)", fontsize=8)
+
+
+def plot_skeleton_rows(
+    keypoints_2d: Tensor,
+    mode: Tensor,
+    path: str | Path,
+    samples: Tensor | None = None,
+    log_prob: Tensor | None = None,
+    ground_truth: Tensor | None = None,
+) -> None:
+    """One row per example: the 2D input, the ground truth (if given), the mode, and the
+    samples shaded by log-probability (darker = more likely; if given).
+
+    Shapes: ``keypoints_2d [K, 16, 3]`` (x, y, confidence); ``mode``, ``ground_truth``
+    ``[K, 17, 3]`` (mm); ``samples [K, n, 17, 3]``; ``log_prob [K, n]``.
+    """
+    k = len(keypoints_2d)
+    panels = [("ground truth", ground_truth, "green"), ("mode f(0; c)", mode, "red")]
+    panels = [p for p in panels if p[1] is not None]
+    cols = 1 + len(panels) + (samples is not None)
+    fig = plt.figure(figsize=(3 * cols, 3.2 * k))
+    cmap = plt.get_cmap("Blues")
+    for i in range(k):
+        _draw_2d(fig.add_subplot(k, cols, cols * i + 1), keypoints_2d[i])
+        axes = []
+        for col, (title, joints, color) in enumerate(panels, start=2):
+            axes.append(fig.add_subplot(k, cols, cols * i + col, projection="3d"))
+            _draw_3d(axes[-1], joints[i], H36M_17, color)
+            axes[-1].set_title(title, fontsize=8)
+        if samples is not None:
+            axes.append(fig.add_subplot(k, cols, cols * (i + 1), projection="3d"))
+            title = f"{samples.shape[1]} samples"
+            if log_prob is not None:
+                lp = log_prob[i]
+                shade = (lp - lp.min()) / (lp.max() - lp.min() + 1e-9)
+                order, title = torch.argsort(lp), title + " (darker = higher log p)"
+            else:
+                shade, order = torch.ones(samples.shape[1]), range(samples.shape[1])
+            for s in order:
+                _draw_3d(axes[-1], samples[i, s], H36M_17, cmap(0.3 + 0.7 * float(shade[s])),
+                         lw=1.2)
+            if ground_truth is not None:
+                _draw_3d(axes[-1], ground_truth[i], H36M_17, "green", alpha=0.6, lw=1.0)
+                title += ", GT green"
+            axes[-1].set_title(title, fontsize=8)
+        for ax3 in axes:
+            for lim in (ax3.set_xlim, ax3.set_ylim, ax3.set_zlim):
+                lim(-900, 900)
+            ax3.set_xticklabels([]), ax3.set_yticklabels([]), ax3.set_zticklabels([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def plot_lifting(
     model: nn.Module,
     keypoints_2d: Tensor,
@@ -49,41 +115,4 @@ def plot_lifting(
             samples, log_prob = model.sample_and_log_prob(num_samples, c, gen)
         else:
             mode, samples, log_prob = model(keypoints_2d), None, None
-    k = len(keypoints_2d)
-    fig = plt.figure(figsize=(12, 3.2 * k))
-    cmap = plt.get_cmap("Blues")
-    for i in range(k):
-        ax = fig.add_subplot(k, 4, 4 * i + 1)
-        kp = keypoints_2d[i].cpu()
-        vis = kp[:, 2] > 0
-        for a, b in _bones(H36M_16):
-            if vis[a] and vis[b]:
-                ax.plot([kp[a, 0], kp[b, 0]], [kp[a, 1], kp[b, 1]], "k-")
-        ax.scatter(kp[vis, 0], kp[vis, 1], s=8, c="k")
-        ax.set_xlim(-1, 1)
-        ax.set_ylim(1, -1)
-        ax.set_aspect("equal")
-        ax.set_title("2D input (occluded joints hidden)", fontsize=8)
-        panels = [("ground truth", joints_3d[i], "green"), ("mode f(0; c)", mode[i], "red")]
-        for col, (title, joints, color) in enumerate(panels, start=2):
-            ax3 = fig.add_subplot(k, 4, 4 * i + col, projection="3d")
-            _draw_3d(ax3, joints, H36M_17, color)
-            ax3.set_title(title, fontsize=8)
-        ax3 = fig.add_subplot(k, 4, 4 * i + 4, projection="3d")
-        if samples is not None:
-            lp = log_prob[i]
-            shade = (lp - lp.min()) / (lp.max() - lp.min() + 1e-9)
-            for s in torch.argsort(lp):
-                _draw_3d(ax3, samples[i, s], H36M_17, cmap(0.3 + 0.7 * float(shade[s])), lw=1.2)
-            _draw_3d(ax3, joints_3d[i], H36M_17, "green", alpha=0.6, lw=1.0)
-            ax3.set_title(f"{num_samples} samples (darker = higher log p), GT green", fontsize=8)
-        for ax3 in fig.axes[-3:]:
-            ax3.set_xlim(-900, 900)
-            ax3.set_ylim(-900, 900)
-            ax3.set_zlim(-900, 900)
-            ax3.set_xticklabels([])
-            ax3.set_yticklabels([])
-            ax3.set_zticklabels([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    plot_skeleton_rows(keypoints_2d, mode, path, samples, log_prob, joints_3d)

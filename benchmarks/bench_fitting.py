@@ -5,7 +5,7 @@ generic prior (:func:`condflow.fitting.fit_keypoints_generic`), on the mesh mode
 For each method and batch size B, on the same contexts and 2D keypoints:
 
 - **converge**: wall time of the whole fit (its stopping rule, at most ``--iters``
-  iterations), batched iterations/s and objective evaluations/s;
+  iterations) and batched iterations/s;
 - **to own final E_J**: wall time until the mean keypoint error E_J is first within
   ``--within`` of the fit's final mean E_J, from a traced run (E_J recorded after every
   iteration by the fit's callback, the recording time not counted);

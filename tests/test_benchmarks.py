@@ -1,0 +1,67 @@
+"""The benchmark scripts run end to end on tiny settings and write the JSON they document."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def importable():
+    sys.path.insert(0, str(BENCHMARKS))
+    yield
+    sys.path.remove(str(BENCHMARKS))
+
+
+def test_bench_flow_times_every_implementation_and_checks_every_path(tmp_path):
+    import bench_flow
+
+    out = tmp_path / "flow.json"
+    bench_flow.main(["--flows", "lifting", "--ops", "sample_and_log_prob,mode", "--B", "2",
+                     "--n", "3", "--repeats", "1", "--budget", "0", "--mm-rows", "64",
+                     "--device", "cpu", "--json", str(out)])
+    result = json.loads(out.read_text())
+    rows = result["results"]
+    assert {(r["impl"], r["path"]) for r in rows} == {
+        ("condflow", "fp32"), ("condflow", "bf16"), ("nflows", "fp32"), ("zuko", "fp32")}
+    assert all(r["ms"] > 0 and r["gflop"] > 0 for r in rows)
+    for key, err in result["checks"].items():
+        assert err <= result["tolerance"].get(key.split("/")[-1], 1e-4), key
+    # condflow computes the context part of each coupling net once per context, not per sample.
+    flops = {r["impl"]: r["gflop"] for r in rows
+             if r["op"] == "sample_and_log_prob" and r["path"] == "fp32"}
+    assert flops["condflow"] < flops["nflows"] == flops["zuko"]
+    mode = {r["impl"]: r["gflop"] for r in rows if r["op"] == "mode" and r["path"] == "fp32"}
+    assert mode["condflow"] == pytest.approx(mode["nflows"])
+
+
+def test_bench_inference_reports_throughput_and_error(tmp_path):
+    import bench_inference
+
+    out = tmp_path / "inference.json"
+    bench_inference.main(["--models", "lifting", "--batch", "2", "--repeats", "1",
+                          "--budget", "0", "--device", "cpu", "--json", str(out)])
+    rows = json.loads(out.read_text())["results"]
+    assert {r["path"] for r in rows} == {"fp32", "bf16"}
+    for r in rows:
+        assert r["items_per_s"] > 0 and r["gflop_per_item"] > 0 and r["within_tolerance"]
+    assert next(r for r in rows if r["path"] == "fp32")["rel_err"] < 1e-5
+
+
+def test_bench_fitting_traces_both_methods(tmp_path):
+    import bench_fitting
+
+    out = tmp_path / "fitting.json"
+    bench_fitting.main(["--batch", "1", "--iters", "3", "--repeats", "1", "--device", "cpu",
+                        "--json", str(out)])
+    rows = json.loads(out.read_text())["results"]
+    assert [r["method"] for r in rows] == list(bench_fitting.METHODS)
+    for r in rows:
+        trace = r["trace_seconds_keypoint_energy"]
+        assert 1 <= r["iterations"] <= 3 and len(trace) == r["iterations"]
+        assert all(b[0] >= a[0] for a, b in zip(trace, trace[1:], strict=False))
+        assert trace[-1][1] == pytest.approx(r["final_keypoint_energy"], rel=1e-5)
+        assert r["seconds_to_common"] is not None  # the worse final is reached by both

@@ -215,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="'reached' = mean E_J within this fraction of the final one")
     p.add_argument("--repeats", type=int, default=3, help="timings per run (median)")
     p.add_argument("--gmm-components", type=int, default=8)
+    p.add_argument("--gmm-samples", type=int, default=20000,
+                   help="pose-generator samples the SMPLify GMM is fitted to")
     p.add_argument("--profile", action="store_true",
                    help="profile 10 iterations of each method instead of timing")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -224,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     set_finite_checks(False)
     info = machine() | {"device": str(device)}
     print(" | ".join(f"{k}: {v}" for k, v in info.items()))
-    prior = pose_prior(args.gmm_components).to(device)
+    prior = pose_prior(args.gmm_components, args.gmm_samples).to(device)
 
     if args.profile:
         profile(args, prior, device)

@@ -6,14 +6,19 @@ from pathlib import Path
 
 import pytest
 
+from condflow import set_finite_checks
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(autouse=True)
 def importable():
+    """The scripts import their helpers from ``benchmarks/`` and switch the finiteness checks
+    off for timing; both are undone after each test."""
     sys.path.insert(0, str(BENCHMARKS))
     yield
     sys.path.remove(str(BENCHMARKS))
+    set_finite_checks(True)
 
 
 def test_bench_flow_times_every_implementation_and_checks_every_path(tmp_path):
@@ -55,8 +60,8 @@ def test_bench_fitting_traces_both_methods(tmp_path):
     import bench_fitting
 
     out = tmp_path / "fitting.json"
-    bench_fitting.main(["--batch", "1", "--iters", "3", "--repeats", "1", "--device", "cpu",
-                        "--json", str(out)])
+    bench_fitting.main(["--batch", "1", "--iters", "3", "--repeats", "1", "--gmm-components",
+                        "2", "--gmm-samples", "500", "--device", "cpu", "--json", str(out)])
     rows = json.loads(out.read_text())["results"]
     assert [r["method"] for r in rows] == list(bench_fitting.METHODS)
     for r in rows:

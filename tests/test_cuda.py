@@ -51,7 +51,9 @@ def test_training_selects_cuda_and_the_checkpoint_loads_on_cpu(tmp_path):
     }
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump(raw))
+    torch.cuda.reset_peak_memory_stats()
     assert cli_main(["train", str(cfg_path), "--no-progress"]) == 0
+    assert torch.cuda.max_memory_allocated() > 0  # the default device was the GPU
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert ckpt["step"] == 20
     assert all(t.device.type == "cpu" for t in ckpt["model"].values())

@@ -36,8 +36,14 @@ def _draw_2d(ax, keypoints: Tensor) -> None:  # noqa: ANN001
         if vis[a] and vis[b]:
             ax.plot([kp[a, 0], kp[b, 0]], [kp[a, 1], kp[b, 1]], "k-")
     ax.scatter(kp[vis, 0], kp[vis, 1], s=8, c="k")
-    ax.set_ylim(ax.get_ylim()[::-1])  # image y points down
+    # A square window around the visible joints; image y points down.
+    shown = kp[vis, :2] if vis.any() else kp[:, :2]
+    lo, hi = shown.min(0).values, shown.max(0).values
+    centre, half = (lo + hi) / 2, 0.6 * float((hi - lo).max().clamp_min(1e-6))
+    ax.set_xlim(float(centre[0]) - half, float(centre[0]) + half)
+    ax.set_ylim(float(centre[1]) + half, float(centre[1]) - half)
     ax.set_aspect("equal")
+    ax.locator_params(nbins=4)
     ax.set_title("2D input (hidden joints left out)", fontsize=8)
 
 

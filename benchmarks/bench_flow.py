@@ -11,7 +11,6 @@ before they are timed. Run ``python benchmarks/bench_flow.py --help``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import math
@@ -24,7 +23,16 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import FlowShape, machine, matmul_rate, median, rel_err, time_interleaved  # noqa: E402
+from common import (  # noqa: E402
+    FlowShape,
+    compile_for,
+    machine,
+    matmul_rate,
+    median,
+    path_context,
+    rel_err,
+    time_interleaved,
+)
 from peers import NflowsGlow, ZukoGlow  # noqa: E402
 
 from condflow import ConditionalGlow  # noqa: E402
@@ -114,18 +122,6 @@ def paths_for(args: argparse.Namespace, device: torch.device) -> list[str]:
     return [p for p in paths if re.search(args.paths, p)]
 
 
-@contextlib.contextmanager
-def path_context(path: str, device: torch.device):
-    tf32 = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = path == "tf32"
-    try:
-        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16,
-                                                    enabled=path.endswith("bf16")):
-            yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-
-
 def op_fn(flow: nn.Module, op: str, path: str, device: torch.device, compiled: dict):
     """A callable ``(x, context, n) -> output`` running ``op`` on ``path``."""
     method = {"log_prob": lambda x, c, n: flow.log_prob(x, c),
@@ -135,8 +131,7 @@ def op_fn(flow: nn.Module, op: str, path: str, device: torch.device, compiled: d
     if path.startswith("compile"):
         key = (id(flow), op)
         if key not in compiled:
-            mode = "reduce-overhead" if device.type == "cuda" else None  # CUDA graphs on GPU
-            compiled[key] = torch.compile(method, mode=mode, dynamic=False)
+            compiled[key] = compile_for(method, device)
         method = compiled[key]
 
     def run(x: Tensor, c: Tensor, n: int):

@@ -17,12 +17,11 @@ its error is printed beside its time and flagged when over its tolerance. FLOPs 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -32,10 +31,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
+    compile_for,
     init_actnorms_on_poses,
     machine,
     matmul_rate,
     median,
+    path_context,
     rel_err,
     time_interleaved,
 )
@@ -94,18 +95,6 @@ def paths_for(name: str, args: argparse.Namespace, device: torch.device) -> list
     return [p for p in paths if re.search(args.paths, p)]
 
 
-@contextlib.contextmanager
-def path_context(path: str, device: torch.device) -> Iterator[None]:
-    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = path == "tf32"
-    try:
-        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16,
-                                                    enabled=path.endswith("bf16")):
-            yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
-
-
 def runner(name: str, model: nn.Module, path: str, device: torch.device
            ) -> Callable[[Tensor], Tensor]:
     """``inputs -> output`` on ``path``; channels-last paths get a channels-last model copy
@@ -115,8 +104,7 @@ def runner(name: str, model: nn.Module, path: str, device: torch.device
         model = copy.deepcopy(model).to(memory_format=torch.channels_last)
         fn = lambda x: output(name, model, x.contiguous(memory_format=torch.channels_last))  # noqa: E731
     if path.startswith("compile"):
-        mode = "reduce-overhead" if device.type == "cuda" else None  # CUDA graphs on GPU
-        fn = torch.compile(fn, mode=mode, dynamic=False)
+        fn = compile_for(fn, device)
 
     def run(x: Tensor) -> Tensor:
         with path_context(path, device):

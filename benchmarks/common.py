@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +40,26 @@ def time_interleaved(fns: dict[str, Callable[[], object]], device: torch.device,
         if budget_s is not None and i >= 2 and time.perf_counter() - start > budget_s:
             break
     return times
+
+
+@contextlib.contextmanager
+def path_context(path: str, device: torch.device) -> Iterator[None]:
+    """Inference mode, bf16 autocast for the ``*bf16`` paths and TF32 (matmul and cuDNN)
+    for the ``tf32`` path only; the TF32 flags are restored afterwards."""
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = path == "tf32"
+    try:
+        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16,
+                                                    enabled=path.endswith("bf16")):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+
+
+def compile_for(fn: Callable, device: torch.device) -> Callable:
+    """``torch.compile`` for fixed shapes; on CUDA with CUDA graphs ("reduce-overhead")."""
+    return torch.compile(fn, mode="reduce-overhead" if device.type == "cuda" else None,
+                         dynamic=False)
 
 
 def median(xs: list[float]) -> float:

@@ -430,10 +430,11 @@ def _within_rank_correlation(a: Tensor, b: Tensor) -> float:
 
 
 @torch.no_grad()
-def view_reliability(model: Any, contexts: Tensor, gt: Tensor, num_samples: int = 25
-                     ) -> dict[str, float]:
+def view_reliability(model: Any, contexts: Tensor, mode: Any, gt: Tensor,
+                     num_samples: int = 25) -> dict[str, float]:
     """Do the per-view densities tell which view is reliable? Fusion can only beat equal
-    weights if they do. ``contexts [P, V, C]``, ``gt [P·V, 14, 3]``.
+    weights if they do. ``contexts [P, V, C]``, ``mode`` the model's mode prediction for the
+    ``P·V`` flattened contexts, ``gt [P·V, 14, 3]``.
 
     The log-density at the mode is the same constant for every view (the Glow flows'
     log-dets do not depend on c), so the per-view confidence is measured by the spread of
@@ -443,7 +444,6 @@ def view_reliability(model: Any, contexts: Tensor, gt: Tensor, num_samples: int 
     """
     p, v = contexts.shape[:2]
     flat = contexts.reshape(p * v, -1)
-    mode = model.mode(flat)
     mode_j = j14(model.keypoints(mode.rotmat[:, 0], mode.betas[:, 0])[1])
     err = pa_mpjpe(mode_j, gt).reshape(p, v)
     gen = torch.Generator(device=flat.device).manual_seed(0)
@@ -505,7 +505,7 @@ def table4(args: argparse.Namespace) -> None:
         print(f"fusion λ={lam:g}: {rows[f'fusion, λ = {lam:g}']['all views']}", flush=True)
     print(f"\nTable 4 (mesh, {p} synthetic people x {v} views; 14 LSP joints, mm)\n")
     print(markdown(rows, ["all views"]))
-    reliability = view_reliability(model, contexts, gt)
+    reliability = view_reliability(model, contexts, mode, gt)
     print("\nDo the per-view densities rank the views? "
           + ", ".join(f"{k} {x:.3g}" for k, x in reliability.items()))
     write_json(Path(args.out or RESULTS / "fitting_table4_mesh.json"), {

@@ -24,28 +24,7 @@ from torch import Tensor, nn
 from condflow._checks import check_tensor
 from condflow.body.convert import load_smpl_dict
 from condflow.body.paths import SMPL_PATH_ENV
-
-SMPL_JOINT_NAMES: tuple[str, ...] = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hand", "right_hand",
-)
-"""SMPL's 24 kinematic joints, in SMPL's order."""
-
-SMPL_PARENTS: tuple[int, ...] = (
-    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21,
-)
-"""Parent of each SMPL joint (``-1`` for the root)."""
-
-H36M_JOINT_NAMES: tuple[str, ...] = (
-    "hip", "right_hip", "right_knee", "right_foot", "left_hip", "left_knee", "left_foot",
-    "spine", "thorax", "nose", "head", "left_shoulder", "left_elbow", "left_wrist",
-    "right_shoulder", "right_elbow", "right_wrist",
-)
-"""Human3.6M's 17 evaluation joints in VideoPose3D order."""
-
-EVAL_REGRESSOR_FILENAME = "J_regressor_h36m.npy"
+from condflow.joints import H36M_JOINT_NAMES, H36M_REGRESSOR_FILENAME, SMPL_MODEL_FILENAME
 
 
 @dataclass
@@ -76,9 +55,9 @@ def resolve_model_file(model_path: str | Path | None = None, gender: str = "neut
                 f"gender: the synthetic body model is neutral only, got {gender!r}; set "
                 f"${SMPL_PATH_ENV} or model_path to a SMPL model for gendered bodies"
             )
-        from condflow.body.synthetic import MODEL_FILENAME, synthetic_model_dir
+        from condflow.body.synthetic import synthetic_model_dir
 
-        return synthetic_model_dir() / MODEL_FILENAME
+        return synthetic_model_dir() / SMPL_MODEL_FILENAME
     path = Path(model_path).expanduser()
     if path.is_dir():
         path = path / f"SMPL_{gender.upper()}.pkl"
@@ -138,7 +117,7 @@ class BodyModel(nn.Module):
                 module.register_buffer(name, buffer, persistent=False)
 
         if eval_regressor_path is None:
-            default = self.model_file.parent / EVAL_REGRESSOR_FILENAME
+            default = self.model_file.parent / H36M_REGRESSOR_FILENAME
             eval_regressor_path = default if default.is_file() else None
         self.eval_regressor_path = eval_regressor_path
         eval_regressor = None
@@ -186,7 +165,7 @@ class BodyModel(nn.Module):
     def _require_eval_regressor(self) -> None:
         if self.eval_regressor is None:
             raise FileNotFoundError(
-                f"no evaluation regressor for {self.model_file}: put {EVAL_REGRESSOR_FILENAME} "
+                f"no evaluation regressor for {self.model_file}: put {H36M_REGRESSOR_FILENAME} "
                 "([17, V]) next to the model file or pass eval_regressor_path"
             )
 

@@ -21,7 +21,7 @@ from scipy.spatial.transform import Rotation
 from torch import Tensor
 
 from condflow._checks import check_positive_int
-from condflow.body.model import SMPL_JOINT_NAMES
+from condflow.joints import SMPL_JOINT_NAMES
 
 POSE_FAMILIES: tuple[str, ...] = (
     "standing", "walking", "sitting", "reaching", "crouching", "random",

@@ -22,12 +22,16 @@ import numpy as np
 import scipy.sparse
 from scipy.optimize import nnls
 
-from condflow.body.model import H36M_JOINT_NAMES, SMPL_JOINT_NAMES, SMPL_PARENTS
 from condflow.body.paths import atomic_write, cache_dir
+from condflow.joints import (
+    H36M_JOINT_NAMES,
+    H36M_REGRESSOR_FILENAME,
+    SMPL_JOINT_NAMES,
+    SMPL_MODEL_FILENAME,
+    SMPL_PARENTS,
+)
 
 VERSION = "synthetic-v1"
-MODEL_FILENAME = "SMPL_NEUTRAL.pkl"
-H36M_REGRESSOR_FILENAME = "J_regressor_h36m.npy"
 
 SHAPE_NAMES: tuple[str, ...] = (
     "height",
@@ -533,7 +537,7 @@ def generate_synthetic_smpl(out_dir: str | Path, seed: int = 0) -> Path:
     out_dir = Path(out_dir)
     model, h36m = build_synthetic_smpl(seed)
     atomic_write(out_dir / H36M_REGRESSOR_FILENAME, lambda f: np.save(f, h36m))
-    return atomic_write(out_dir / MODEL_FILENAME, lambda f: pickle.dump(model, f, protocol=4))
+    return atomic_write(out_dir / SMPL_MODEL_FILENAME, lambda f: pickle.dump(model, f, protocol=4))
 
 
 def synthetic_model_dir() -> Path:
@@ -542,7 +546,7 @@ def synthetic_model_dir() -> Path:
     The cache root is ``$CONDFLOW_CACHE_DIR`` or ``~/.cache/condflow``.
     """
     out_dir = cache_dir() / "body" / VERSION
-    if not all((out_dir / f).is_file() for f in (MODEL_FILENAME, H36M_REGRESSOR_FILENAME)):
+    if not all((out_dir / f).is_file() for f in (SMPL_MODEL_FILENAME, H36M_REGRESSOR_FILENAME)):
         generate_synthetic_smpl(out_dir)
     return out_dir
 

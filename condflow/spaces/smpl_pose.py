@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from condflow._checks import check_trailing
+from condflow.joints import SMPL_JOINT_NAMES, SMPL_PARENTS
 from condflow.spaces.rotations import (
     axis_angle_to_matrix,
     matrix_to_axis_angle,
@@ -29,61 +30,6 @@ __all__ = [
 NUM_SMPL_JOINTS = 24
 NUM_SMPL_BODY_JOINTS = NUM_SMPL_JOINTS - 1
 SMPL_POSE_DIM = 6 * NUM_SMPL_JOINTS
-
-SMPL_JOINT_NAMES: tuple[str, ...] = (
-    "pelvis",
-    "left_hip",
-    "right_hip",
-    "spine1",
-    "left_knee",
-    "right_knee",
-    "spine2",
-    "left_ankle",
-    "right_ankle",
-    "spine3",
-    "left_foot",
-    "right_foot",
-    "neck",
-    "left_collar",
-    "right_collar",
-    "head",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hand",
-    "right_hand",
-)
-
-# SMPL kinematic tree (parent of each joint, -1 for the root).
-SMPL_PARENTS: tuple[int, ...] = (
-    -1,
-    0,
-    0,
-    0,
-    1,
-    2,
-    3,
-    4,
-    5,
-    6,
-    7,
-    8,
-    9,
-    9,
-    9,
-    12,
-    13,
-    14,
-    16,
-    17,
-    18,
-    19,
-    20,
-    21,
-)
 
 
 class SMPLPoseSpace:

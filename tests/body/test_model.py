@@ -5,13 +5,13 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from condflow.body.model import H36M_JOINT_NAMES, SMPL_PARENTS, BodyModel, BodyOutput
+from condflow.body.model import BodyModel, BodyOutput
 from condflow.body.synthetic import (
-    MODEL_FILENAME,
     _h36m_targets,
     generate_synthetic_smpl,
     synthetic_joint_table,
 )
+from condflow.joints import H36M_JOINT_NAMES, SMPL_MODEL_FILENAME, SMPL_PARENTS
 
 
 @pytest.fixture(scope="module")
@@ -175,18 +175,18 @@ def test_missing_model_file_gives_clear_error(tmp_path, monkeypatch):
 
 
 def test_environment_variable_and_synthetic_default(model_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("CONDFLOW_SMPL_PATH", str(model_dir / MODEL_FILENAME))
-    assert BodyModel().model_file == model_dir / MODEL_FILENAME
+    monkeypatch.setenv("CONDFLOW_SMPL_PATH", str(model_dir / SMPL_MODEL_FILENAME))
+    assert BodyModel().model_file == model_dir / SMPL_MODEL_FILENAME
     monkeypatch.delenv("CONDFLOW_SMPL_PATH")
     monkeypatch.setenv("CONDFLOW_CACHE_DIR", str(tmp_path))
     body = BodyModel()
-    assert body.model_file == tmp_path / "body" / "synthetic-v1" / MODEL_FILENAME
+    assert body.model_file == tmp_path / "body" / "synthetic-v1" / SMPL_MODEL_FILENAME
     with pytest.raises(ValueError, match="neutral only"):
         BodyModel(gender="female")
 
 
 def test_model_without_eval_regressor(model_dir, tmp_path):
-    shutil.copy(model_dir / MODEL_FILENAME, tmp_path / MODEL_FILENAME)
+    shutil.copy(model_dir / SMPL_MODEL_FILENAME, tmp_path / SMPL_MODEL_FILENAME)
     body = BodyModel(tmp_path)
     out = body(_identity(1, 1)[:, 0], _identity(1, 23), torch.zeros(1, 10))
     assert out.eval_joints is None

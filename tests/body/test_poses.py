@@ -3,7 +3,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from condflow.body.model import SMPL_JOINT_NAMES, BodyModel
+from condflow.body.model import BodyModel
 from condflow.body.poses import (
     JOINT_LIMITS,
     POSE_FAMILIES,
@@ -12,6 +12,7 @@ from condflow.body.poses import (
     sample_poses,
 )
 from condflow.body.synthetic import generate_synthetic_smpl
+from condflow.joints import SMPL_JOINT_NAMES
 
 BODY = {name: i for i, name in enumerate(SMPL_JOINT_NAMES[1:])}  # index into body_pose
 

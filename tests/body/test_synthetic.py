@@ -8,10 +8,7 @@ import pytest
 import smplx
 import torch
 
-from condflow.body.model import SMPL_PARENTS
 from condflow.body.synthetic import (
-    H36M_REGRESSOR_FILENAME,
-    MODEL_FILENAME,
     SHAPE_NAMES,
     _h36m_targets,
     build_synthetic_smpl,
@@ -20,6 +17,7 @@ from condflow.body.synthetic import (
     synthetic_joint_table,
     synthetic_model_dir,
 )
+from condflow.joints import H36M_REGRESSOR_FILENAME, SMPL_MODEL_FILENAME, SMPL_PARENTS
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +29,7 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(model_dir):
-    with open(model_dir / MODEL_FILENAME, "rb") as f:
+    with open(model_dir / SMPL_MODEL_FILENAME, "rb") as f:
         return pickle.load(f, encoding="latin1")
 
 
@@ -179,16 +177,16 @@ def test_cache_dir_generates_once(tmp_path, monkeypatch):
     monkeypatch.setenv("CONDFLOW_CACHE_DIR", str(tmp_path))
     out = synthetic_model_dir()
     assert out == tmp_path / "body" / "synthetic-v1"
-    model = out / MODEL_FILENAME
+    model = out / SMPL_MODEL_FILENAME
     assert model.is_file() and (out / H36M_REGRESSOR_FILENAME).is_file()
     stamp = model.stat().st_mtime_ns
     assert synthetic_model_dir() == out
     assert model.stat().st_mtime_ns == stamp
-    assert sorted(p.name for p in out.iterdir()) == sorted([MODEL_FILENAME,
+    assert sorted(p.name for p in out.iterdir()) == sorted([SMPL_MODEL_FILENAME,
                                                             H36M_REGRESSOR_FILENAME])
 
 
 def test_script_entry_writes_files(tmp_path, capsys):
     assert main([str(tmp_path / "out"), "--seed", "1"]) == 0
-    assert (tmp_path / "out" / MODEL_FILENAME).is_file()
+    assert (tmp_path / "out" / SMPL_MODEL_FILENAME).is_file()
     assert "wrote" in capsys.readouterr().out

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from condflow.configs import resolve_config
+
 T = TypeVar("T")
 
 
@@ -111,7 +113,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def load_config(source: str | Path | dict[str, Any], overrides: list[str] = ()) -> Config:
-    """Read a YAML file (or a dict), apply ``--set`` overrides, and type every section.
+    """Read a YAML file, an installed configuration by name (:mod:`condflow.configs`) or a
+    dict, apply ``--set`` overrides, and type every section.
 
     The task named by ``task:`` supplies the dataclasses of ``data``, ``model``, ``loss`` and
     ``eval`` (see :mod:`condflow.tasks`).
@@ -121,10 +124,7 @@ def load_config(source: str | Path | dict[str, Any], overrides: list[str] = ()) 
     if isinstance(source, dict):
         raw = dict(source)
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"config: no such file {path}")
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(resolve_config(source).read_text()) or {}
     raw = apply_overrides(raw, list(overrides))
     if "task" not in raw:
         raise ValueError("config: missing key 'task'")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -112,6 +113,26 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def read_config(source: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML file or installed configuration (:mod:`condflow.configs`)."""
+    path = resolve_config(source)
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"config: {path} must hold a mapping, got {type(raw).__name__}")
+    return raw
+
+
+def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with the keys of ``override`` replaced, recursing into nested mappings."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_config(source: str | Path | dict[str, Any], overrides: list[str] = ()) -> Config:
     """Read a YAML file, an installed configuration by name (:mod:`condflow.configs`) or a
     dict, apply ``--set`` overrides, and type every section.
@@ -121,10 +142,7 @@ def load_config(source: str | Path | dict[str, Any], overrides: list[str] = ()) 
     """
     from condflow.tasks import get_task
 
-    if isinstance(source, dict):
-        raw = dict(source)
-    else:
-        raw = yaml.safe_load(resolve_config(source).read_text()) or {}
+    raw = copy.deepcopy(source) if isinstance(source, dict) else read_config(source)
     raw = apply_overrides(raw, list(overrides))
     if "task" not in raw:
         raise ValueError("config: missing key 'task'")

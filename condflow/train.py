@@ -97,6 +97,22 @@ def build(cfg: Config, train_data: Dataset | None = None) -> tuple[Task, nn.Modu
     return task, task.build_model(train_data)
 
 
+#: The loop's part of ``--fast-dev-run``: a few steps of small batches, logged and saved.
+FAST_DEV_RUN = ("train.steps=3", "train.batch_size=8", "train.log_every=1", "train.warmup_steps=1")
+
+
+def fast_dev_run_config(source: str | Path | dict[str, Any], overrides: list[str]) -> Config:
+    """``source`` (with ``overrides``) as a smoke test that runs in seconds: the task's small
+    data (:attr:`condflow.tasks.Task.fast_dev_run`) and :data:`FAST_DEV_RUN`, then
+    ``overrides`` again on top, written under ``<output_dir>/fast_dev_run`` so that a real
+    run's checkpoint is never touched."""
+    task = get_task(load_config(source, overrides).task)
+    cfg = load_config(source, [*task.fast_dev_run, *FAST_DEV_RUN, *overrides])
+    out = Path(cfg.output_dir)
+    cfg.output_dir = str(out if out.name == "fast_dev_run" else out / "fast_dev_run")
+    return cfg
+
+
 def checkpoint_path(cfg: Config) -> Path:
     return Path(cfg.output_dir) / "checkpoints" / "last.pt"
 

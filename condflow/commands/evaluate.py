@@ -1,12 +1,20 @@
-"""``condflow eval CONFIG CHECKPOINT``: metrics table, JSON and a picture."""
+"""``condflow eval CHECKPOINT [--config CONFIG] [--set KEY=VALUE ...]``: metrics table, JSON
+and a picture, from the configuration stored in the checkpoint.
+
+The checkpoint's own config (the one it was trained with) is the base: a ``--config`` file and
+``--set`` overrides only change the keys they name, so the evaluation uses the training run's
+data settings unless told otherwise, and says which of them differ. ``condflow eval CONFIG
+CHECKPOINT`` (the older form) reads as ``--config CONFIG``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
-from condflow.commands.train import add_overrides
+from condflow.commands.train import add_fast_dev_run, add_overrides
 
 
 def print_table(cfg, metrics: dict) -> None:  # noqa: ANN001
@@ -20,22 +28,45 @@ def print_table(cfg, metrics: dict) -> None:  # noqa: ANN001
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    from condflow.config import load_config
-    from condflow.train import evaluate
+def _changed(before: Any, after: Any, where: str) -> list[str]:
+    """Dotted keys whose values differ between two plain config dicts."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = sorted(set(before) | set(after))
+        return [c for k in keys for c in _changed(before.get(k), after.get(k), f"{where}.{k}")]
+    return [] if before == after else [f"{where}: {before!r} -> {after!r}"]
 
-    cfg = load_config(args.config, args.set)
-    metrics = evaluate(cfg, args.checkpoint, args.out, picture=not args.no_picture)
+
+def run(args: argparse.Namespace) -> int:
+    from condflow.checkpoint import load_checkpoint
+    from condflow.config import config_to_dict, load_config, merge_config, read_config
+    from condflow.train import evaluate, fast_dev_run_config
+
+    if len(args.paths) > 2:
+        raise ValueError(f"eval: expected CHECKPOINT (or CONFIG CHECKPOINT), got {args.paths}")
+    config, checkpoint = args.paths if len(args.paths) == 2 else (args.config, args.paths[0])
+    stored = load_checkpoint(checkpoint)["config"]
+    raw = merge_config(stored, read_config(config)) if config else stored
+    cfg = fast_dev_run_config(raw, args.set) if args.fast_dev_run else load_config(raw, args.set)
+    changed = _changed(stored.get("data"), config_to_dict(cfg)["data"], "data")
+    print(
+        f"evaluating {checkpoint} on the {cfg.task} test set; data settings "
+        + ("as in training" if not changed else "changed from training: " + "; ".join(changed))
+    )
+    metrics = evaluate(cfg, checkpoint, args.out, picture=not args.no_picture)
     print_table(cfg, metrics)
     print(f"\nJSON: {args.out or Path(cfg.output_dir) / 'eval.json'}")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate a checkpoint; prints a table, writes JSON + PNG")
-    p.add_argument("config")
-    p.add_argument("checkpoint")
+    help_ = "evaluate a checkpoint (with its own config); prints a table, writes JSON + PNG"
+    p = sub.add_parser("eval", help=help_)
+    p.add_argument("paths", nargs="+", metavar="CHECKPOINT", help="the checkpoint to evaluate")
+    p.add_argument(
+        "--config", default=None, help="YAML (or installed name) overriding the stored config"
+    )
     p.add_argument("--out", default=None, help="JSON path (default <output_dir>/eval.json)")
     add_overrides(p)
+    add_fast_dev_run(p)
     p.add_argument("--no-picture", action="store_true")
     p.set_defaults(func=run)

@@ -1,4 +1,4 @@
-"""``condflow train CONFIG [--resume [CHECKPOINT]] [--set KEY=VALUE ...]``."""
+"""``condflow train CONFIG [--resume [CHECKPOINT]] [--set KEY=VALUE ...] [--fast-dev-run]``."""
 
 from __future__ import annotations
 
@@ -15,18 +15,35 @@ def add_overrides(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    from condflow.config import load_config
-    from condflow.train import train
+def add_fast_dev_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fast-dev-run",
+        action="store_true",
+        help="smoke test in seconds: tiny data, a few steps, under <output_dir>/fast_dev_run "
+        "(--set still applies on top)",
+    )
 
-    cfg = load_config(args.config, args.set)
+
+def run(args: argparse.Namespace) -> int:
+    from condflow.commands.evaluate import print_table
+    from condflow.config import load_config
+    from condflow.train import evaluate, fast_dev_run_config, train
+
+    if args.fast_dev_run:
+        cfg = fast_dev_run_config(args.config, args.set)
+    else:
+        cfg = load_config(args.config, args.set)
     resume = True if args.resume == "" else (args.resume or False)
-    print(f"checkpoint: {train(cfg, resume=resume, progress=not args.no_progress)}")
+    checkpoint = train(cfg, resume=resume, progress=not args.no_progress)
+    print(f"checkpoint: {checkpoint}")
+    if args.fast_dev_run:
+        print_table(cfg, evaluate(cfg, checkpoint))
+        print(f"evaluation: {cfg.output_dir}/eval.json, picture: {cfg.output_dir}/eval.png")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model from a YAML config")
+    p = sub.add_parser("train", help="train a model from a YAML config (or an installed name)")
     p.add_argument("config")
     p.add_argument(
         "--resume",
@@ -37,5 +54,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="continue from <output_dir>/checkpoints/last.pt or CHECKPOINT",
     )
     add_overrides(p)
+    add_fast_dev_run(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)

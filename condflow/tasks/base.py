@@ -23,6 +23,9 @@ class Task:
     """
 
     name: ClassVar[str]
+    #: ``--set``-style overrides that make a run tiny for ``--fast-dev-run`` (small data, few
+    #: evaluation samples); the loop's own (steps, logging, output folder) are added to them.
+    fast_dev_run: ClassVar[tuple[str, ...]] = ()
     data_config: ClassVar[type]
     model_config: ClassVar[type]
     loss_config: ClassVar[type]

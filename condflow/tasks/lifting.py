@@ -102,6 +102,12 @@ class LiftingObjective(nn.Module):
 
 class LiftingTask(Task):
     name = "lifting"
+    fast_dev_run = (
+        "data.train_size=256",
+        "data.test_size=32",
+        "eval.num_samples=[1, 5]",
+        "eval.picture_examples=2",
+    )
     data_config = LiftingData
     model_config = LiftingModel
     loss_config = LiftingLoss

@@ -267,6 +267,16 @@ class MeshObjective(nn.Module):
 
 class MeshTask(Task):
     name = "mesh"
+    fast_dev_run = (
+        "data.train_size=16",
+        "data.test_size=8",
+        "data.augmentation_rounds=1",
+        "loss.mocap_size=64",
+        "eval.num_samples=[2]",
+        "eval.batch_size=8",
+        "eval.picture_examples=1",
+        "eval.picture_samples=1",
+    )
     data_config = MeshData
     model_config = MeshModel
     loss_config = MeshLoss

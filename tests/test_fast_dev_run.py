@@ -1,0 +1,60 @@
+"""``--fast-dev-run`` on every shipped configuration, and ``condflow eval CHECKPOINT`` from the
+configuration stored in the checkpoint."""
+
+import json
+
+import pytest
+import yaml
+
+from condflow.checkpoint import load_checkpoint
+from condflow.cli import main
+from condflow.config import load_config, merge_config
+
+FAST = ("--fast-dev-run", "--no-progress")
+
+
+@pytest.mark.parametrize("name", ["lifting", "mesh_recovery"])
+def test_fast_dev_run_trains_evaluates_and_draws(name, tmp_path, capsys):
+    out = tmp_path / name
+    assert main(["train", name, *FAST, "--set", f"output_dir={out}"]) == 0
+    run = out / "fast_dev_run"
+    ckpt = run / "checkpoints" / "last.pt"
+    saved = load_checkpoint(ckpt)
+    assert saved["step"] == 3
+    assert saved["config"]["output_dir"] == str(run)
+    assert not (out / "checkpoints").exists()  # a real run's folder is never written
+    metrics = json.loads((run / "eval.json").read_text())
+    assert metrics and (run / "eval.png").stat().st_size > 1000
+    assert "| mode |" in capsys.readouterr().out
+    # eval from the checkpoint alone: its own config, its own data settings
+    assert main(["eval", str(ckpt), "--no-picture", "--out", str(tmp_path / "again.json")]) == 0
+    text = capsys.readouterr().out
+    assert "data settings as in training" in text
+    assert json.loads((tmp_path / "again.json").read_text()) == metrics
+
+
+def test_eval_overrides_name_the_changed_data_settings(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "lifting", *FAST, "--set", f"output_dir={out}"]) == 0
+    capsys.readouterr()
+    ckpt = out / "fast_dev_run" / "checkpoints" / "last.pt"
+    override = tmp_path / "override.yaml"
+    override.write_text(yaml.safe_dump({"data": {"test_size": 16}}))
+    args = ["--no-picture", "--out", str(tmp_path / "e.json")]
+    assert main(["eval", str(ckpt), "--config", str(override), *args]) == 0
+    assert "changed from training: data.test_size: 32 -> 16" in capsys.readouterr().out
+    assert main(["eval", str(override), str(ckpt), *args, "--set", "data.test_size=8"]) == 0
+    assert "data.test_size: 32 -> 8" in capsys.readouterr().out  # the older CONFIG CHECKPOINT form
+
+
+def test_merge_config_replaces_only_the_named_keys_and_copies():
+    base = {"task": "lifting", "data": {"train_size": 10, "test_size": 5}, "seed": 1}
+    merged = merge_config(base, {"data": {"test_size": 3}, "seed": 2})
+    assert merged == {
+        "task": "lifting",
+        "data": {"train_size": 10, "test_size": 3},
+        "seed": 2,
+    }
+    assert base["data"]["test_size"] == 5
+    load_config(base, ["data.test_size=7"])
+    assert base["data"]["test_size"] == 5  # overrides never write into the caller's dict

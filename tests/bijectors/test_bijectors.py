@@ -13,6 +13,7 @@ from condflow.bijectors import (
     GlowBlock,
     Inverse,
     LULinear,
+    NflowsLULinear,
     Permutation,
     RandomPermutation,
     ReversePermutation,
@@ -43,6 +44,11 @@ def make_all():
         "random_perm": RandomPermutation(D, seed=2),
         "glow": GlowBlock(D, C, hidden_features=16, num_residual_blocks=2),
         "inverse_glow": Inverse(GlowBlock(D, C, hidden_features=16, parity=1)),
+        # the conventions of ProHMR's nflows fork (condflow.interop.prohmr)
+        "actnorm_normalizing": ActNorm(D, parametrization="normalizing"),
+        "nflows_lu": NflowsLULinear(D),
+        "additive_alternate1": AdditiveCoupling(D, C, parity=1, split="alternate", **kw),
+        "glow_nflows": GlowBlock(D, C, hidden_features=16, convention="nflows"),
     }
 
 
@@ -115,8 +121,9 @@ def test_permutation_rejects_non_permutation():
         Permutation(torch.tensor([0, 0, 1]))
 
 
-def test_actnorm_data_dependent_init_normalizes_first_batch():
-    norm = ActNorm(D).train()
+@pytest.mark.parametrize("parametrization", ["generative", "normalizing"])
+def test_actnorm_data_dependent_init_normalizes_first_batch(parametrization):
+    norm = ActNorm(D, parametrization=parametrization).train()
     x = 3.0 + 2.0 * torch.randn(512, D)
     z, _ = norm.inverse(x)
     assert torch.allclose(z.mean(0), torch.zeros(D), atol=1e-4)

@@ -190,3 +190,21 @@ def test_import_refuses_to_overwrite_unless_asked(tmp_path, capsys):
     assert out.read_bytes() == b"not mine"
     assert main(["import-prohmr", str(CKPT), str(out), "--overwrite"]) == 0
     assert load(out).flow.features == 144
+
+
+def test_fit_on_an_imported_model_starts_from_prohmr_demo_crop_and_mode(tmp_path):
+    demo = np.load(FIXTURES / "demo" / "reference.npz", allow_pickle=False)
+    model = tmp_path / "m.pt"
+    assert main(["import-prohmr", str(CKPT), str(model)]) == 0
+    out = tmp_path / "fit"
+    assert main(["fit", str(model), str(FIXTURES / "demo" / "person_keypoints.json"),
+                 "--image", str(FIXTURES / "demo" / "person.png"), "--out", str(out),
+                 "--iters", "2", "--no-picture"]) == 0
+    fit = np.load(out / "fit.npz", allow_pickle=False)
+    np.testing.assert_array_equal(fit["box"][0, :2], demo["box_center"])
+    assert fit["box"][0, 2] * 200 == pytest.approx(float(demo["box_size"]), rel=1e-7)
+    for name in ("rotmat", "betas", "cam"):
+        assert rel(torch.from_numpy(fit[f"mode_{name}"]),
+                   torch.from_numpy(demo[f"mode_{name}"][:, 0])) <= TOLERANCE[torch.float32]
+    info = json.loads((out / "fit.json").read_text())
+    assert info["diagnostics"]["iterations"][0] <= 2

@@ -87,6 +87,7 @@ class NflowsLULinear(LULinear):
     """
 
     def __init__(self, features: int, eps: float = 1e-3) -> None:
+        # LULinear's caching of the assembled matrices is shared; its parameters are not.
         Bijector.__init__(self)
         self.features = features
         self.eps = eps

@@ -83,6 +83,9 @@ import torch
 import yaml
 from torch import Tensor, nn
 
+from condflow.config import load_config
+from condflow.saving import build_model, save
+
 __all__ = [
     "PROHMR_IMAGE_MEAN",
     "PROHMR_IMAGE_STD",
@@ -448,9 +451,6 @@ def import_prohmr(
         body_model: SMPL file for the condflow config's ``data.body_model`` (default
             ``None``: ``$CONDFLOW_SMPL_PATH``, else condflow's synthetic model).
     """
-    from condflow.config import load_config
-    from condflow.saving import build_model
-
     where = str(checkpoint) if isinstance(checkpoint, str | Path) else "state_dict"
     state = (read_prohmr_checkpoint(checkpoint) if isinstance(checkpoint, str | Path)
              else dict(checkpoint))
@@ -472,8 +472,6 @@ def import_prohmr_file(
 ) -> ProHMRImport:
     """:func:`import_prohmr`, then save the model as a one-file condflow model at ``out``
     (refusing to replace an existing file unless ``overwrite``)."""
-    from condflow.saving import save
-
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"OUT: {out} exists; pass --overwrite (overwrite=True) to "

@@ -156,3 +156,18 @@ def test_lu_weight_cached_in_eval_and_refreshed_on_change():
     assert torch.allclose(torch.linalg.slogdet(w3)[1], lu.log_s.sum(), atol=1e-5)
     lu.train()
     assert lu.weights()[0].requires_grad  # training path rebuilds with gradients
+
+
+@pytest.mark.parametrize("features", [5, 6])
+def test_alternate_split_transforms_odd_features_at_parity_0_and_even_at_1(features):
+    """nflows' mask[::2] = -1 (ProHMR's flow): parity 0 keeps the even-indexed features."""
+    for parity, kept in ((0, slice(0, None, 2)), (1, slice(1, None, 2))):
+        coupling = perturb(AdditiveCoupling(features, C, hidden_features=8, num_blocks=1,
+                                            parity=parity, split="alternate"))
+        z, c = torch.randn(4, features), torch.randn(4, C)
+        with torch.no_grad():
+            x, _ = coupling(z, c)
+        assert torch.equal(x[:, kept], z[:, kept])
+        changed = torch.ones(features, dtype=torch.bool)
+        changed[kept] = False
+        assert bool((x[:, changed] != z[:, changed]).all())

@@ -137,7 +137,8 @@ class ConditionalGlow(ConditionalFlow):
     The coupling nets see ``[z₁, c]`` at their input layer only, then ``num_residual_blocks``
     residual blocks of width ``hidden_features``; their output layers start near zero, so the
     untrained flow is close to a fixed linear map. All Jacobians are constant in z, hence
-    ``mode`` is exact.
+    ``mode`` is exact. ``convention="nflows"`` builds the blocks of ProHMR's nflows fork
+    (see :class:`~condflow.bijectors.GlowBlock`), for weights imported from ProHMR.
     """
 
     def __init__(
@@ -151,6 +152,7 @@ class ConditionalGlow(ConditionalFlow):
         batch_norm: bool = True,
         seed: int = 0,
         max_rows: int = 16384,
+        convention: str = "condflow",
     ) -> None:
         check_positive_int("num_blocks", num_blocks)
         blocks = [
@@ -163,6 +165,7 @@ class ConditionalGlow(ConditionalFlow):
                 batch_norm,
                 parity=i % 2,
                 seed=seed + i,
+                convention=convention,
             )
             for i in range(num_blocks)
         ]

@@ -5,7 +5,7 @@ from condflow.bijectors.affine import FixedAffine
 from condflow.bijectors.base import Bijector, Compose, Inverse
 from condflow.bijectors.coupling import AdditiveCoupling, AffineCoupling
 from condflow.bijectors.glow import GlowBlock
-from condflow.bijectors.lu import LULinear
+from condflow.bijectors.lu import LULinear, NflowsLULinear
 from condflow.bijectors.nets import ContextResidualNet, ResidualBlock
 from condflow.bijectors.nflows_interop import FromNflows, ToNflows
 from condflow.bijectors.permutation import Permutation, RandomPermutation, ReversePermutation
@@ -22,6 +22,7 @@ __all__ = [
     "GlowBlock",
     "Inverse",
     "LULinear",
+    "NflowsLULinear",
     "Permutation",
     "RandomPermutation",
     "ResidualBlock",

@@ -12,6 +12,10 @@ from condflow.bijectors.base import Bijector, constant_logabsdet
 class ActNorm(Bijector):
     """Per-feature affine map ``x = exp(log_scale) ⊙ z + shift``; log|det| = Σ log_scale.
 
+    ``parametrization="normalizing"`` stores the map of the other direction instead,
+    ``z = exp(log_scale) ⊙ x + shift`` (nflows' ActNorm, whose ``forward`` is x → z; the
+    layout of ProHMR's checkpoints), so such parameters are used as they are, not converted.
+
     The first call of ``inverse`` in training mode (the normalizing direction, i.e. the
     first ``log_prob`` on data) sets ``shift``/``log_scale`` so that the normalized batch has
     zero mean and unit variance per feature (averaged across processes under
@@ -20,10 +24,18 @@ class ActNorm(Bijector):
     keeps the hot path free of host-device syncs.
     """
 
-    def __init__(self, features: int, eps: float = 1e-6) -> None:
+    def __init__(
+        self, features: int, eps: float = 1e-6, parametrization: str = "generative"
+    ) -> None:
         super().__init__()
+        if parametrization not in ("generative", "normalizing"):
+            raise ValueError(
+                "parametrization: expected 'generative' or 'normalizing', "
+                f"got {parametrization!r}"
+            )
         self.features = features
         self.eps = eps
+        self.normalizing = parametrization == "normalizing"
         self.log_scale = nn.Parameter(torch.zeros(features))
         self.shift = nn.Parameter(torch.zeros(features))
         self.register_buffer("initialized", torch.tensor(False))
@@ -43,17 +55,28 @@ class ActNorm(Bijector):
         total, total_sq, count = stats[: self.features], stats[self.features : -1], stats[-1]
         mean = total / count
         var = (total_sq / count - mean.pow(2)).clamp_min(0)
-        self.shift.copy_(mean)
-        self.log_scale.copy_(0.5 * torch.log(var + self.eps))
+        log_std = 0.5 * torch.log(var + self.eps)
+        if self.normalizing:  # z = (x - mean) / std = exp(-log_std) x - mean exp(-log_std)
+            self.log_scale.copy_(-log_std)
+            self.shift.copy_(-mean * torch.exp(-log_std))
+        else:
+            self.shift.copy_(mean)
+            self.log_scale.copy_(log_std)
         self.initialized.fill_(True)
         self._initialized = True
 
     def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if self.normalizing:
+            x = (z - self.shift) / self.log_scale.exp()
+            return x, constant_logabsdet(-self.log_scale.sum(), z)
         x = z * self.log_scale.exp() + self.shift
         return x, constant_logabsdet(self.log_scale.sum(), z)
 
     def inverse(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if self.training and not self._initialized:
             self.initialize(x)
+        if self.normalizing:
+            z = self.log_scale.exp() * x + self.shift
+            return z, constant_logabsdet(self.log_scale.sum(), x)
         z = (x - self.shift) * torch.exp(-self.log_scale)
         return z, constant_logabsdet(-self.log_scale.sum(), x)

@@ -13,8 +13,10 @@ from condflow.bijectors.nets import ContextResidualNet
 class _Coupling(Bijector):
     """Splits ``[..., d]`` into a conditioning half and a transformed half.
 
-    ``parity=0`` keeps the first ``d // 2`` features and transforms the rest; ``parity=1``
-    the reverse, so alternating parities transform every feature.
+    ``split="halves"``: ``parity=0`` keeps the first ``d // 2`` features and transforms the
+    rest; ``parity=1`` the reverse. ``split="alternate"`` (nflows' ``mask[::2]``, as in
+    ProHMR's flow): ``parity=0`` keeps the even-indexed features and transforms the odd
+    ones; ``parity=1`` the reverse. Alternating parities transform every feature.
     """
 
     #: outputs of the net per transformed feature (1: shift; 2: log-scale and shift)
@@ -29,16 +31,31 @@ class _Coupling(Bijector):
         dropout: float = 0.0,
         batch_norm: bool = True,
         parity: int = 0,
+        split: str = "halves",
     ) -> None:
         super().__init__()
         if features < 2:
             raise ValueError(
                 f"features: a coupling layer needs at least 2 features, got {features}"
             )
+        if split not in ("halves", "alternate"):
+            raise ValueError(f"split: expected 'halves' or 'alternate', got {split!r}")
         self.features = features
         self.parity = parity
-        first = features // 2
-        self.num_identity = first if parity == 0 else features - first
+        self.split = split
+        if split == "alternate":
+            index = torch.arange(features)
+            identity, transformed = index[index % 2 == parity], index[index % 2 != parity]
+            # Derived from the arguments, so kept out of the state_dict.
+            self.register_buffer("identity_index", identity, persistent=False)
+            self.register_buffer("transformed_index", transformed, persistent=False)
+            self.register_buffer(
+                "join_index", torch.argsort(torch.cat([identity, transformed])), persistent=False
+            )
+            self.num_identity = len(identity)
+        else:
+            first = features // 2
+            self.num_identity = first if parity == 0 else features - first
         self.num_transformed = features - self.num_identity
         self.net = ContextResidualNet(
             self.num_identity,
@@ -51,11 +68,15 @@ class _Coupling(Bijector):
         )
 
     def _split(self, v: Tensor) -> tuple[Tensor, Tensor]:
+        if self.split == "alternate":
+            return v[..., self.identity_index], v[..., self.transformed_index]
         if self.parity == 0:
             return v[..., : self.num_identity], v[..., self.num_identity :]
         return v[..., self.num_transformed :], v[..., : self.num_transformed]
 
     def _join(self, identity: Tensor, transformed: Tensor) -> Tensor:
+        if self.split == "alternate":
+            return torch.cat([identity, transformed], dim=-1)[..., self.join_index]
         parts = (identity, transformed) if self.parity == 0 else (transformed, identity)
         return torch.cat(parts, dim=-1)
 
@@ -69,6 +90,7 @@ class AdditiveCoupling(_Coupling):
         hidden_features, num_blocks, dropout, batch_norm: the shape of the net t
             (see :class:`ContextResidualNet`).
         parity: which half is transformed (0: second, 1: first).
+        split: ``"halves"`` or ``"alternate"`` (even/odd features; see ``_Coupling``).
     """
 
     constant_logdet = True
@@ -102,9 +124,11 @@ class AffineCoupling(_Coupling):
         batch_norm: bool = True,
         parity: int = 0,
         scale_bound: float = 3.0,
+        split: str = "halves",
     ) -> None:
         super().__init__(
-            features, context_features, hidden_features, num_blocks, dropout, batch_norm, parity
+            features, context_features, hidden_features, num_blocks, dropout, batch_norm, parity,
+            split,
         )
         self.scale_bound = scale_bound
 

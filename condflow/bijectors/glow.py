@@ -5,7 +5,7 @@ from __future__ import annotations
 from condflow.bijectors.actnorm import ActNorm
 from condflow.bijectors.base import Compose
 from condflow.bijectors.coupling import AdditiveCoupling
-from condflow.bijectors.lu import LULinear
+from condflow.bijectors.lu import LULinear, NflowsLULinear
 
 
 class GlowBlock(Compose):
@@ -15,6 +15,11 @@ class GlowBlock(Compose):
     ActNorm → LU linear → additive coupling, so ActNorm's data-dependent initialization sees
     the block's input data. In the generative direction z → x (``forward``) the order is
     reversed: coupling, then LU linear, then ActNorm.
+
+    ``convention="nflows"`` builds the block of ProHMR's nflows fork instead: ActNorm and LU
+    linear parametrized in the normalizing direction (:class:`NflowsLULinear`, with a bias)
+    and even/odd coupling masks; the coupling itself is the same map up to the sign of the
+    net's output (nflows adds ``t`` in the normalizing direction, we add it generatively).
     """
 
     def __init__(
@@ -27,7 +32,11 @@ class GlowBlock(Compose):
         batch_norm: bool = True,
         parity: int = 0,
         seed: int = 0,
+        convention: str = "condflow",
     ) -> None:
+        if convention not in ("condflow", "nflows"):
+            raise ValueError(f"convention: expected 'condflow' or 'nflows', got {convention!r}")
+        nflows = convention == "nflows"
         coupling = AdditiveCoupling(
             features,
             context_features,
@@ -36,15 +45,18 @@ class GlowBlock(Compose):
             dropout,
             batch_norm,
             parity,
+            split="alternate" if nflows else "halves",
         )
-        super().__init__([coupling, LULinear(features, seed=seed), ActNorm(features)])
+        linear = NflowsLULinear(features) if nflows else LULinear(features, seed=seed)
+        actnorm = ActNorm(features, parametrization="normalizing" if nflows else "generative")
+        super().__init__([coupling, linear, actnorm])
 
     @property
     def coupling(self) -> AdditiveCoupling:
         return self.bijectors[0]
 
     @property
-    def linear(self) -> LULinear:
+    def linear(self) -> LULinear | NflowsLULinear:
         return self.bijectors[1]
 
     @property

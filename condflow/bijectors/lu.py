@@ -1,8 +1,10 @@
-"""LU-parametrized invertible linear map x = W z with W = P · L · (U + diag s)."""
+"""LU-parametrized invertible linear maps: x = W z with W = P · L · (U + diag s), and
+nflows' variant z = L · U · x + b (the layout of ProHMR's checkpoints)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from condflow.bijectors.base import Bijector, constant_logabsdet
@@ -46,9 +48,13 @@ class LULinear(Bijector):
             upper_inv = torch.linalg.solve_triangular(upper, eye, upper=True)
             return weight, upper_inv @ lower_inv @ self.permutation.T
 
+    def _factors(self) -> tuple[Tensor, ...]:
+        """The parameters ``W`` is assembled from (the cache key)."""
+        return (self.lower, self.upper, self.log_s)
+
     def weights(self) -> tuple[Tensor, Tensor]:
         """``(W, W⁻¹)``, each ``[d, d]``."""
-        params = (self.lower, self.upper, self.log_s)
+        params = self._factors()
         cacheable = not self.training and not torch.compiler.is_compiling()
         if not cacheable or (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
             self._cache = None
@@ -66,3 +72,57 @@ class LULinear(Bijector):
     def inverse(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         _, weight_inv = self.weights()
         return x @ weight_inv.T, constant_logabsdet(-self.log_s.sum(), x)
+
+
+class NflowsLULinear(LULinear):
+    """nflows' ``LULinear``, parametrizing the normalizing direction: ``z = L U x + b``.
+
+    ``L`` is unit lower-triangular, ``U`` upper-triangular with the positive diagonal
+    ``softplus(unconstrained_diag) + eps``, ``b`` a bias; there is no permutation. This is
+    the layer of ProHMR's flow (the nflows fork used by ProHMR), kept in its own
+    parametrization so that imported weights are used unchanged: the generative direction
+    is ``x = (L U)⁻¹ (z − b)``, log|det ∂x/∂z| = −Σ log diag U. ``lower``/``upper`` hold
+    full ``[d, d]`` matrices of which only the strict triangles are used. Initialized, as in
+    nflows, to the identity.
+    """
+
+    def __init__(self, features: int, eps: float = 1e-3) -> None:
+        # LULinear's caching of the assembled matrices is shared; its parameters are not.
+        Bijector.__init__(self)
+        self.features = features
+        self.eps = eps
+        self.lower = nn.Parameter(torch.zeros(features, features))
+        self.upper = nn.Parameter(torch.zeros(features, features))
+        # softplus(c) + eps = 1 at initialization.
+        init = float(torch.log(torch.expm1(torch.tensor(1.0 - eps, dtype=torch.float64))))
+        self.unconstrained_diag = nn.Parameter(torch.full((features,), init))
+        self.bias = nn.Parameter(torch.zeros(features))
+        self._cache = None
+
+    def _factors(self) -> tuple[Tensor, ...]:
+        return (self.lower, self.upper, self.unconstrained_diag)
+
+    def diagonal(self) -> Tensor:
+        """The diagonal of ``U``: ``softplus(unconstrained_diag) + eps`` ``[d]``."""
+        return F.softplus(self.unconstrained_diag) + self.eps
+
+    def _assemble(self) -> tuple[Tensor, Tensor]:
+        device = self.lower.device
+        eye = torch.eye(self.features, dtype=self.lower.dtype, device=device)
+        with torch.autocast(device.type, enabled=False):
+            lower = torch.tril(self.lower, -1) + eye
+            upper = torch.triu(self.upper, 1) + torch.diag(self.diagonal())
+            lower_inv = torch.linalg.solve_triangular(lower, eye, upper=False, unitriangular=True)
+            upper_inv = torch.linalg.solve_triangular(upper, eye, upper=True)
+            # The generative W = (L U)⁻¹ and its inverse L U.
+            return upper_inv @ lower_inv, lower @ upper
+
+    def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        weight, _ = self.weights()
+        logdet = -torch.log(self.diagonal()).sum()
+        return (z - self.bias) @ weight.T, constant_logabsdet(logdet, z)
+
+    def inverse(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        _, weight_inv = self.weights()
+        logdet = torch.log(self.diagonal()).sum()
+        return x @ weight_inv.T + self.bias, constant_logabsdet(logdet, x)

@@ -1,3 +1,13 @@
 """Sub-commands of the ``condflow`` CLI: each module defines ``register(subparsers)``."""
 
-COMMANDS = ("train", "evaluate", "demo", "configs", "convert_smpl", "export", "predict", "fit")
+COMMANDS = (
+    "train",
+    "evaluate",
+    "demo",
+    "configs",
+    "convert_smpl",
+    "export",
+    "predict",
+    "fit",
+    "import_prohmr",
+)

@@ -11,7 +11,9 @@ Mesh models: ``--image`` is required; each person of the keypoint file (OpenPose
 SPIN's 24 keypoints as an array) is cropped from the image like ``condflow predict`` does
 (the box of the seen keypoints, enlarged 1.2 times), and the fit explains the person's
 keypoints in crop coordinates, with shape and camera fitted too. BODY_25 keypoints without a
-SPIN counterpart get confidence 0.
+SPIN counterpart get confidence 0. Models imported from ProHMR (``condflow import-prohmr``)
+get ProHMR demo's box and crop, and ProHMR's fitting weights as defaults
+(:data:`PROHMR_DEFAULTS`).
 
 Writes ``fit.npz`` (arrays), ``fit.json`` (the same as lists, plus per-person diagnostics)
 and ``fit.png`` into ``--out``.
@@ -28,8 +30,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-LIFTING_DEFAULTS = {"keypoint_weight": 1e4, "sigma": 0.05}
-MESH_DEFAULTS = {"keypoint_weight": 1e4, "sigma": 0.05}
+LIFTING_DEFAULTS = {"keypoint_weight": 1e4, "sigma": 0.05, "shape_weight": 1.0}
+MESH_DEFAULTS = {"keypoint_weight": 1e4, "sigma": 0.05, "shape_weight": 1.0}
+#: ProHMR's crop fitting (KeypointFitting, keypoint_fitting_loss: (1000/224)² data weight,
+#: σ = 100 px, 4² ‖z‖², 6² ‖β‖²) in our units: divided by 32 so the prior is ½‖z‖², residuals
+#: in normalized crop coordinates (112 px per unit). See docs/COMING_FROM_PROHMR.md.
+PROHMR_DEFAULTS = {"keypoint_weight": 7812.5, "sigma": 100.0 / 112.0, "shape_weight": 1.125}
 
 
 def _write(out: Path, arrays: dict[str, Any], info: dict[str, Any]) -> None:
@@ -47,7 +53,7 @@ def _fit_config(args: argparse.Namespace, defaults: dict[str, float]):  # noqa: 
         keypoint_weight=defaults["keypoint_weight"] if args.keypoint_weight is None
         else args.keypoint_weight,
         sigma=defaults["sigma"] if args.sigma is None else (args.sigma or None),
-        shape_weight=args.shape_weight,
+        shape_weight=defaults["shape_weight"] if args.shape_weight is None else args.shape_weight,
         optimizer=OptimizerConfig(method=args.method, max_iters=args.iters,
                                   lr=1.0 if args.method == "lbfgs" else 0.01),
     )
@@ -153,7 +159,7 @@ def _spin24(path: Path) -> np.ndarray:
                      "OpenPose BODY_25 or SPIN's 24 keypoints")
 
 
-def fit_mesh(model: nn.Module, args: argparse.Namespace, out: Path) -> dict:
+def fit_mesh(model: nn.Module, args: argparse.Namespace, out: Path, prohmr: bool = False) -> dict:
     from PIL import Image
 
     from condflow.data.augment import crop_image, transform_keypoints
@@ -171,13 +177,24 @@ def fit_mesh(model: nn.Module, args: argparse.Namespace, out: Path) -> dict:
     people = _spin24(Path(args.keypoints))
     res = model.img_res
     crops, kps, boxes = [], [], []
-    for person in people:
+    if prohmr:  # a model imported from ProHMR: its demo's box (of the raw keypoints) and crop
+        from condflow.data.keypoint_files import load_keypoints
+        from condflow.data.prohmr_crop import prohmr_box, prohmr_crop
+
+        raw = load_keypoints(Path(args.keypoints)).keypoints
+    for i, person in enumerate(people):
         seen = person[person[:, 2] > 0, :2]
         if len(seen) < 2 or float(np.ptp(seen, 0).max()) <= 0:
             continue
-        lo, hi = seen.min(0), seen.max(0)
-        center, scale = (lo + hi) / 2, 1.2 * float((hi - lo).max()) / 200.0
-        crops.append((crop_image(img, center, scale, res) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD)
+        if prohmr:
+            center, side = prohmr_box(raw[i])
+            scale = float(side) / 200.0
+            crops.append(prohmr_crop(img, center, side, res).transpose(1, 2, 0))
+        else:
+            lo, hi = seen.min(0), seen.max(0)
+            center, scale = (lo + hi) / 2, 1.2 * float((hi - lo).max()) / 200.0
+            crops.append((crop_image(img, center, scale, res) / 255.0 - IMAGENET_MEAN)
+                         / IMAGENET_STD)
         kps.append(transform_keypoints(person, center, scale))
         boxes.append(np.r_[center, scale])
     if not crops:
@@ -189,7 +206,8 @@ def fit_mesh(model: nn.Module, args: argparse.Namespace, out: Path) -> dict:
     with torch.no_grad():
         c = model.context(x)
         mode = model.mode(c)
-    fit = fit_keypoints(model, c, kp, _fit_config(args, MESH_DEFAULTS))
+    fit = fit_keypoints(model, c, kp, _fit_config(args, PROHMR_DEFAULTS if prohmr
+                                                  else MESH_DEFAULTS))
     rotmat = fit.outputs["rotmat"]
     arrays = {
         "box": np.stack(boxes), "keypoints_2d": kp,
@@ -254,7 +272,8 @@ def run(args: argparse.Namespace) -> int:
     if cfg.task == "lifting":
         result = fit_lifting(model, cfg, args, out)
     elif cfg.task == "mesh":
-        result = fit_mesh(model, args, out)
+        result = fit_mesh(model, args, out, getattr(cfg.model, "flow_convention", None)
+                          == "prohmr")
     else:
         raise ValueError(f"MODEL: fit supports lifting and mesh models, not {cfg.task!r}")
     info = {"model": str(args.model), "keypoints": str(args.keypoints), "task": cfg.task,
@@ -297,7 +316,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--sigma", type=float, default=None,
                    help="Geman–McClure scale in normalized units (default 0.05; 0: squared "
                         "error)")
-    o.add_argument("--shape-weight", type=float, default=1.0, help="λ_β (mesh models)")
+    o.add_argument("--shape-weight", type=float, default=None,
+                   help="λ_β (mesh models; default 1, models imported from ProHMR 1.125)")
     o.add_argument("--method", choices=("lbfgs", "adam"), default="lbfgs")
     o.add_argument("--iters", type=int, default=300, help="maximum iterations")
     p.add_argument("--device", default="cpu")

@@ -5,7 +5,9 @@ plain ``.npy``/``.csv`` arrays, read by :mod:`condflow.data.keypoint_files` and 
 Human3.6M-16 input joints — and predict root-relative 3D joints (mm). Mesh models read
 images, cropped around each person of an OpenPose JSON found next to the image
 (``<stem>_keypoints.json`` or ``<stem>.json``, or given among the inputs), else the whole
-image, like the evaluation crop of :mod:`condflow.data.image_datasets`.
+image, like the evaluation crop of :mod:`condflow.data.image_datasets`; models imported from
+ProHMR (``condflow import-prohmr``) get ProHMR demo's box and crop instead
+(:mod:`condflow.data.prohmr_crop`).
 
 For every input ``<stem>.<ext>`` the command writes ``<stem>.npz`` (arrays), ``<stem>.json``
 (the same as lists, without vertices) and ``<stem>.png`` (a picture) into ``--out``: the mode
@@ -104,6 +106,7 @@ class Settings:
     normalized: bool
     center: bool
     min_confidence: float
+    crop: str = "condflow"  # "prohmr": ProHMR demo's box and crop (models imported from it)
 
 
 def predict_lifting(model: nn.Module, path: Path, stem: str, s: Settings, info: dict) -> None:
@@ -182,11 +185,19 @@ def predict_mesh(
         raise FileNotFoundError(f"no such file {path}")
     with Image.open(path) as im:
         img = np.asarray(im.convert("RGB"))
-    boxes = person_boxes(boxes_from, img.shape[1], img.shape[0])
     res = model.img_res
-    crops = [(crop_image(img, c, sc, res) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-             for c, sc in boxes]
-    x = torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2)).float().to(s.device)
+    if s.crop == "prohmr":
+        from condflow.data.prohmr_crop import prohmr_inputs
+
+        people = None if boxes_from is None else load_keypoints(boxes_from).keypoints
+        crops, centers, sides = prohmr_inputs(img, people, res)
+        boxes = list(zip(centers, sides / 200.0, strict=True))
+        x = torch.from_numpy(crops).to(s.device)
+    else:
+        boxes = person_boxes(boxes_from, img.shape[1], img.shape[0])
+        crops = [(crop_image(img, c, sc, res) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+                 for c, sc in boxes]
+        x = torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2)).float().to(s.device)
     arrays: dict[str, Any] = {
         "box_center": np.array([c for c, _ in boxes]).reshape(-1, 2),
         "box_scale": np.array([sc for _, sc in boxes]),
@@ -237,8 +248,9 @@ def run(args: argparse.Namespace) -> int:
         side = float(getattr(getattr(cfg.data, "synthetic", None), "image_size", 1000))
         image_size = (side, side)
     center = args.center if args.center is not None else cfg.data.source == "synthetic"
+    crop = "prohmr" if getattr(cfg.model, "flow_convention", None) == "prohmr" else "condflow"
     s = Settings(out, args.samples, args.seed, device, not args.no_picture, args.picture_rows,
-                 image_size, args.normalized, center, args.min_confidence)
+                 image_size, args.normalized, center, args.min_confidence, crop)
     if cfg.task == "lifting":
         files = expand_inputs(args.inputs, KEYPOINT_SUFFIXES)
         boxes: dict[str, Path] = {}

@@ -21,9 +21,10 @@ from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
 from torch import Tensor, nn
 
 from condflow._checks import check_positive_int, check_tensor
+from condflow.bijectors import Compose, Permutation
 from condflow.body.camera import DEFAULT_FOCAL_LENGTH, DEFAULT_IMG_RES, project_to_crop
 from condflow.body.model import BodyModel
-from condflow.flow import ConditionalGlow
+from condflow.flow import ConditionalFlow, ConditionalGlow
 from condflow.losses.prohmr import BodyPrediction
 from condflow.spaces.smpl_pose import SMPL_POSE_DIM, SMPLPoseSpace
 
@@ -34,6 +35,7 @@ __all__ = [
     "ProHMRHead",
     "ProHMRPrediction",
     "keypoints_from_body",
+    "prohmr_6d_order",
 ]
 
 #: Where each of SPIN's 24 keypoints (``condflow.data.image_datasets.SPIN_KEYPOINT_NAMES``)
@@ -273,6 +275,18 @@ class PointHead(nn.Module):
         return out[:, : self.num_betas] + self.init_betas, out[:, self.num_betas :] + self.init_cam
 
 
+def prohmr_6d_order() -> Tensor:
+    """``[144]`` indices taking ProHMR's 6D layout to ours: ``ours = theirs[..., order]``.
+
+    Both represent a joint by the first two columns ``a1, a2`` of its rotation matrix;
+    ProHMR lays them out column after column (``[a1; a2]``, ``rot6d_to_rotmat`` reading
+    ``x.reshape(2, 3).T``), condflow row after row (``x.reshape(3, 2)``).
+    """
+    row, col = torch.meshgrid(torch.arange(3), torch.arange(2), indexing="ij")
+    per_joint = (3 * col + row).reshape(6)  # ours[2 r + c] = theirs[3 c + r]
+    return (6 * torch.arange(SMPL_POSE_DIM // 6)[:, None] + per_joint).reshape(-1)
+
+
 class ProHMRHead(nn.Module):
     """ProHMR: a conditional Glow over the 144-d SMPL 6D pose and a point head for β and the
     camera, both conditioned on ``c = encoder(images)``.
@@ -287,6 +301,10 @@ class ProHMRHead(nn.Module):
         focal_length: focal length in pixels at ``img_res``; default ProHMR's 5000 px at 224 px,
             scaled to ``img_res``.
         init_cam: the point head's camera at initialization (s, tx, ty).
+        flow_convention: ``"condflow"``, or ``"prohmr"`` for weights imported from ProHMR
+            (:mod:`condflow.interop.prohmr`): the flow of ProHMR's nflows fork
+            (``ConditionalGlow(convention="nflows")``) followed by a fixed permutation from
+            ProHMR's 6D layout to ours (:func:`prohmr_6d_order`; log-det 0).
     """
 
     def __init__(
@@ -303,8 +321,13 @@ class ProHMRHead(nn.Module):
         img_res: int = DEFAULT_IMG_RES,
         focal_length: float | None = None,
         init_cam: tuple[float, float, float] = (0.9, 0.0, 0.0),
+        flow_convention: str = "condflow",
     ) -> None:
         super().__init__()
+        if flow_convention not in ("condflow", "prohmr"):
+            raise ValueError(
+                f"flow_convention: expected 'condflow' or 'prohmr', got {flow_convention!r}"
+            )
         context_features = context_features or encoder.out_features
         self.img_res = check_positive_int("img_res", img_res)
         if focal_length is None:
@@ -322,7 +345,13 @@ class ProHMRHead(nn.Module):
             num_residual_blocks,
             dropout,
             batch_norm,
+            convention="nflows" if flow_convention == "prohmr" else "condflow",
         )
+        if flow_convention == "prohmr":
+            layout = Permutation(prohmr_6d_order())
+            self.flow = ConditionalFlow(
+                Compose([self.flow.bijector, layout]), SMPL_POSE_DIM, context_features
+            )
         self.point_head = PointHead(context_features, point_hidden, init_cam)
         self.body = body if body is not None else BodyModel()
         self.keypoints = BodyKeypoints(self.body)

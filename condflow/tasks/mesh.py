@@ -80,6 +80,7 @@ class MeshModel:
     batch_norm: bool = True  # batch norm in the coupling nets
     point_hidden: int = 1024  # hidden width of the MLP h(c) → (β, camera)
     focal_length: float = 5000.0  # px at 224 px crops (ProHMR), scaled to data.res
+    flow_convention: str = "condflow"  # "prohmr": layout of ProHMR's checkpoints (import-prohmr)
 
 
 @dataclass
@@ -344,6 +345,7 @@ class MeshTask(Task):
             point_hidden=m.point_hidden,
             img_res=res,
             focal_length=m.focal_length * res / 224.0,
+            flow_convention=m.flow_convention,
         )
 
     def objective(self, model: nn.Module) -> nn.Module:

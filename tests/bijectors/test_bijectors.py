@@ -13,6 +13,7 @@ from condflow.bijectors import (
     GlowBlock,
     Inverse,
     LULinear,
+    NflowsLULinear,
     Permutation,
     RandomPermutation,
     ReversePermutation,
@@ -43,6 +44,11 @@ def make_all():
         "random_perm": RandomPermutation(D, seed=2),
         "glow": GlowBlock(D, C, hidden_features=16, num_residual_blocks=2),
         "inverse_glow": Inverse(GlowBlock(D, C, hidden_features=16, parity=1)),
+        # the conventions of ProHMR's nflows fork (condflow.interop.prohmr)
+        "actnorm_normalizing": ActNorm(D, parametrization="normalizing"),
+        "nflows_lu": NflowsLULinear(D),
+        "additive_alternate1": AdditiveCoupling(D, C, parity=1, split="alternate", **kw),
+        "glow_nflows": GlowBlock(D, C, hidden_features=16, convention="nflows"),
     }
 
 
@@ -115,8 +121,9 @@ def test_permutation_rejects_non_permutation():
         Permutation(torch.tensor([0, 0, 1]))
 
 
-def test_actnorm_data_dependent_init_normalizes_first_batch():
-    norm = ActNorm(D).train()
+@pytest.mark.parametrize("parametrization", ["generative", "normalizing"])
+def test_actnorm_data_dependent_init_normalizes_first_batch(parametrization):
+    norm = ActNorm(D, parametrization=parametrization).train()
     x = 3.0 + 2.0 * torch.randn(512, D)
     z, _ = norm.inverse(x)
     assert torch.allclose(z.mean(0), torch.zeros(D), atol=1e-4)
@@ -149,3 +156,18 @@ def test_lu_weight_cached_in_eval_and_refreshed_on_change():
     assert torch.allclose(torch.linalg.slogdet(w3)[1], lu.log_s.sum(), atol=1e-5)
     lu.train()
     assert lu.weights()[0].requires_grad  # training path rebuilds with gradients
+
+
+@pytest.mark.parametrize("features", [5, 6])
+def test_alternate_split_transforms_odd_features_at_parity_0_and_even_at_1(features):
+    """nflows' mask[::2] = -1 (ProHMR's flow): parity 0 keeps the even-indexed features."""
+    for parity, kept in ((0, slice(0, None, 2)), (1, slice(1, None, 2))):
+        coupling = perturb(AdditiveCoupling(features, C, hidden_features=8, num_blocks=1,
+                                            parity=parity, split="alternate"))
+        z, c = torch.randn(4, features), torch.randn(4, C)
+        with torch.no_grad():
+            x, _ = coupling(z, c)
+        assert torch.equal(x[:, kept], z[:, kept])
+        changed = torch.ones(features, dtype=torch.bool)
+        changed[kept] = False
+        assert bool((x[:, changed] != z[:, changed]).all())

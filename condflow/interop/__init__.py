@@ -1,0 +1,1 @@
+"""Bridges to other implementations' files: ProHMR's checkpoints (:mod:`.prohmr`)."""

@@ -248,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.iters < 1:
         raise ValueError(f"--iters: expected an integer >= 1, got {args.iters}")
-    cfg, model = load_with_config(args.model, resolve_device(args.device))
+    cfg, model = load_with_config(args.model, resolve_device(args.device, arg="--device"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.task == "lifting":

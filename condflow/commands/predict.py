@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--samples: expected an integer >= 0, got {args.samples}")
     if args.picture_rows < 1:
         raise ValueError(f"--picture-rows: expected an integer >= 1, got {args.picture_rows}")
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, arg="--device")
     cfg, model = load_with_config(args.model, device)
     if cfg.task not in ("lifting", "mesh"):
         raise ValueError(f"model: predict supports lifting and mesh models, not {cfg.task!r}")

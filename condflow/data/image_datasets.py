@@ -33,6 +33,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from condflow._checks import NonNegativeFloat, Probability
 from condflow._safe_pickle import load_npz
 from condflow.data.augment import (
     AugmentationParams,
@@ -108,12 +109,12 @@ class AugmentationConfig:
     trans_factor=0.02``.
     """
 
-    scale_factor: float = 0.25
-    rot_factor: float = 30.0
-    rot_prob: float = 0.4
-    flip_prob: float = 0.5
-    color_factor: float = 0.4
-    trans_factor: float = 0.0
+    scale_factor: NonNegativeFloat = 0.25
+    rot_factor: NonNegativeFloat = 30.0
+    rot_prob: Probability = 0.4
+    flip_prob: Probability = 0.5
+    color_factor: NonNegativeFloat = 0.4
+    trans_factor: NonNegativeFloat = 0.0
 
 
 def detect_layout(keys: Sequence[str]) -> str:

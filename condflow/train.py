@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from condflow.body.paths import atomic_write
 from condflow.checkpoint import atomic_save, load_checkpoint
 from condflow.config import Config, config_to_dict, load_config
 from condflow.distributed import DistInfo, init_distributed, resolve_device, shutdown
@@ -251,8 +252,7 @@ def evaluate(
     _, test_data = task.datasets()
     metrics = task.evaluate(model, test_data, device)
     out = Path(out) if out else Path(cfg.output_dir) / "eval.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(metrics, indent=2))
+    atomic_write(out, lambda f: f.write(json.dumps(metrics, indent=2).encode()))
     if picture:
         task.picture(model, test_data, str(out.with_suffix(".png")), device)
     return metrics

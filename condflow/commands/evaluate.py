@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from condflow.commands import outputs
 from condflow.commands.train import add_overrides
 
 
@@ -25,9 +26,13 @@ def run(args: argparse.Namespace) -> int:
     from condflow.train import evaluate
 
     cfg = load_config(args.config, args.set)
-    metrics = evaluate(cfg, args.checkpoint, args.out, picture=not args.no_picture)
+    guard = outputs(args)
+    out = guard.claim(args.out or Path(cfg.output_dir) / "eval.json")
+    if not args.no_picture:
+        guard.claim(out.with_suffix(".png"))
+    metrics = evaluate(cfg, args.checkpoint, out, picture=not args.no_picture)
     print_table(cfg, metrics)
-    print(f"\nJSON: {args.out or Path(cfg.output_dir) / 'eval.json'}")
+    print(f"\nJSON: {out}")
     return 0
 
 

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from condflow._outputs import OutputGuard
+from condflow.commands import outputs
+
+if TYPE_CHECKING:
+    from condflow.config import Config
 
 
 def add_overrides(parser: argparse.ArgumentParser) -> None:
@@ -15,12 +23,26 @@ def add_overrides(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def claim_run(guard: OutputGuard, cfg: Config) -> None:
+    """Refuse to start a fresh run over the checkpoint and log of another (without
+    ``--overwrite``): they would be replaced at the first checkpoint."""
+    from condflow.train import checkpoint_path
+
+    try:
+        for path in (checkpoint_path(cfg), Path(cfg.output_dir) / "log.csv"):
+            guard.claim(path, "output_dir")
+    except FileExistsError as err:
+        raise FileExistsError(f"{err} (or --resume to continue that run)") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from condflow.config import load_config
     from condflow.train import train
 
     cfg = load_config(args.config, args.set)
     resume = True if args.resume == "" else (args.resume or False)
+    if not resume:
+        claim_run(outputs(args), cfg)
     print(f"checkpoint: {train(cfg, resume=resume, progress=not args.no_progress)}")
     return 0
 

@@ -48,29 +48,61 @@ class ConditionalFlow(nn.Module):
         self.max_rows = check_positive_int("max_rows", max_rows)
 
     # -- validation -----------------------------------------------------------------------
-    def _check_context(self, context: object) -> Tensor:
-        return check_tensor("context", context, ("B", self.context_features))
+    def _check_context(self, context: object, rows_per_context: int = 1) -> Tensor:
+        context = check_tensor("context", context, ("B", self.context_features))
+        self._check_dtype("context", context)
+        if self.training and context.shape[0] * rows_per_context == 1 and self._batch_norm():
+            raise ValueError(
+                "context: a batch of 1 row in training mode, but the flow has batch norm, "
+                "which needs at least 2 rows per batch; call .eval() to evaluate single rows"
+            )
+        return context
 
-    def _check_inputs(self, inputs: object, context: Tensor) -> Tensor:
-        d, batch = self.features, context.shape[0]
-        if isinstance(inputs, Tensor) and inputs.dim() == 3:
-            check_tensor("inputs", inputs, (batch, "n", d))
-        else:
-            check_tensor("inputs", inputs, (batch, d))
+    def _check_dtype(self, name: str, x: Tensor) -> Tensor:
+        param = next(self.parameters(), None)
+        autocast = torch.is_autocast_enabled(x.device.type)  # contexts may come in bf16
+        if param is not None and x.dtype != param.dtype and not autocast:
+            raise ValueError(
+                f"{name}: dtype {x.dtype} differs from the model's {param.dtype}; convert "
+                f"{name} (.to({param.dtype})) or the model (.to({x.dtype}))"
+            )
+        return x
+
+    def _batch_norm(self) -> bool:
+        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.modules())
+
+    def _check_inputs(self, inputs: object, context: object, name: str = "inputs") -> Tensor:
+        d = self.features
+        batch = check_tensor("context", context, ("B", self.context_features)).shape[0]
+        stacked = isinstance(inputs, Tensor) and inputs.dim() == 3
+        if (
+            batch == 1
+            and isinstance(inputs, Tensor)
+            and inputs.dim() in (2, 3)
+            and inputs.shape[-1] == d
+            and inputs.shape[0] > 1
+        ):  # one context for a batch: the context is the odd one
+            raise ValueError(
+                f"context: 1 row for the {inputs.shape[0]} rows of {name}; expected one context "
+                f"row per row of {name}, [{inputs.shape[0]}, {self.context_features}] "
+                f"(e.g. context.expand({inputs.shape[0]}, -1))"
+            )
+        check_tensor(name, inputs, (batch, "n", d) if stacked else (batch, d))
+        assert isinstance(inputs, Tensor)
+        self._check_dtype(name, inputs)
+        context = self._check_context(context, inputs.shape[1] if stacked else 1)
         if inputs.dtype != context.dtype:
-            raise ValueError(f"inputs: dtype {inputs.dtype} differs from context's {context.dtype}")
+            raise ValueError(f"{name}: dtype {inputs.dtype} differs from context's {context.dtype}")
         return inputs
 
     # -- density --------------------------------------------------------------------------
     def transform_to_noise(self, inputs: Tensor, context: Tensor) -> Tensor:
         """z = f⁻¹(x; c): ``[B, d]`` or ``[B, n, d]`` → same shape."""
-        context = self._check_context(context)
         inputs = self._check_inputs(inputs, context)
         return self.bijector.inverse(inputs, context)[0].to(inputs.dtype)
 
     def log_prob(self, inputs: Tensor, context: Tensor) -> Tensor:
         """log p(x | c): ``[B, d] -> [B]`` or ``[B, n, d] -> [B, n]``."""
-        context = self._check_context(context)
         inputs = self._check_inputs(inputs, context)
         z, logdet = self.bijector.inverse(inputs, context)
         return standard_normal_log_prob(z.to(inputs.dtype)) + logdet
@@ -81,19 +113,18 @@ class ConditionalFlow(nn.Module):
 
         This is the differentiable map used for optimization in latent space (fitting).
         """
-        context = self._check_context(context)
-        noise = self._check_inputs(noise, context)
+        noise = self._check_inputs(noise, context, "noise")
         x, logdet = self.bijector(noise, context)
         return x.to(noise.dtype), standard_normal_log_prob(noise) - logdet
 
     def _draw(self, num_samples: int, context: Tensor, generator: torch.Generator | None) -> Tensor:
-        context = self._check_context(context)
         check_positive_int("num_samples", num_samples)
+        context = self._check_context(context, num_samples)
         shape = (context.shape[0], num_samples, self.features)
         return torch.randn(shape, generator=generator, dtype=context.dtype, device=context.device)
 
     def _generate_chunked(self, noise: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
-        chunk = max(1, self.max_rows // noise.shape[0])
+        chunk = max(1, self.max_rows // max(1, noise.shape[0]))  # B = 0: one empty chunk
         outs = [self.bijector(part, context) for part in noise.split(chunk, dim=1)]
         x = torch.cat([o[0] for o in outs], dim=1).to(noise.dtype)
         logdet = torch.cat([o[1] for o in outs], dim=1)

@@ -19,6 +19,7 @@ from condflow.body.paths import atomic_write
 from condflow.checkpoint import load_checkpoint, save_checkpoint
 from condflow.config import Config, config_to_dict, load_config, validate
 from condflow.distributed import DistInfo, init_distributed, resolve_device, shutdown
+from condflow.saving import check_state_dict
 from condflow.tasks import Task, get_task
 from condflow.tasks.base import to_device
 
@@ -254,8 +255,6 @@ def _check_resumable(ckpt: dict[str, Any], path: Path) -> None:
 
 def _check_fits(model: nn.Module, ckpt: dict[str, Any], cfg: Config, where: str) -> None:
     """``ValueError`` naming the config keys that differ when the weights do not fit."""
-    from condflow.saving import check_state_dict
-
     try:
         check_state_dict(model, ckpt["model"], where)
     except ValueError as err:

@@ -119,8 +119,9 @@ class LiftingTask(Task):
                 gen = LiftingSetConfig(**{**vars(d.synthetic), "size": size, "seed": seed})
                 return cached_tensors(
                     "lifting",
-                    {"gen": vars(gen), "body": str(body.model_file)},
+                    {"gen": vars(gen)},
                     lambda: make_lifting_set(gen, body),
+                    files=[body.model_file],
                 )
 
             seed = self.cfg.seed

@@ -117,7 +117,17 @@ class ConditionalFlow(nn.Module):
         x, logdet = self.bijector(noise, context)
         return x.to(noise.dtype), standard_normal_log_prob(noise) - logdet
 
-    def _draw(self, num_samples: int, context: Tensor, generator: torch.Generator | None) -> Tensor:
+    def noise(
+        self, num_samples: int, context: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The standard-normal noise ``[B, n, d]`` that :meth:`sample` draws for ``context``
+        ``[B, C]`` (same generator, same values): ``sample(n, c, g)`` equals
+        ``generate(noise(n, c, g), c)[0]``.
+
+        ``torch.compile(fullgraph=True)`` cannot trace a ``torch.Generator``; to compile
+        sampling with one, draw the noise eagerly with this method and compile
+        :meth:`generate` (``generator=None`` compiles as is).
+        """
         check_positive_int("num_samples", num_samples)
         context = self._check_context(context, num_samples)
         shape = (context.shape[0], num_samples, self.features)
@@ -133,15 +143,18 @@ class ConditionalFlow(nn.Module):
     def sample(
         self, num_samples: int, context: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
-        """n samples per context in one batched pass: ``[B, C] -> [B, n, d]``."""
-        noise = self._draw(num_samples, context, generator)
+        """n samples per context in one batched pass: ``[B, C] -> [B, n, d]`` (B = 0 gives an
+        empty tensor). Under ``torch.compile(fullgraph=True)`` pass no generator, or see
+        :meth:`noise`."""
+        noise = self.noise(num_samples, context, generator)
         return self._generate_chunked(noise, context)[0]
 
     def sample_and_log_prob(
         self, num_samples: int, context: Tensor, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Samples ``[B, n, d]`` and their log-densities ``[B, n]``."""
-        noise = self._draw(num_samples, context, generator)
+        """Samples ``[B, n, d]`` and their log-densities ``[B, n]`` (with a generator under
+        ``torch.compile(fullgraph=True)``: :meth:`noise` + :meth:`generate`)."""
+        noise = self.noise(num_samples, context, generator)
         return self._generate_chunked(noise, context)
 
     def mode(self, context: Tensor) -> Tensor:

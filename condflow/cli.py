@@ -3,8 +3,9 @@
 Expected failures (bad arguments, files, configs, checkpoints; a refused output; a
 non-finite loss) end in one line ``condflow <command>: error: ...`` and exit status 2;
 only a bug in condflow shows a traceback. Every command writes through one
-:class:`condflow._outputs.OutputGuard`: the files named on its command line are its inputs
-and are never written, and no existing file is replaced without ``--overwrite``.
+:class:`condflow._outputs.OutputGuard`: the files named on its command line (other than by
+an output argument, :data:`OUTPUT_ARGS`) are its inputs and are never written, and no
+existing file is replaced without ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -40,11 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Arguments that name what a command writes; every other file argument is an input.
+OUTPUT_ARGS = ("out", "dst", "output")
+
+
 def _input_files(args: argparse.Namespace) -> list[Path]:
-    """The existing files named by any argument: protected from being written."""
+    """The existing files named by any argument but the outputs: never written."""
     values: list[Any] = []
-    for value in vars(args).values():
-        values.extend(value if isinstance(value, list | tuple) else [value])
+    for name, value in vars(args).items():
+        if name not in OUTPUT_ARGS:
+            values.extend(value if isinstance(value, list | tuple) else [value])
     return [Path(v) for v in values if isinstance(v, str) and v and Path(v).is_file()]
 
 

@@ -81,7 +81,7 @@ def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("trained")
     cfg_path = root / "tiny.yaml"
     cfg_path.write_text(yaml.safe_dump(tiny_config(root / "run")))
-    assert main(["train", str(cfg_path), "--no-progress"]) == 0
+    assert main(["train", str(cfg_path), "--no-progress", "--set", "train.lr=2e-3"]) == 0
     return cfg_path, root / "run"
 
 

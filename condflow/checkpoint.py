@@ -64,12 +64,19 @@ def read_weights(
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - re-raised with the path named
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{what}: cannot read {path} (damaged, or not a torch file): {first}") \
-            from None
+        # Never retried without weights_only: torch's advice to do so is left out.
+        refused = [ln.strip() for ln in str(err).splitlines() if "unsupported global" in ln.lower()]
+        if refused:
+            raise ValueError(
+                f"{what}: {path}: cannot read: it holds objects other than tensors and plain "
+                f"containers, which could run code when loaded ({refused[0]}); refused"
+            ) from None
+        raise ValueError(
+            f"{what}: {path}: cannot read (damaged, or not a torch file: {type(err).__name__})"
+        ) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict) \
             or "config" not in payload:
-        raise ValueError(f"{what}: {path} is not a condflow checkpoint or model file "
+        raise ValueError(f"{what}: {path} is not a condflow model file or checkpoint "
                          "(no model/config)")
     expected = payload.get("checksum")
     if expected is not None and expected != state_checksum(payload["model"], payload["config"]):

@@ -78,6 +78,24 @@ def check_trailing(name: str, x: object, trailing: Sequence[int], *, finite: boo
     return check_tensor(name, x, [*lead, *trailing], finite=finite)
 
 
+def check_module_dtype(name: str, x: Tensor, module: torch.nn.Module) -> Tensor:
+    """Raise ``ValueError`` naming ``name`` unless the floating tensor ``x`` has the dtype of
+    ``module``'s parameters (torch would fail deep inside with ``mat1 and mat2``). Skipped
+    under autocast, where lower-precision activations are expected."""
+    param = next(module.parameters(), None)
+    if (
+        param is not None
+        and x.is_floating_point()
+        and x.dtype != param.dtype
+        and not torch.is_autocast_enabled(x.device.type)
+    ):
+        raise ValueError(
+            f"{name}: dtype {x.dtype} differs from the model's {param.dtype}; convert "
+            f"{name} (.to({param.dtype})) or the model (.to({x.dtype}))"
+        )
+    return x
+
+
 def check_positive_int(name: str, value: object) -> int:
     """Raise ``ValueError`` unless ``value`` is an ``int`` >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

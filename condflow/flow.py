@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from condflow._checks import check_positive_int, check_tensor
+from condflow._checks import check_module_dtype, check_positive_int, check_tensor
 from condflow.bijectors.base import Bijector, Compose
 from condflow.bijectors.glow import GlowBlock
 
@@ -50,23 +50,13 @@ class ConditionalFlow(nn.Module):
     # -- validation -----------------------------------------------------------------------
     def _check_context(self, context: object, rows_per_context: int = 1) -> Tensor:
         context = check_tensor("context", context, ("B", self.context_features))
-        self._check_dtype("context", context)
+        check_module_dtype("context", context, self)
         if self.training and context.shape[0] * rows_per_context == 1 and self._batch_norm():
             raise ValueError(
                 "context: a batch of 1 row in training mode, but the flow has batch norm, "
                 "which needs at least 2 rows per batch; call .eval() to evaluate single rows"
             )
         return context
-
-    def _check_dtype(self, name: str, x: Tensor) -> Tensor:
-        param = next(self.parameters(), None)
-        autocast = torch.is_autocast_enabled(x.device.type)  # contexts may come in bf16
-        if param is not None and x.dtype != param.dtype and not autocast:
-            raise ValueError(
-                f"{name}: dtype {x.dtype} differs from the model's {param.dtype}; convert "
-                f"{name} (.to({param.dtype})) or the model (.to({x.dtype}))"
-            )
-        return x
 
     def _batch_norm(self) -> bool:
         return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.modules())
@@ -89,7 +79,7 @@ class ConditionalFlow(nn.Module):
             )
         check_tensor(name, inputs, (batch, "n", d) if stacked else (batch, d))
         assert isinstance(inputs, Tensor)
-        self._check_dtype(name, inputs)
+        check_module_dtype(name, inputs, self)
         context = self._check_context(context, inputs.shape[1] if stacked else 1)
         if inputs.dtype != context.dtype:
             raise ValueError(f"{name}: dtype {inputs.dtype} differs from context's {context.dtype}")

@@ -155,3 +155,16 @@ def test_compiled_sample_without_generator_traces_in_one_graph():
     flow, c = glow(), torch.randn(2, C)
     torch._dynamo.reset()
     assert torch.compile(flow.sample, fullgraph=True, backend="eager")(4, c).shape == (2, 4, D)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind", ["flow", "regression"])
+def test_lifting_head_inputs_of_another_dtype_name_inputs(dtype, kind):
+    from condflow.config import load_config
+    from condflow.saving import build_model
+
+    cfg = load_config({"task": "lifting", "model": {"kind": kind, "lifter_hidden": 8,
+                                                    "flow_hidden": 8, "flow_blocks": 1}})
+    head = build_model(cfg)
+    with pytest.raises(ValueError, match=rf"inputs: dtype {dtype} differs from the model's"):
+        head(torch.randn(2, 16, 3, dtype=dtype))

@@ -15,7 +15,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m condflow demo
+	$(PY) -m condflow demo --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import Tensor
@@ -75,8 +78,79 @@ def check_trailing(name: str, x: object, trailing: Sequence[int], *, finite: boo
     return check_tensor(name, x, [*lead, *trailing], finite=finite)
 
 
+def check_module_dtype(name: str, x: Tensor, module: torch.nn.Module) -> Tensor:
+    """Raise ``ValueError`` naming ``name`` unless the floating tensor ``x`` has the dtype of
+    ``module``'s parameters (torch would fail deep inside with ``mat1 and mat2``). Skipped
+    under autocast, where lower-precision activations are expected."""
+    param = next(module.parameters(), None)
+    if (
+        param is not None
+        and x.is_floating_point()
+        and x.dtype != param.dtype
+        and not torch.is_autocast_enabled(x.device.type)
+    ):
+        raise ValueError(
+            f"{name}: dtype {x.dtype} differs from the model's {param.dtype}; convert "
+            f"{name} (.to({param.dtype})) or the model (.to({x.dtype}))"
+        )
+    return x
+
+
 def check_positive_int(name: str, value: object) -> int:
     """Raise ``ValueError`` unless ``value`` is an ``int`` >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
     return value
+
+
+# -- constraints carried by config field types ------------------------------------------------
+@dataclass(frozen=True)
+class Range:
+    """Bounds of a numeric config field, attached to its type: ``Annotated[int, Range(ge=1)]``.
+
+    :func:`condflow.config.from_dict` checks every field against the ``Range`` (and
+    ``Literal`` choices, :class:`Match` patterns) found in its annotation.
+    """
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def describe(self) -> str:
+        bounds = ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+        return " and ".join(f"{op} {v:g}" for op, v in bounds if v is not None)
+
+    def check(self, value: float, where: str) -> None:
+        ok = (
+            (self.ge is None or value >= self.ge)
+            and (self.gt is None or value > self.gt)
+            and (self.le is None or value <= self.le)
+            and (self.lt is None or value < self.lt)
+        )
+        if not ok:
+            kind = "an integer" if isinstance(value, int) else "a number"
+            raise ValueError(f"{where}: expected {kind} {self.describe()}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Match:
+    """A string config field must match ``pattern`` entirely (``expected`` says what it is)."""
+
+    pattern: str
+    expected: str
+
+    def check(self, value: str, where: str) -> None:
+        if re.fullmatch(self.pattern, value) is None:
+            raise ValueError(f"{where}: expected {self.expected}, got {value!r}")
+
+
+PositiveInt = Annotated[int, Range(ge=1)]
+NonNegativeInt = Annotated[int, Range(ge=0)]
+PositiveFloat = Annotated[float, Range(gt=0)]
+NonNegativeFloat = Annotated[float, Range(ge=0)]
+Probability = Annotated[float, Range(ge=0, le=1)]
+NonEmptyStr = Annotated[str, Match(r".+", "a non-empty string")]
+DeviceName = Annotated[
+    str, Match(r"auto|cpu|mps|cuda(:\d+)?", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+]

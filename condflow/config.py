@@ -1,17 +1,32 @@
-"""Plain-YAML configs mapped onto dataclasses (unknown keys are errors, never ignored)."""
+"""Plain-YAML configs mapped onto dataclasses (unknown keys are errors, never ignored).
+
+Every field is typed once, when the config is loaded: its annotation says what it accepts
+(``PositiveInt``, ``Literal["cosine", "constant"]``, ``Probability``, ... from
+:mod:`condflow._checks`), so a section added by a task is validated without any code here.
+"""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 
+from condflow._checks import (
+    DeviceName,
+    NonEmptyStr,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+)
 from condflow.configs import resolve_config
 
 T = TypeVar("T")
@@ -21,27 +36,27 @@ T = TypeVar("T")
 class TrainConfig:
     """Optimization and bookkeeping shared by every task."""
 
-    steps: int = 2000  # optimizer steps
-    batch_size: int = 256  # global batch (split across processes under torchrun)
-    lr: float = 1e-3  # peak learning rate (Adam)
-    weight_decay: float = 0.0
-    schedule: str = "cosine"  # "cosine" (with linear warm-up) or "constant"
-    warmup_steps: int = 100
-    grad_clip: float = 10.0  # max global gradient norm; 0 disables
-    log_every: int = 50  # steps between CSV log rows
-    checkpoint_every: int = 500  # steps between checkpoints (the last step always saves)
-    num_workers: int = 0  # DataLoader worker processes
-    device: str = "auto"  # "auto" picks CUDA when available, else CPU
-    threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
+    steps: PositiveInt = 2000  # optimizer steps
+    batch_size: PositiveInt = 256  # global batch (split across processes under torchrun)
+    lr: PositiveFloat = 1e-3  # peak learning rate (Adam)
+    weight_decay: NonNegativeFloat = 0.0
+    schedule: Literal["cosine", "constant"] = "cosine"  # cosine: with linear warm-up
+    warmup_steps: NonNegativeInt = 100
+    grad_clip: NonNegativeFloat = 10.0  # max global gradient norm; 0 disables
+    log_every: PositiveInt = 50  # steps between CSV log rows
+    checkpoint_every: PositiveInt = 500  # steps between checkpoints (the last step always saves)
+    num_workers: NonNegativeInt = 0  # DataLoader worker processes
+    device: DeviceName = "auto"  # "auto" picks CUDA when available, else CPU
+    threads: NonNegativeInt = 0  # torch intra-op threads on CPU; 0 keeps torch's default
 
 
 @dataclass
 class Config:
     """A run: which task, its data/model/loss/eval sections, training and where to write."""
 
-    task: str
-    seed: int = 0
-    output_dir: str = "runs/default"
+    task: NonEmptyStr
+    seed: NonNegativeInt = 0
+    output_dir: NonEmptyStr = "runs/default"
     data: Any = None
     model: Any = None
     loss: Any = None
@@ -49,50 +64,155 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def from_dict(cls: type[T], values: dict[str, Any] | None, where: str = "config") -> T:
-    """Build dataclass ``cls`` from a mapping, recursing into nested dataclass fields.
+# -- typing a mapping onto dataclasses ---------------------------------------------------------
+# One mechanism for every section, including sections added later: each value is checked
+# against its field's annotation (bool/int/float/str, Literal choices, lists, Optional,
+# nested dataclasses, and the Range/Match constraints of condflow._checks carried by
+# Annotated types), and every message starts with the key's full dotted name.
 
-    Raises ``ValueError`` naming the offending key path for unknown keys or wrong types.
+
+def _key(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def from_dict(cls: type[T], values: Any, where: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping (or validate an instance of it), recursing into
+    nested dataclass fields.
+
+    Raises ``ValueError`` naming the offending key path (e.g. ``train.batch_size``) for
+    unknown keys, wrong types, out-of-range numbers and values outside their choices.
     """
+    if isinstance(values, cls):
+        values = {f.name: getattr(values, f.name) for f in dataclasses.fields(cls) if f.init}
+    name = where or "config"
     if values is not None and not isinstance(values, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(values).__name__}")
+        raise ValueError(f"{name}: expected a mapping, got {type(values).__name__} {values!r}")
     values = dict(values or {})
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls, include_extras=True)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(names)}")
-    kwargs = {}
-    for key, value in values.items():
-        kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
+        raise ValueError(f"{name}: unknown key(s) {unknown}; known keys are {sorted(names)}")
+    kwargs = {k: _coerce(hints[k], value, _key(where, k)) for k, value in values.items()}
     try:
-        return cls(**kwargs)
+        obj = cls(**kwargs)
     except TypeError as err:
-        raise ValueError(f"{where}: {err}") from None
+        raise ValueError(f"{name}: {err}") from None
+    except ValueError as err:  # a __post_init__ check, phrased "<field>: ..."
+        head = str(err).split(":", 1)[0]
+        raise ValueError(_key(where, str(err)) if head in names else f"{name}: {err}") from None
+    for f in dataclasses.fields(cls):  # defaults too: a default is a value like any other
+        if f.init and f.name not in values:
+            _coerce(hints[f.name], getattr(obj, f.name), _key(where, f.name))
+    return obj
+
+
+def validate(cfg: Config) -> Config:
+    """Check a :class:`Config` built in Python (not through :func:`load_config`) the way
+    loading checks a file; returns it. Task sections are checked against their own types."""
+    from_dict(Config, cfg)
+    for name in ("data", "model", "loss", "eval"):
+        section = getattr(cfg, name)
+        if dataclasses.is_dataclass(section):
+            from_dict(type(section), section, name)
+    return cfg
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", str(hint))
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
+    if origin is Annotated:
+        base, *constraints = typing.get_args(hint)
+        value = _coerce(base, value, where)
+        for c in constraints:
+            if hasattr(c, "check") and value is not None:
+                c.check(value, where)
+        return value
+    if hint is Any:
+        return value
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
         if value is None and type(None) in args:
             return None
-        hint = next(a for a in args if a is not type(None))
-        return _coerce(hint, value, where)
+        options = [a for a in args if a is not type(None)]
+        errors = []
+        for option in options:
+            try:
+                return _coerce(option, value, where)
+            except ValueError as err:
+                errors.append(str(err))
+        if len(errors) == 1:
+            raise ValueError(errors[0])
+        allowed = " or ".join(_type_name(a) for a in args)
+        raise ValueError(f"{where}: expected {allowed}, got {value!r}")
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
+            raise ValueError(f"{where}: expected one of {list(choices)}, got {value!r}")
+        return value
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
             raise ValueError(f"{where}: expected a list, got {value!r}")
-        (item,) = typing.get_args(hint)[:1] or (Any,)
+        args = typing.get_args(hint)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ValueError(f"{where}: expected {len(args)} values, got {list(value)!r}")
+            return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in
+                         enumerate(zip(args, value, strict=True)))
+        item = args[0] if args else Any
         return origin(_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value))
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a mapping, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected bool (true or false), got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, float) and value.is_integer():  # 1e4 steps
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: expected int, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{where}: expected float, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: expected a finite float, got {value!r}")
         return float(value)
-    if hint in (int, str, bool) and not isinstance(value, hint):
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected str, got {value!r}")
+        return value
+    if isinstance(hint, type) and not isinstance(value, hint):
         raise ValueError(f"{where}: expected {hint.__name__}, got {value!r}")
-    if hint is int and isinstance(value, bool):
-        raise ValueError(f"{where}: expected int, got {value!r}")
     return value
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, also reading ``1e-3`` / ``5E4`` as floats (YAML 1.2; PyYAML's
+    YAML 1.1 resolver needs a dot, so ``lr: 1e-3`` would be the string ``"1e-3"``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` with e-notation floats; ``ValueError`` naming ``where`` on bad YAML."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise ValueError(f"{where}: invalid YAML: {err}".replace("\n", " ")) from None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -100,15 +220,21 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ValueError(f"--set: expected KEY=VALUE, got {text!r}")
     key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw)
+    keys = key.strip().split(".")
+    if not all(keys):
+        raise ValueError(f"--set: expected KEY=VALUE with a dotted key, got {text!r}")
+    return keys, parse_yaml(raw, f"--set {key.strip()}")
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     for text in overrides:
         keys, value = parse_override(text)
         node = raw
-        for k in keys[:-1]:
+        for i, k in enumerate(keys[:-1]):
             node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                parent = ".".join(keys[: i + 1])
+                raise ValueError(f"--set {'.'.join(keys)}: {parent} is {node!r}, not a section")
         node[keys[-1]] = value
     return raw
 
@@ -116,9 +242,18 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 def read_config(source: str | Path) -> dict[str, Any]:
     """The mapping in a YAML file or installed configuration (:mod:`condflow.configs`)."""
     path = resolve_config(source)
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"config: {path} is not a text file: {err}") from None
+    raw = parse_yaml(text, f"config: {path}")
+    if raw is None:
+        raw = {}
     if not isinstance(raw, dict):
-        raise ValueError(f"config: {path} must hold a mapping, got {type(raw).__name__}")
+        raise ValueError(
+            f"config: {path} must hold a mapping of keys (task: ..., train: ...), "
+            f"got {type(raw).__name__} {raw!r:.60}"
+        )
     return raw
 
 
@@ -146,6 +281,8 @@ def load_config(source: str | Path | dict[str, Any], overrides: list[str] = ()) 
     raw = apply_overrides(raw, list(overrides))
     if "task" not in raw:
         raise ValueError("config: missing key 'task'")
+    if not isinstance(raw["task"], str):
+        raise ValueError(f"task: expected a string, got {raw['task']!r}")
     task = get_task(raw["task"])
     sections = {name: raw.pop(name, None) for name in ("data", "model", "loss", "eval")}
     cfg = from_dict(Config, raw)

@@ -34,11 +34,26 @@ def init_distributed(device: torch.device) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def resolve_device(name: str, info: DistInfo | None = None) -> torch.device:
-    """``"auto"`` → CUDA (this process's local GPU) when available, else CPU."""
+def resolve_device(
+    name: str, info: DistInfo | None = None, arg: str = "train.device"
+) -> torch.device:
+    """``"auto"`` → CUDA (this process's local GPU) when available, else CPU.
+
+    Raises ``ValueError`` naming ``arg`` for an unknown device or one this machine lacks.
+    """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{arg}: unknown device {name!r}; expected auto, cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{arg}: {name!r} requested, but CUDA is not available on this "
+                         "machine; use auto or cpu")
+    if device.type == "cuda" and device.index is not None \
+            and device.index >= torch.cuda.device_count():
+        raise ValueError(f"{arg}: {name!r} requested, but {torch.cuda.device_count()} GPU(s) "
+                         "are visible")
     if device.type == "cuda" and device.index is None:
         local = int(os.environ.get("LOCAL_RANK", 0))
         if local >= torch.cuda.device_count():

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from condflow._checks import check_positive_int, check_tensor
+from condflow._checks import check_module_dtype, check_positive_int, check_tensor
 from condflow.bijectors.base import Bijector, Compose
 from condflow.bijectors.glow import GlowBlock
 
@@ -48,29 +48,51 @@ class ConditionalFlow(nn.Module):
         self.max_rows = check_positive_int("max_rows", max_rows)
 
     # -- validation -----------------------------------------------------------------------
-    def _check_context(self, context: object) -> Tensor:
-        return check_tensor("context", context, ("B", self.context_features))
+    def _check_context(self, context: object, rows_per_context: int = 1) -> Tensor:
+        context = check_tensor("context", context, ("B", self.context_features))
+        check_module_dtype("context", context, self)
+        if self.training and context.shape[0] * rows_per_context == 1 and self._batch_norm():
+            raise ValueError(
+                "context: a batch of 1 row in training mode, but the flow has batch norm, "
+                "which needs at least 2 rows per batch; call .eval() to evaluate single rows"
+            )
+        return context
 
-    def _check_inputs(self, inputs: object, context: Tensor) -> Tensor:
-        d, batch = self.features, context.shape[0]
-        if isinstance(inputs, Tensor) and inputs.dim() == 3:
-            check_tensor("inputs", inputs, (batch, "n", d))
-        else:
-            check_tensor("inputs", inputs, (batch, d))
+    def _batch_norm(self) -> bool:
+        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.modules())
+
+    def _check_inputs(self, inputs: object, context: object, name: str = "inputs") -> Tensor:
+        d = self.features
+        batch = check_tensor("context", context, ("B", self.context_features)).shape[0]
+        stacked = isinstance(inputs, Tensor) and inputs.dim() == 3
+        if (
+            batch == 1
+            and isinstance(inputs, Tensor)
+            and inputs.dim() in (2, 3)
+            and inputs.shape[-1] == d
+            and inputs.shape[0] > 1
+        ):  # one context for a batch: the context is the odd one
+            raise ValueError(
+                f"context: 1 row for the {inputs.shape[0]} rows of {name}; expected one context "
+                f"row per row of {name}, [{inputs.shape[0]}, {self.context_features}] "
+                f"(e.g. context.expand({inputs.shape[0]}, -1))"
+            )
+        check_tensor(name, inputs, (batch, "n", d) if stacked else (batch, d))
+        assert isinstance(inputs, Tensor)
+        check_module_dtype(name, inputs, self)
+        context = self._check_context(context, inputs.shape[1] if stacked else 1)
         if inputs.dtype != context.dtype:
-            raise ValueError(f"inputs: dtype {inputs.dtype} differs from context's {context.dtype}")
+            raise ValueError(f"{name}: dtype {inputs.dtype} differs from context's {context.dtype}")
         return inputs
 
     # -- density --------------------------------------------------------------------------
     def transform_to_noise(self, inputs: Tensor, context: Tensor) -> Tensor:
         """z = f⁻¹(x; c): ``[B, d]`` or ``[B, n, d]`` → same shape."""
-        context = self._check_context(context)
         inputs = self._check_inputs(inputs, context)
         return self.bijector.inverse(inputs, context)[0].to(inputs.dtype)
 
     def log_prob(self, inputs: Tensor, context: Tensor) -> Tensor:
         """log p(x | c): ``[B, d] -> [B]`` or ``[B, n, d] -> [B, n]``."""
-        context = self._check_context(context)
         inputs = self._check_inputs(inputs, context)
         z, logdet = self.bijector.inverse(inputs, context)
         return standard_normal_log_prob(z.to(inputs.dtype)) + logdet
@@ -81,19 +103,28 @@ class ConditionalFlow(nn.Module):
 
         This is the differentiable map used for optimization in latent space (fitting).
         """
-        context = self._check_context(context)
-        noise = self._check_inputs(noise, context)
+        noise = self._check_inputs(noise, context, "noise")
         x, logdet = self.bijector(noise, context)
         return x.to(noise.dtype), standard_normal_log_prob(noise) - logdet
 
-    def _draw(self, num_samples: int, context: Tensor, generator: torch.Generator | None) -> Tensor:
-        context = self._check_context(context)
+    def noise(
+        self, num_samples: int, context: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The standard-normal noise ``[B, n, d]`` that :meth:`sample` draws for ``context``
+        ``[B, C]`` (same generator, same values): ``sample(n, c, g)`` equals
+        ``generate(noise(n, c, g), c)[0]``.
+
+        ``torch.compile(fullgraph=True)`` cannot trace a ``torch.Generator``; to compile
+        sampling with one, draw the noise eagerly with this method and compile
+        :meth:`generate` (``generator=None`` compiles as is).
+        """
         check_positive_int("num_samples", num_samples)
+        context = self._check_context(context, num_samples)
         shape = (context.shape[0], num_samples, self.features)
         return torch.randn(shape, generator=generator, dtype=context.dtype, device=context.device)
 
     def _generate_chunked(self, noise: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
-        chunk = max(1, self.max_rows // noise.shape[0])
+        chunk = max(1, self.max_rows // max(1, noise.shape[0]))  # B = 0: one empty chunk
         outs = [self.bijector(part, context) for part in noise.split(chunk, dim=1)]
         x = torch.cat([o[0] for o in outs], dim=1).to(noise.dtype)
         logdet = torch.cat([o[1] for o in outs], dim=1)
@@ -102,15 +133,18 @@ class ConditionalFlow(nn.Module):
     def sample(
         self, num_samples: int, context: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
-        """n samples per context in one batched pass: ``[B, C] -> [B, n, d]``."""
-        noise = self._draw(num_samples, context, generator)
+        """n samples per context in one batched pass: ``[B, C] -> [B, n, d]`` (B = 0 gives an
+        empty tensor). Under ``torch.compile(fullgraph=True)`` pass no generator, or see
+        :meth:`noise`."""
+        noise = self.noise(num_samples, context, generator)
         return self._generate_chunked(noise, context)[0]
 
     def sample_and_log_prob(
         self, num_samples: int, context: Tensor, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Samples ``[B, n, d]`` and their log-densities ``[B, n]``."""
-        noise = self._draw(num_samples, context, generator)
+        """Samples ``[B, n, d]`` and their log-densities ``[B, n]`` (with a generator under
+        ``torch.compile(fullgraph=True)``: :meth:`noise` + :meth:`generate`)."""
+        noise = self.noise(num_samples, context, generator)
         return self._generate_chunked(noise, context)
 
     def mode(self, context: Tensor) -> Tensor:

@@ -6,14 +6,17 @@ A model file is a ``torch.save``'d dict of built-in types and tensors (so it loa
     {"format": "condflow-model", "format_version": 1, "condflow_version": "0.1.0",
      "config": {...},          # condflow.config.config_to_dict(cfg): task, model, data, ...
      "model": {...},           # the state_dict, on the CPU
-     "body_model": {...}}      # models that pose a body only: which one (see below)
+     "body_model": {...},      # models that pose a body only: which one (see below)
+     "checksum": "..."}        # SHA-256 of model + config, verified at load
 
 Everything a model needs beyond its config — normalization statistics of the training
 targets, ActNorm initialization, batch-norm statistics — is a buffer of its ``state_dict``;
 the body-model choice is part of the config. Loading rebuilds the model from the config
 through its task (``condflow.tasks``) and loads the weights, so the result is the exact
 model that was saved. A training checkpoint (``<output_dir>/checkpoints/last.pt``) holds the
-same two entries and loads the same way.
+same two entries and loads the same way. Loading refuses a file whose checksum does not
+match or that holds NaN/Inf weights (:func:`condflow.checkpoint.read_weights`), and keeps
+the dtype of the saved parameters (a float64 model loads as float64).
 
 The body model's arrays stay out of the file (SMPL is licensed separately): its file name,
 vertex count and SHA-256 are recorded instead, and loading fails if the config resolves to
@@ -35,7 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from condflow.checkpoint import atomic_save
+from condflow.checkpoint import read_weights, save_checkpoint
 from condflow.config import Config, config_to_dict, load_config
 
 __all__ = [
@@ -169,18 +172,11 @@ def save(model: nn.Module, path: str | Path, cfg: Config | dict[str, Any]) -> Pa
     body = body_model_fingerprint(model)
     if body is not None:
         payload["body_model"] = body
-    return atomic_save(payload, path)
+    return save_checkpoint(payload, path)
 
 
 def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"model: no such file {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - re-raised with the path named
-        raise ValueError(f"{path}: cannot read a condflow model file: {err}") from err
-    if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
-        raise ValueError(f"{path}: not a condflow model file or checkpoint (no model/config)")
+    payload = read_weights(path, map_location, "model")
     if "format" in payload:  # a model file (a training checkpoint has no format entry)
         if payload["format"] != FORMAT:
             raise ValueError(f"{path}: format {payload['format']!r}, expected {FORMAT!r}")
@@ -203,6 +199,16 @@ def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
     return payload
 
 
+def _match_dtype(model: nn.Module, state: dict[str, Any]) -> None:
+    """Give ``model`` the floating dtype its saved parameters have (a float64 model loads
+    as float64, not silently rounded to the float32 the config builds)."""
+    dtypes = {state[k].dtype for k, _ in model.named_parameters() if state[k].is_floating_point()}
+    if len(dtypes) == 1:
+        (dtype,) = dtypes
+        if any(p.dtype != dtype for p in model.parameters()):
+            model.to(dtype)
+
+
 def load_with_config(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[Config, nn.Module]:
@@ -223,6 +229,7 @@ def load_with_config(
         raise FileNotFoundError(f"{path}: rebuilding the model: {err}") from None
     _check_body_model(payload.get("body_model"), model, str(path))
     check_state_dict(model, payload["model"], str(path))
+    _match_dtype(model, payload["model"])
     model.load_state_dict(payload["model"])
     return cfg, model.to(device).eval()
 

@@ -15,9 +15,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from condflow.checkpoint import atomic_save, load_checkpoint
-from condflow.config import Config, config_to_dict, load_config
+from condflow.body.paths import atomic_write
+from condflow.checkpoint import load_checkpoint, save_checkpoint
+from condflow.config import Config, config_to_dict, load_config, validate
 from condflow.distributed import DistInfo, init_distributed, resolve_device, shutdown
+from condflow.saving import check_state_dict
 from condflow.tasks import Task, get_task
 from condflow.tasks.base import to_device
 
@@ -123,7 +125,7 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
     ``resume=True`` continues from ``<output_dir>/checkpoints/last.pt`` (a path selects
     another file) at the exact step, with optimizer, schedule and RNG state.
     """
-    t = cfg.train
+    t = validate(cfg).train
     device = resolve_device(t.device)
     info = init_distributed(device)
     if t.threads:
@@ -140,6 +142,8 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
     if resume:
         path = checkpoint_path(cfg) if resume is True else Path(resume)
         ckpt = load_checkpoint(path, map_location=device)
+        _check_resumable(ckpt, path)
+        _check_fits(model, ckpt, cfg, f"--resume {path}")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -216,7 +220,7 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
                 }
                 if hasattr(objective, "extra_state"):
                     state["extra"] = objective.extra_state()
-                atomic_save(state, last)
+                save_checkpoint(state, last)
     if bar is not None:
         bar.close()
     shutdown(info)
@@ -225,16 +229,24 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
 
 class _CsvLog:
     """Appends rows to a CSV file; rows logged after step ``keep_until`` (by a run that then
-    crashed) are dropped, so a resumed run's log has each step once."""
+    crashed) and a torn last row are dropped, so a resumed run's log has each step once."""
 
     def __init__(self, path: Path, keep_until: int) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             lines = path.read_text().splitlines(keepends=True)
-            kept = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",")[0]) <= keep_until]
+            width = len(lines[0].split(",")) if lines else 0
+            kept = lines[:1] + [ln for ln in lines[1:] if self._complete(ln, width, keep_until)]
             path.write_text("".join(kept) if keep_until > 0 else "")
         self.fields: list[str] | None = None
+
+    @staticmethod
+    def _complete(line: str, width: int, keep_until: int) -> bool:
+        """A whole row (a crash mid-write leaves a torn last line) of a step <= keep_until."""
+        fields = line.rstrip("\r\n").split(",")
+        return (line.endswith("\n") and len(fields) == width and fields[0].isdigit()
+                and int(fields[0]) <= keep_until)
 
     def write(self, **row: Any) -> None:
         new = not self.path.exists() or self.path.stat().st_size == 0
@@ -247,6 +259,32 @@ class _CsvLog:
             writer.writerow(row)
 
 
+def _check_resumable(ckpt: dict[str, Any], path: Path) -> None:
+    missing = [k for k in ("step", "optimizer", "scheduler", "rng") if k not in ckpt]
+    if missing:
+        kind = "a model file (condflow.save)" if "format" in ckpt else "not a training checkpoint"
+        raise ValueError(
+            f"--resume: {path} is {kind}: it has no {', '.join(missing)} state to continue "
+            "from; resume from <output_dir>/checkpoints/last.pt"
+        )
+
+
+def _check_fits(model: nn.Module, ckpt: dict[str, Any], cfg: Config, where: str) -> None:
+    """``ValueError`` naming the config keys that differ when the weights do not fit."""
+    try:
+        check_state_dict(model, ckpt["model"], where)
+    except ValueError as err:
+        saved = ckpt["config"].get("model") if isinstance(ckpt["config"], dict) else None
+        here = config_to_dict(cfg).get("model")
+        if isinstance(saved, dict) and isinstance(here, dict):
+            diff = [f"model.{k}={saved[k]!r} (here {here.get(k)!r})"
+                    for k in sorted(saved) if saved[k] != here.get(k)]
+            if diff:
+                raise ValueError(f"{where}: written with {', '.join(diff)}; the weights do "
+                                 "not fit the model this config builds") from None
+        raise ValueError(str(err)) from None
+
+
 def load_trained(
     checkpoint: str | Path, device: str = "cpu", cfg: Config | None = None
 ) -> tuple[Config, Task, nn.Module]:
@@ -254,6 +292,7 @@ def load_trained(
     ckpt = load_checkpoint(checkpoint, map_location=device)
     cfg = cfg or load_config(ckpt["config"])
     task, model = build(cfg)
+    _check_fits(model, ckpt, cfg, f"checkpoint {checkpoint}")
     model.load_state_dict(ckpt["model"])
     return cfg, task, model.to(device).eval()
 
@@ -267,8 +306,7 @@ def evaluate(
     _, test_data = task.datasets()
     metrics = task.evaluate(model, test_data, device)
     out = Path(out) if out else Path(cfg.output_dir) / "eval.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(metrics, indent=2))
+    atomic_write(out, lambda f: f.write(json.dumps(metrics, indent=2).encode()))
     if picture:
         task.picture(model, test_data, str(out.with_suffix(".png")), device)
     return metrics

@@ -43,7 +43,8 @@ def test_eval_overrides_name_the_changed_data_settings(tmp_path, capsys):
     args = ["--no-picture", "--out", str(tmp_path / "e.json")]
     assert main(["eval", str(ckpt), "--config", str(override), *args]) == 0
     assert "changed from training: data.test_size: 32 -> 16" in capsys.readouterr().out
-    assert main(["eval", str(override), str(ckpt), *args, "--set", "data.test_size=8"]) == 0
+    again = [*args, "--overwrite", "--set", "data.test_size=8"]
+    assert main(["eval", str(override), str(ckpt), *again]) == 0
     assert "data.test_size: 32 -> 8" in capsys.readouterr().out  # the older CONFIG CHECKPOINT form
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import condflow
-from condflow.checkpoint import atomic_save
+from condflow.checkpoint import atomic_save, state_checksum
 from condflow.config import config_to_dict, load_config
 from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
 from condflow.saving import FORMAT_VERSION, build_model, load_with_config
@@ -108,6 +108,9 @@ def _tamper(tmp_path, change, raw=None) -> str:
     path = condflow.save(trained_like(cfg), tmp_path / "m.pt", cfg)
     payload = torch.load(path, weights_only=True)
     change(payload)
+    # A consistent file with other contents (as another version or config would write it);
+    # a damaged one is refused by its checksum (tests/adversarial/test_checkpoints.py).
+    payload["checksum"] = state_checksum(payload["model"], payload["config"])
     torch.save(payload, path)
     return str(path)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
@@ -19,7 +21,8 @@ class ActNorm(Bijector):
     The first call of ``inverse`` in training mode (the normalizing direction, i.e. the
     first ``log_prob`` on data) sets ``shift``/``log_scale`` so that the normalized batch has
     zero mean and unit variance per feature (averaged across processes under
-    ``torch.distributed``). Whether that happened is the buffer ``initialized``, saved in
+    ``torch.distributed``); a feature constant in that batch keeps scale 1, with a warning
+    naming it. Whether that happened is the buffer ``initialized``, saved in
     the ``state_dict``: a loaded model never re-initializes. A Python mirror of the buffer
     keeps the hot path free of host-device syncs.
     """
@@ -55,7 +58,17 @@ class ActNorm(Bijector):
         total, total_sq, count = stats[: self.features], stats[self.features : -1], stats[-1]
         mean = total / count
         var = (total_sq / count - mean.pow(2)).clamp_min(0)
-        log_std = 0.5 * torch.log(var + self.eps)
+        # A (near-)constant feature has no scale to learn from this batch: scaling it by
+        # 1/sqrt(eps) would blow up every later value of it (log-densities of -1e5), so it
+        # keeps scale 1. The threshold is relative, as E[x²] - E[x]² loses digits.
+        constant = var <= self.eps * (1 + mean.pow(2))
+        if bool(constant.any()):
+            warnings.warn(
+                f"ActNorm: feature(s) {constant.nonzero().flatten().tolist()} are constant in "
+                "the initialization batch; their scale is left at 1 (log_scale 0)",
+                stacklevel=3,
+            )
+        log_std = torch.where(constant, 0.0, 0.5 * torch.log(var + self.eps))
         if self.normalizing:  # z = (x - mean) / std = exp(-log_std) x - mean exp(-log_std)
             self.log_scale.copy_(-log_std)
             self.shift.copy_(-mean * torch.exp(-log_std))

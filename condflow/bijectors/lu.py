@@ -17,7 +17,9 @@ class LULinear(Bijector):
     and ``s = sign ⊙ exp(log_s)`` with a fixed sign. Initialized, as in Glow, from the LU
     decomposition of a random rotation (``seed``), so the map starts volume-preserving but
     mixing. ``W`` and ``W⁻¹`` are assembled once per call (never per sample) and cached in
-    eval mode while no gradient to the parameters is needed.
+    eval mode while no gradient to the parameters is needed. The cache is keyed on the
+    parameters' version counters and checked against a copy of their values, since a write
+    through ``.data`` does not bump the version (the check is O(d²), the assembly O(d³)).
     """
 
     def __init__(self, features: int, seed: int | None = 0) -> None:
@@ -32,7 +34,7 @@ class LULinear(Bijector):
         self.lower = nn.Parameter(torch.tril(lower, -1).float())
         self.upper = nn.Parameter(torch.triu(upper, 1).float())
         self.log_s = nn.Parameter(torch.log(s.abs()).float())
-        self._cache: tuple[tuple, Tensor, Tensor] | None = None
+        self._cache: tuple[tuple, Tensor, Tensor, Tensor] | None = None
 
     def _assemble(self) -> tuple[Tensor, Tensor]:
         device = self.lower.device
@@ -60,9 +62,14 @@ class LULinear(Bijector):
             self._cache = None
             return self._assemble()
         key = tuple((p._version, p.data_ptr(), p.dtype, p.device) for p in params)
-        if self._cache is None or self._cache[0] != key:
-            with torch.no_grad():
-                self._cache = (key, *self._assemble())
+        with torch.no_grad():
+            values = torch.cat([p.reshape(-1) for p in params])
+            if (
+                self._cache is None
+                or self._cache[0] != key
+                or not torch.equal(self._cache[3], values)
+            ):
+                self._cache = (key, *self._assemble(), values)
         return self._cache[1], self._cache[2]
 
     def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -9,7 +9,6 @@ arbitrary code. :func:`convert_smpl_pkl` writes the result as a pickle of numpy 
 
 from __future__ import annotations
 
-import copyreg
 import pickle
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
+from condflow._safe_pickle import load_pickle
 from condflow.body.paths import atomic_write
 
 REQUIRED_KEYS = (
@@ -49,40 +49,13 @@ class _ChumpyStandIn:
         return np.asarray(_to_plain(state["x"], key))
 
 
-_NUMPY_MODULES = (
-    "numpy",
-    "numpy.core.multiarray",
-    "numpy._core.multiarray",
-    "numpy.core.numeric",
-    "numpy._core.numeric",
-)
-_NUMPY_NAMES = ("_reconstruct", "scalar", "dtype", "ndarray", "_frombuffer")
-_BUILTINS = ("object", "set", "frozenset", "slice", "complex", "bytearray", "list", "dict", "tuple")
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    """Unpickler limited to numpy arrays, scipy.sparse matrices and chumpy stand-ins."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module.split(".")[0] == "chumpy":
-            return type(name, (_ChumpyStandIn,), {"chumpy_class": f"{module}.{name}"})
-        if module in _NUMPY_MODULES and name in _NUMPY_NAMES:
-            module = module.replace("numpy.core", "numpy._core")
-            return super().find_class(module, name)
-        if module.startswith("scipy.sparse") and name.endswith(("_matrix", "_array")):
-            return getattr(scipy.sparse, name)
-        if module in ("copy_reg", "copyreg") and name == "_reconstructor":
-            return copyreg._reconstructor
-        if module in ("__builtin__", "builtins") and name in _BUILTINS:
-            return super().find_class("builtins", name)
-        if (module, name) == ("_codecs", "encode"):  # bytes in protocol-2 pickles
-            return super().find_class(module, name)
-        if module == "collections" and name == "OrderedDict":
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(
-            f"refusing to load {module}.{name} from a body model file (only numpy, "
-            "scipy.sparse and chumpy arrays are allowed)"
-        )
+def _smpl_classes(module: str, name: str) -> Any:
+    """What a SMPL file may hold beyond numpy arrays and plain containers."""
+    if module.split(".")[0] == "chumpy":
+        return type(name, (_ChumpyStandIn,), {"chumpy_class": f"{module}.{name}"})
+    if module.startswith("scipy.sparse") and name.endswith(("_matrix", "_array")):
+        return getattr(scipy.sparse, name)
+    return None
 
 
 def _to_plain(value: Any, key: str) -> Any:
@@ -107,11 +80,8 @@ def load_smpl_dict(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"SMPL model file not found: {path}")
-    try:
-        with open(path, "rb") as f:
-            data = _SafeUnpickler(f, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as err:
-        raise ValueError(f"{path}: cannot read as a SMPL model pickle ({err})") from err
+    with open(path, "rb") as f:
+        data = load_pickle(f, path, extra=_smpl_classes, encoding="latin1")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a pickled dict, got {type(data).__name__}")
     missing = [k for k in REQUIRED_KEYS if k not in data]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,11 +24,14 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path
     """Write a file through ``write(fileobj)`` into a temporary file, then rename it to ``path``.
 
     Readers see either no file or the complete file, also when several processes write the
-    same path at once or a writer crashes.
+    same path at once or a writer crashes. The temporary file's name carries the host and
+    process id, and the temporaries that dead processes of this host left for ``path`` (a
+    crash between creating and renaming) are removed first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _remove_orphans(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -38,3 +43,27 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _tmp_prefix(path: Path, pid: int | None = None) -> str:
+    return f".{path.name}.{socket.gethostname()}-{os.getpid() if pid is None else pid}."
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete ``path``'s temporaries whose writer (a process of this host) has died."""
+    host = f".{path.name}.{socket.gethostname()}-"
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        rest = tmp.name[len(host):] if tmp.name.startswith(host) else ""
+        pid = rest.split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True

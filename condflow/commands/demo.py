@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from condflow.commands.train import add_overrides
+from condflow.commands import outputs
+from condflow.commands.train import add_overrides, claim_run
 
 
 def run(args: argparse.Namespace) -> int:
@@ -20,6 +21,9 @@ def run(args: argparse.Namespace) -> int:
         if args.steps:
             overrides.append(f"train.steps={args.steps}")
         cfg = load_config({"task": "lifting"}, overrides)
+        claim_run(outputs(args), cfg)
+        for name in ("eval.json", "eval.png"):
+            outputs(args).claim(Path(cfg.output_dir) / name)
         print(f"== training the {kind} model ({cfg.train.steps} steps) ==")
         results[kind] = evaluate(cfg, train(cfg, progress=not args.no_progress))
     print("\n## 2D→3D lifting on the synthetic test set\n")

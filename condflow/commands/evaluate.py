@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from condflow.commands import outputs
 from condflow.commands.train import add_fast_dev_run, add_overrides
 
 
@@ -52,9 +53,13 @@ def run(args: argparse.Namespace) -> int:
         f"evaluating {checkpoint} on the {cfg.task} test set; data settings "
         + ("as in training" if not changed else "changed from training: " + "; ".join(changed))
     )
-    metrics = evaluate(cfg, checkpoint, args.out, picture=not args.no_picture)
+    guard = outputs(args)
+    out = guard.claim(args.out or Path(cfg.output_dir) / "eval.json")
+    if not args.no_picture:
+        guard.claim(out.with_suffix(".png"))
+    metrics = evaluate(cfg, checkpoint, out, picture=not args.no_picture)
     print_table(cfg, metrics)
-    print(f"\nJSON: {args.out or Path(cfg.output_dir) / 'eval.json'}")
+    print(f"\nJSON: {out}")
     return 0
 
 

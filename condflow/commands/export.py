@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from condflow.commands import outputs as output_guard
+
 
 def run(args: argparse.Namespace) -> int:
     from condflow.export import export_file, read_metadata
 
-    path = export_file(args.model, args.out, args.format, args.samples)
+    path = export_file(args.model, output_guard(args).claim(args.out), args.format, args.samples)
     meta = read_metadata(path)
     inputs = ", ".join(f"{k} {v}" for k, v in meta["inputs"].items())
     outputs = ", ".join(f"{k} {v}" for k, v in meta["outputs"].items())

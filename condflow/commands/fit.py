@@ -30,6 +30,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from condflow._outputs import OutputGuard
+from condflow.commands import outputs
+
 LIFTING_DEFAULTS = {"keypoint_weight": 1e4, "sigma": 0.05, "shape_weight": 1.0}
 MESH_DEFAULTS = {"keypoint_weight": 1e4, "sigma": 0.05, "shape_weight": 1.0}
 #: ProHMR's crop fitting (KeypointFitting, keypoint_fitting_loss: (1000/224)² data weight,
@@ -38,12 +41,12 @@ MESH_DEFAULTS = {"keypoint_weight": 1e4, "sigma": 0.05, "shape_weight": 1.0}
 PROHMR_DEFAULTS = {"keypoint_weight": 7812.5, "sigma": 100.0 / 112.0, "shape_weight": 1.125}
 
 
-def _write(out: Path, arrays: dict[str, Any], info: dict[str, Any]) -> None:
+def _write(guard: OutputGuard, out: Path, arrays: dict[str, Any], info: dict[str, Any]) -> None:
     arrays = {k: v.detach().cpu().numpy() if isinstance(v, Tensor) else np.asarray(v)
               for k, v in arrays.items()}
-    np.savez(out / "fit.npz", **arrays)
+    guard.write(out / "fit.npz", lambda f: np.savez(f, **arrays))
     info = {**info, **{k: v.tolist() for k, v in arrays.items()}}
-    (out / "fit.json").write_text(json.dumps(info, indent=1))
+    guard.write_text(out / "fit.json", json.dumps(info, indent=1))
 
 
 def _fit_config(args: argparse.Namespace, defaults: dict[str, float]):  # noqa: ANN202
@@ -266,9 +269,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.iters < 1:
         raise ValueError(f"--iters: expected an integer >= 1, got {args.iters}")
-    cfg, model = load_with_config(args.model, resolve_device(args.device))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    cfg, model = load_with_config(args.model, resolve_device(args.device, arg="--device"))
+    guard = outputs(args)
+    out = guard.directory(args.out)
+    for name in ("fit.npz", "fit.json") + (() if args.no_picture else ("fit.png",)):
+        guard.claim(out / name)
     if cfg.task == "lifting":
         result = fit_lifting(model, cfg, args, out)
     elif cfg.task == "mesh":
@@ -278,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"MODEL: fit supports lifting and mesh models, not {cfg.task!r}")
     info = {"model": str(args.model), "keypoints": str(args.keypoints), "task": cfg.task,
             **result["info"]}
-    _write(out, result["arrays"], info)
+    _write(guard, out, result["arrays"], info)
     d = info["diagnostics"]
     for i, (e, nll, it) in enumerate(zip(d["keypoint_energy"], d["neg_log_prob"],
                                          d["iterations"], strict=True)):

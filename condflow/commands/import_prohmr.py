@@ -4,18 +4,15 @@ turn ProHMR's checkpoint into a condflow one-file model (:mod:`condflow.interop.
 from __future__ import annotations
 
 import argparse
-import sys
+
+from condflow.commands import outputs
 
 
 def run(args: argparse.Namespace) -> int:
     from condflow.interop.prohmr import import_prohmr_file
 
-    try:
-        result = import_prohmr_file(args.ckpt, args.out, args.model_cfg, args.body_model,
-                                    overwrite=args.overwrite)
-    except FileExistsError as err:
-        print(f"condflow import-prohmr: error: {err}", file=sys.stderr)
-        return 2
+    out = outputs(args).claim(args.out, "OUT")  # never an input, never another's file
+    result = import_prohmr_file(args.ckpt, out, args.model_cfg, args.body_model, overwrite=True)
     s = result.settings
     print(f"ProHMR model (ResNet-{s.backbone_depth}, flow {s.flow_layers} x "
           f"{s.flow_hidden} x {s.flow_depth}, context {s.context_features}, "

@@ -13,7 +13,9 @@ For every input ``<stem>.<ext>`` the command writes ``<stem>.npz`` (arrays), ``<
 (the same as lists, without vertices) and ``<stem>.png`` (a picture) into ``--out``: the mode
 f(0; c) and ``--samples`` samples with their log-densities, per person. Directories are
 expanded to the files they hold. A missing or unreadable input is reported on stderr by name
-and the others still run; the exit status is 1 if any input failed.
+and the others still run; the exit status is 1 if any input failed. An output that would
+replace an input, or an existing file (without ``--overwrite``), counts as a failure of
+that input.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from condflow._outputs import OutputGuard
+from condflow.commands import outputs
 from condflow.data.keypoint_files import KeypointFile, load_keypoints, to_h36m16
 
 KEYPOINT_SUFFIXES = (".json", ".npy", ".csv")
@@ -85,12 +89,18 @@ def _unique_stem(path: Path, taken: set[str]) -> str:
     return stem
 
 
-def _write(out: Path, stem: str, arrays: dict[str, Tensor | np.ndarray], info: dict) -> None:
+def _write(s: Settings, stem: str, arrays: dict[str, Tensor | np.ndarray], info: dict) -> None:
     arrays = {k: np.asarray(v.detach().cpu() if isinstance(v, Tensor) else v)
               for k, v in arrays.items()}
-    np.savez(out / f"{stem}.npz", **arrays)
+    s.outputs.write(s.out / f"{stem}.npz", lambda f: np.savez(f, **arrays))
     listed = {k: np.round(v, 6).tolist() for k, v in arrays.items() if "vertices" not in k}
-    (out / f"{stem}.json").write_text(json.dumps({**info, **listed}))
+    s.outputs.write_text(s.out / f"{stem}.json", json.dumps({**info, **listed}))
+
+
+def _claim(s: Settings, stem: str) -> None:
+    """Refuse, before any work, outputs that would replace an input or an existing file."""
+    for suffix in (".npz", ".json") + ((".png",) if s.picture else ()):
+        s.outputs.claim(s.out / f"{stem}{suffix}")
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -106,6 +116,7 @@ class Settings:
     normalized: bool
     center: bool
     min_confidence: float
+    outputs: OutputGuard
     crop: str = "condflow"  # "prohmr": ProHMR demo's box and crop (models imported from it)
 
 
@@ -132,7 +143,7 @@ def predict_lifting(model: nn.Module, path: Path, stem: str, s: Settings, info: 
             arrays["mode"] = model(x)
     info = {**info, "joint_names": list(H36M_17.joint_names),
             "units": "millimetres, root-relative, camera frame; log_prob over mm"}
-    _write(s.out, stem, arrays, info)
+    _write(s, stem, arrays, info)
     if s.picture:
         from condflow.viz.skeleton import plot_skeleton_rows
 
@@ -216,7 +227,7 @@ def predict_mesh(
             "units": "metres, body frame (vertices, eval_joints); keypoints_2d in normalized "
             "crop coordinates; cam = weak-perspective (s, tx, ty); log_prob over the 6D pose; "
             "vertices in the .npz only"}
-    _write(s.out, stem, arrays, info)
+    _write(s, stem, arrays, info)
     if s.picture:
         from condflow.viz.mesh import plot_mesh_predictions
 
@@ -234,12 +245,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--samples: expected an integer >= 0, got {args.samples}")
     if args.picture_rows < 1:
         raise ValueError(f"--picture-rows: expected an integer >= 1, got {args.picture_rows}")
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, arg="--device")
     cfg, model = load_with_config(args.model, device)
     if cfg.task not in ("lifting", "mesh"):
         raise ValueError(f"model: predict supports lifting and mesh models, not {cfg.task!r}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    guard = outputs(args)
+    out = guard.directory(args.out)
     if args.image_size:
         if len(args.image_size) > 2 or min(args.image_size) <= 0:
             raise ValueError(f"--image-size: expected W [H] > 0, got {args.image_size}")
@@ -250,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
     center = args.center if args.center is not None else cfg.data.source == "synthetic"
     crop = "prohmr" if getattr(cfg.model, "flow_convention", None) == "prohmr" else "condflow"
     s = Settings(out, args.samples, args.seed, device, not args.no_picture, args.picture_rows,
-                 image_size, args.normalized, center, args.min_confidence, crop)
+                 image_size, args.normalized, center, args.min_confidence, guard, crop)
     if cfg.task == "lifting":
         files = expand_inputs(args.inputs, KEYPOINT_SUFFIXES)
         boxes: dict[str, Path] = {}
@@ -260,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
         files = [f for f in files if f.suffix.lower() != ".json"]
     if not files:
         raise ValueError("INPUTS: no input files found")
+    guard.add_inputs([*files, *boxes.values()])
     failed: list[Path] = []
     taken: set[str] = set()
     for path in tqdm(files, desc="predict", unit="file", disable=args.no_progress):
@@ -267,10 +279,13 @@ def run(args: argparse.Namespace) -> int:
         info = {"input": str(path), "model": str(args.model), "task": cfg.task,
                 "num_samples": s.num_samples, "seed": s.seed}
         try:
+            box = None if cfg.task == "lifting" else _box_json(path, boxes)
+            guard.add_inputs([box] if box else [])
+            _claim(s, stem)
             if cfg.task == "lifting":
                 predict_lifting(model, path, stem, s, info)
             else:
-                predict_mesh(model, path, stem, s, info, _box_json(path, boxes))
+                predict_mesh(model, path, stem, s, info, box)
         except Exception as err:  # noqa: BLE001 - report the file by name and go on
             failed.append(path)
             message = str(err) if str(path) in str(err) else f"{path}: {err}"

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from condflow._outputs import OutputGuard
+from condflow.commands import outputs
+
+if TYPE_CHECKING:
+    from condflow.config import Config
 
 
 def add_overrides(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +32,18 @@ def add_fast_dev_run(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def claim_run(guard: OutputGuard, cfg: Config) -> None:
+    """Refuse to start a fresh run over the checkpoint and log of another (without
+    ``--overwrite``): they would be replaced at the first checkpoint."""
+    from condflow.train import checkpoint_path
+
+    try:
+        for path in (checkpoint_path(cfg), Path(cfg.output_dir) / "log.csv"):
+            guard.claim(path, "output_dir")
+    except FileExistsError as err:
+        raise FileExistsError(f"{err} (or --resume to continue that run)") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from condflow.commands.evaluate import print_table
     from condflow.config import load_config
@@ -34,6 +54,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(args.config, args.set)
     resume = True if args.resume == "" else (args.resume or False)
+    guard = outputs(args)
+    if not resume:
+        claim_run(guard, cfg)
+    if args.fast_dev_run:
+        for name in ("eval.json", "eval.png"):
+            guard.claim(Path(cfg.output_dir) / name, "output_dir")
     checkpoint = train(cfg, resume=resume, progress=not args.no_progress)
     print(f"checkpoint: {checkpoint}")
     if args.fast_dev_run:

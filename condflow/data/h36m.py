@@ -11,7 +11,10 @@ Files
     object array holding ``{"layout_name": str, "num_joints": 17, "keypoints_symmetry": ...}``.
     A 2D sequence may be longer than its 3D sequence; it is trimmed to the 3D length.
 
-Both files are read with ``np.load(..., allow_pickle=True)``: only load files you trust.
+The object arrays are read with condflow's restricted unpickler
+(:mod:`condflow._safe_pickle`): numpy arrays and plain containers only, so a crafted file
+cannot run code; anything else is refused naming the file. Non-finite joint positions or
+keypoints are refused at load, naming the file, sequence and frame.
 
 Cameras
 -------
@@ -48,6 +51,8 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
+
+from condflow._safe_pickle import load_npz
 
 __all__ = [
     "H36M_JOINT_NAMES",
@@ -191,32 +196,39 @@ def load_h36m_cameras(
         if not path.is_file():
             raise FileNotFoundError(f"cameras: no such file: {path}")
         if path.suffix == ".json":
-            with open(path) as f:
-                raw: Any = json.load(f)
+            try:
+                raw: Any = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise ValueError(f"cameras: {path} is not valid JSON: {err}") from None
         elif path.suffix == ".npz":
             raw = {}
-            with np.load(path) as npz:
-                for key in npz.files:
-                    parts = key.split("/")
-                    if len(parts) != 3 or not parts[1].isdigit():
-                        raise ValueError(
-                            f"cameras: entry {key!r} of {path} is not '<subject>/<camera>/<field>'"
-                        )
-                    subject, index, field = parts[0], int(parts[1]), parts[2]
-                    raw.setdefault(subject, {}).setdefault(index, {})[field] = npz[key]
+            for key, value in load_npz(path, "cameras").items():
+                parts = key.split("/")
+                if len(parts) != 3 or not parts[1].isdigit():
+                    raise ValueError(
+                        f"cameras: entry {key!r} of {path} is not '<subject>/<camera>/<field>'"
+                    )
+                subject, index, field = parts[0], int(parts[1]), parts[2]
+                raw.setdefault(subject, {}).setdefault(index, {})[field] = value
             raw = {s: [cams[i] for i in sorted(cams)] for s, cams in raw.items()}
         else:
             raise ValueError(f"cameras: expected a .json or .npz file, got {path}")
     else:
         raw = cameras
+    source = f" in {cameras}" if isinstance(cameras, str | Path) else ""
     if not isinstance(raw, Mapping):
-        raise ValueError(f"cameras: expected a dict subject → cameras, got {type(raw).__name__}")
+        raise ValueError(
+            f"cameras: expected a dict subject → cameras{source}, got {type(raw).__name__}"
+        )
     out: dict[str, list[dict[str, Any]]] = {}
     for subject, cams in raw.items():
         if not isinstance(cams, Sequence) or len(cams) != _NUM_CAMERAS:
-            raise ValueError(f"cameras: subject {subject!r} must have a list of 4 cameras")
+            raise ValueError(
+                f"cameras: subject {subject!r} must have a list of 4 cameras{source}"
+            )
         out[str(subject)] = [
-            _validate_camera(f"subject {subject!r} camera {i}", cam) for i, cam in enumerate(cams)
+            _validate_camera(f"subject {subject!r} camera {i}{source}", cam)
+            for i, cam in enumerate(cams)
         ]
     return out
 
@@ -255,21 +267,23 @@ def write_h36m_cameras(
 
 
 def _load_objects(path: Path, arg: str, keys: Sequence[str]) -> list[dict[str, Any]]:
-    """Read 0-d object arrays holding dicts from an ``.npz`` file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{arg}: no such file: {path}")
+    """Read 0-d object arrays holding dicts from an ``.npz`` file (restricted unpickling)."""
+    arrays = load_npz(path, arg, keys)
     out = []
-    with np.load(path, allow_pickle=True) as npz:
-        for key in keys:
-            if key not in npz.files:
-                raise ValueError(f"{arg}: {path} has no {key!r} entry (entries: {npz.files})")
-            value = npz[key]
-            if value.shape != () or not isinstance(value.item(), dict):
-                raise ValueError(
-                    f"{arg}: {key!r} in {path} must be a 0-d object array holding a dict"
-                )
-            out.append(value.item())
+    for key in keys:
+        value = arrays[key]
+        if value.shape != () or not isinstance(value.item(), dict):
+            raise ValueError(f"{arg}: {key!r} in {path} must be a 0-d object array holding a dict")
+        out.append(value.item())
     return out
+
+
+def _check_finite_frames(array: np.ndarray, what: str) -> None:
+    """Refuse NaN/Inf, naming the first bad frame (first axis) of ``array``."""
+    bad = ~np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{what}: frame {int(np.argmax(bad))} holds NaN or Inf values "
+                         f"({int(bad.sum())} such frames)")
 
 
 def load_h36m_lifting(
@@ -333,8 +347,12 @@ def load_h36m_lifting(
         for action, world in positions_3d[s].items():
             where = f"subject {s!r} action {action!r}"
             world = np.asarray(world)
-            if world.ndim != 3 or world.shape[1:] != (32, 3):
-                raise ValueError(f"path_3d: {where} must be [T, 32, 3], got {list(world.shape)}")
+            if world.ndim != 3 or world.shape[1:] != (32, 3) or not world.dtype.kind == "f":
+                raise ValueError(
+                    f"path_3d: {where} must be [T, 32, 3], got {list(world.shape)} "
+                    f"of dtype {world.dtype} (floats expected)"
+                )
+            _check_finite_frames(world, f"path_3d: {path_3d} {where}")
             if action not in positions_2d[s]:
                 raise ValueError(f"path_2d: {where} not found")
             views = positions_2d[s][action]
@@ -348,7 +366,8 @@ def load_h36m_lifting(
             world_mm = world[frames][:, keep_3d].astype(np.float64) * 1000.0
             for ci, (kp, cam) in enumerate(zip(views, cams[s], strict=True)):
                 kp = np.asarray(kp)
-                if kp.ndim != 3 or kp.shape[1] != 17 or kp.shape[2] not in (2, 3):
+                if kp.ndim != 3 or kp.shape[1] != 17 or kp.shape[2] not in (2, 3) \
+                        or kp.dtype.kind not in "fiu":
                     raise ValueError(
                         f"path_2d: {where} camera {ci} must be [T, 17, 2 or 3], "
                         f"got {list(kp.shape)}"
@@ -358,6 +377,7 @@ def load_h36m_lifting(
                         f"path_2d: {where} camera {ci} has {kp.shape[0]} frames, "
                         f"fewer than the {num_frames} 3D frames"
                     )
+                _check_finite_frames(kp[:num_frames], f"path_2d: {path_2d} {where} camera {ci}")
                 rot = quaternion_to_matrix_np(cam["orientation"])
                 # Row vectors: Rᵀ (X − t) becomes (X − t) R.
                 p3 = (world_mm - cam["translation"]) @ rot

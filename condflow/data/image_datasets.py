@@ -16,7 +16,8 @@ ProHMR layout (Kolotouros et al., 2021)
 
 Keypoints are in pixels with pixel ``(row i, col j)`` centred at ``(x, y) = (j, i)``; the box is
 ``center`` and ``scale · 200`` pixels (see :mod:`condflow.data.augment`). Image names are
-relative to ``img_dir``. Files are read with ``allow_pickle=False``.
+relative to ``img_dir``. Files are read with condflow's restricted unpickler (numpy arrays
+only: no entry can run code); non-finite values are refused naming the key and row.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from condflow._checks import NonNegativeFloat, Probability
+from condflow._safe_pickle import load_npz
 from condflow.data.augment import (
     AugmentationParams,
     color_augment,
@@ -106,12 +109,12 @@ class AugmentationConfig:
     trans_factor=0.02``.
     """
 
-    scale_factor: float = 0.25
-    rot_factor: float = 30.0
-    rot_prob: float = 0.4
-    flip_prob: float = 0.5
-    color_factor: float = 0.4
-    trans_factor: float = 0.0
+    scale_factor: NonNegativeFloat = 0.25
+    rot_factor: NonNegativeFloat = 30.0
+    rot_prob: Probability = 0.4
+    flip_prob: Probability = 0.5
+    color_factor: NonNegativeFloat = 0.4
+    trans_factor: NonNegativeFloat = 0.0
 
 
 def detect_layout(keys: Sequence[str]) -> str:
@@ -129,8 +132,12 @@ def _get(data: dict[str, np.ndarray], key: str, n: int, trailing: tuple[int, ...
     arr = np.asarray(data[key])
     if arr.shape != (n, *trailing):
         raise ValueError(f"{key}: expected shape {[n, *trailing]}, got {list(arr.shape)}")
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{key}: expected numbers, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-        raise ValueError(f"{key}: contains NaN or Inf values")
+        bad = ~np.isfinite(arr.reshape(n, -1)).all(axis=1)
+        raise ValueError(f"{key}: row {int(np.argmax(bad))} holds NaN or Inf values "
+                         f"({int(bad.sum())} such rows)")
     return arr.astype(np.float32)
 
 
@@ -175,12 +182,23 @@ class ImageDataset(Dataset):
         seed: int = 0,
     ) -> None:
         path = Path(npz_path)
+        self.train, self.res, self.seed = bool(train), res, int(seed)
         if not path.is_file():
             raise FileNotFoundError(f"npz_path: no such file: {path}")
         if isinstance(res, bool) or not isinstance(res, int) or res < 1:
             raise ValueError(f"res: expected an integer >= 1, got {res!r}")
-        with np.load(path, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
+        data = load_npz(path, "npz_path")
+        try:
+            self._read(data, path, layout)
+        except ValueError as err:
+            if str(path) in str(err):
+                raise
+            raise ValueError(f"npz_path: {path}: {err}") from None
+        self.img_dir = Path(img_dir)
+        self.augmentation = augmentation or AugmentationConfig()
+        self.epoch = 0
+
+    def _read(self, data: dict[str, np.ndarray], path: Path, layout: str | None) -> None:
         if layout is None:
             layout = detect_layout(data)
         if layout not in ("spin", "prohmr"):
@@ -190,10 +208,7 @@ class ImageDataset(Dataset):
         if missing:
             raise ValueError(f"npz_path: {path} lacks keys {missing} required by the {layout} "
                              f"layout (has {sorted(data)})")
-        self.layout, self.train, self.res, self.seed = layout, bool(train), res, int(seed)
-        self.img_dir = Path(img_dir)
-        self.augmentation = augmentation or AugmentationConfig()
-        self.epoch = 0
+        self.layout = layout
         self.imgname = [s.decode() if isinstance(s, bytes) else str(s) for s in data["imgname"]]
         n = len(self.imgname)
         self.center = _get(data, "center", n, (2,))

@@ -44,6 +44,7 @@ from condflow.body.camera import DEFAULT_FOCAL_LENGTH, DEFAULT_IMG_RES
 from condflow.body.model import BodyModel, resolve_model_file
 from condflow.body.paths import cache_dir
 from condflow.body.poses import POSE_FAMILIES, PoseGenerator
+from condflow.data.cache import file_digest
 from condflow.data.image_datasets import write_spin_npz
 from condflow.data.render import BODY_PART_PALETTE, face_part_labels, render_mesh
 
@@ -300,13 +301,13 @@ def synthetic_image_set(
     cfg: SyntheticImageConfig, body_model: str | Path | None = None
 ) -> SyntheticImageSet:
     """The set for ``cfg``, generated on first use under
-    ``<cache>/data/mesh-images-<hash of the config and body model>/``.
+    ``<cache>/data/mesh-images-<hash of the config and the body model file's bytes>/``.
 
     Generation happens in a temporary folder renamed into place when complete, so
     concurrent callers (e.g. several training processes) never see a partial set.
     """
     model_file = str(resolve_model_file(body_model))
-    key = json.dumps({"version": VERSION, "config": cfg.key(), "body": model_file},
+    key = json.dumps({"version": VERSION, "config": cfg.key(), "body": file_digest(model_file)},
                      sort_keys=True, default=list)
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     final = cache_dir() / "data" / f"mesh-images-{digest}"

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from condflow._checks import NonNegativeFloat, PositiveFloat, PositiveInt, Probability
 from condflow.body.model import BodyModel
 from condflow.body.poses import PoseGenerator
 from condflow.data.cameras import look_at_cameras
@@ -29,13 +30,13 @@ _LIMBS = ((13, 14, 15), (10, 11, 12), (1, 2, 3), (4, 5, 6))
 class LiftingSetConfig:
     """How a synthetic lifting set is drawn."""
 
-    size: int = 20000
+    size: PositiveInt = 20000
     seed: int = 0
-    image_size: int = 1000  # square image, pixels
-    focal_px: float = 1000.0
-    noise_px: float = 3.0  # std of 2D Gaussian noise
-    joint_dropout: float = 0.05  # probability that a single joint is occluded
-    limb_dropout: float = 0.05  # probability, per limb, that the whole limb is occluded
+    image_size: PositiveInt = 1000  # square image, pixels
+    focal_px: PositiveFloat = 1000.0
+    noise_px: NonNegativeFloat = 3.0  # std of 2D Gaussian noise
+    joint_dropout: Probability = 0.05  # probability that a single joint is occluded
+    limb_dropout: Probability = 0.05  # probability, per limb, that the whole limb is occluded
     elevation_deg: tuple[float, float] = (-10.0, 40.0)
     distance_m: tuple[float, float] = (3.5, 7.0)
 

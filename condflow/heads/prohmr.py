@@ -20,7 +20,7 @@ import torch
 from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
 from torch import Tensor, nn
 
-from condflow._checks import check_positive_int, check_tensor
+from condflow._checks import check_module_dtype, check_positive_int, check_tensor
 from condflow.bijectors import Compose, Permutation
 from condflow.body.camera import DEFAULT_FOCAL_LENGTH, DEFAULT_IMG_RES, project_to_crop
 from condflow.body.model import BodyModel
@@ -359,7 +359,7 @@ class ProHMRHead(nn.Module):
     # -- conditioning ---------------------------------------------------------------------
     def context(self, images: Tensor) -> Tensor:
         """c = encoder(images): ``[B, 3, H, W] -> [B, C]``."""
-        return self.encoder(images)
+        return self.encoder(check_module_dtype("images", images, self))
 
     # -- density --------------------------------------------------------------------------
     def to_pose_6d(self, pose: Tensor) -> Tensor:

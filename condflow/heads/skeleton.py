@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from condflow._checks import check_module_dtype
 from condflow.bijectors import Compose, FixedAffine
 from condflow.flow import ConditionalFlow, ConditionalGlow
 from condflow.spaces.skeleton import SkeletonSpace
@@ -61,7 +62,7 @@ class SkeletonHead(nn.Module):
 
     def context(self, inputs: Tensor) -> Tensor:
         """c = encoder(inputs): ``[B, C]``."""
-        return self.encoder(inputs)
+        return self.encoder(check_module_dtype("inputs", inputs, self))
 
     def log_prob(self, joints: Tensor, context: Tensor) -> Tensor:
         """log p(joints | c) in mm⁻ᵈ: ``[B, J, 3] -> [B]`` or ``[B, n, J, 3] -> [B, n]``."""
@@ -115,4 +116,5 @@ class SkeletonRegressionHead(nn.Module):
 
     def forward(self, inputs: Tensor) -> Tensor:
         """``inputs -> [B, J, 3]`` in millimetres."""
+        inputs = check_module_dtype("inputs", inputs, self)
         return self.space.to_joints(self.standardization(self.encoder(inputs))[0])

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from condflow._checks import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
 from condflow.body.model import BodyModel
 from condflow.data.cache import cached_tensors
 from condflow.data.synthetic_lifting import LiftingSetConfig, TensorDictDataset, make_lifting_set
@@ -28,15 +29,15 @@ from condflow.tasks.base import Task, to_device
 class LiftingData:
     """Where lifting data comes from."""
 
-    source: str = "synthetic"  # "synthetic" or "h36m"
-    train_size: int = 50000  # synthetic: training examples
-    test_size: int = 2000  # synthetic: test examples (drawn with seed + 1000)
+    source: Literal["synthetic", "h36m"] = "synthetic"
+    train_size: PositiveInt = 50000  # synthetic: training examples
+    test_size: PositiveInt = 2000  # synthetic: test examples (drawn with seed + 1000)
     synthetic: LiftingSetConfig = field(default_factory=LiftingSetConfig)  # size/seed ignored
     body_model: str | None = None  # SMPL file/folder; None: $CONDFLOW_SMPL_PATH or synthetic
     h36m_3d: str | None = None  # h36m: data_3d_h36m.npz
     h36m_2d: str | None = None  # h36m: data_2d_h36m_<detector>.npz
     h36m_cameras: str | None = None  # h36m: camera file (see condflow.data.h36m)
-    h36m_stride: int = 1  # h36m: keep every k-th frame
+    h36m_stride: PositiveInt = 1  # h36m: keep every k-th frame
     h36m_train_subjects: list[str] = field(default_factory=lambda: ["S1", "S5", "S6", "S7", "S8"])
     h36m_test_subjects: list[str] = field(default_factory=lambda: ["S9", "S11"])
 
@@ -45,15 +46,15 @@ class LiftingData:
 class LiftingModel:
     """The lifter (encoder) and the flow over the skeleton."""
 
-    kind: str = "flow"  # "flow" (probabilistic) or "regression" (deterministic baseline)
+    kind: Literal["flow", "regression"] = "flow"  # probabilistic, or the deterministic baseline
     use_confidence: bool = True  # feed (x, y, confidence) rather than (x, y)
-    lifter_hidden: int = 1024
-    lifter_blocks: int = 2
-    lifter_dropout: float = 0.0  # dropout noise in c widens the density a flow learns
-    flow_blocks: int = 4
-    flow_hidden: int = 256  # CPU default; the paper-sized flow uses 1024 (paper.yaml)
-    flow_residual_blocks: int = 2
-    flow_dropout: float = 0.0
+    lifter_hidden: PositiveInt = 1024
+    lifter_blocks: NonNegativeInt = 2
+    lifter_dropout: Probability = 0.0  # dropout noise in c widens the density a flow learns
+    flow_blocks: PositiveInt = 4
+    flow_hidden: PositiveInt = 256  # CPU default; the paper-sized flow uses 1024 (paper.yaml)
+    flow_residual_blocks: NonNegativeInt = 2
+    flow_dropout: Probability = 0.0
     batch_norm: bool = True  # batch norm in lifter and coupling nets
 
 
@@ -62,15 +63,15 @@ class LiftingLoss:
     """λ_nll · L_nll (per-dimension NLL of standardized joints) + λ_mode · L_mode (mean
     per-joint error of the mode, metres)."""
 
-    nll: float = 1.0
-    mode: float = 10.0
+    nll: NonNegativeFloat = 1.0
+    mode: NonNegativeFloat = 10.0
 
 
 @dataclass
 class LiftingEval:
-    num_samples: list[int] = field(default_factory=lambda: [1, 5, 10, 25, 100])
-    batch_size: int = 250
-    picture_examples: int = 4
+    num_samples: list[PositiveInt] = field(default_factory=lambda: [1, 5, 10, 25, 100])
+    batch_size: PositiveInt = 250
+    picture_examples: NonNegativeInt = 4
 
 
 SPACE = SkeletonSpace(H36M_17, drop_root=True)  # targets: 16 non-root joints, d = 48
@@ -124,8 +125,9 @@ class LiftingTask(Task):
                 gen = LiftingSetConfig(**{**vars(d.synthetic), "size": size, "seed": seed})
                 return cached_tensors(
                     "lifting",
-                    {"gen": vars(gen), "body": str(body.model_file)},
+                    {"gen": vars(gen)},
                     lambda: make_lifting_set(gen, body),
+                    files=[body.model_file],
                 )
 
             seed = self.cfg.seed

@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from condflow._checks import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+)
 from condflow.body.model import BodyModel
 from condflow.body.poses import PoseGenerator
 from condflow.data.image_datasets import AugmentationConfig, ImageDataset
@@ -51,10 +58,10 @@ def _prohmr_augmentation() -> AugmentationConfig:
 class MeshData:
     """Where images come from and how they are fed."""
 
-    source: str = "synthetic"  # "synthetic" (rendered set) or "spin_npz" (files below)
-    res: int = 64  # crop side fed to the network (synthetic sets are rendered at it)
-    train_size: int = 10000  # synthetic: training images
-    test_size: int = 500  # synthetic: test images (seed + 1000, none 2D-only)
+    source: Literal["synthetic", "spin_npz"] = "synthetic"  # rendered set, or files below
+    res: PositiveInt = 64  # crop side fed to the network (synthetic sets are rendered at it)
+    train_size: PositiveInt = 10000  # synthetic: training images
+    test_size: PositiveInt = 500  # synthetic: test images (seed + 1000, none 2D-only)
     synthetic: SyntheticImageConfig = field(default_factory=SyntheticImageConfig)  # size/seed/res
     body_model: str | None = None  # SMPL file/folder; None: $CONDFLOW_SMPL_PATH or synthetic
     train_npz: str | None = None  # spin_npz: training annotations (SPIN layout)
@@ -62,7 +69,7 @@ class MeshData:
     test_npz: str | None = None  # spin_npz: test annotations (with SMPL ground truth)
     test_img_dir: str | None = None  # spin_npz: folder of the test images
     augmentation: AugmentationConfig = field(default_factory=_prohmr_augmentation)  # ProHMR's
-    augmentation_rounds: int = 100  # training set = each image this many times, fresh draws
+    augmentation_rounds: PositiveInt = 100  # training set = each image this many times, fresh draws
 
 
 @dataclass
@@ -71,44 +78,45 @@ class MeshModel:
 
     encoder: str = "small_cnn"  # "small_cnn" (CPU), "resnet18", "resnet34" or "resnet50"
     pretrained: str | None = None  # ResNet: torchvision-layout weights file (never downloaded)
-    context_features: int = 256  # small_cnn: context size C (ResNets: 512 or 2048, fixed)
-    cnn_width: int = 32  # small_cnn: channels of the first stage
-    flow_blocks: int = 4  # Glow blocks (ProHMR: 4)
-    flow_hidden: int = 1024  # coupling-net width (ProHMR: 1024)
-    flow_residual_blocks: int = 2  # residual blocks per coupling net (ProHMR: 2)
-    flow_dropout: float = 0.0  # dropout in the coupling nets
+    context_features: PositiveInt = 256  # small_cnn: context size C (ResNets: 512 or 2048, fixed)
+    cnn_width: PositiveInt = 32  # small_cnn: channels of the first stage
+    flow_blocks: PositiveInt = 4  # Glow blocks (ProHMR: 4)
+    flow_hidden: PositiveInt = 1024  # coupling-net width (ProHMR: 1024)
+    flow_residual_blocks: NonNegativeInt = 2  # residual blocks per coupling net (ProHMR: 2)
+    flow_dropout: Probability = 0.0  # dropout in the coupling nets
     batch_norm: bool = True  # batch norm in the coupling nets
-    point_hidden: int = 1024  # hidden width of the MLP h(c) → (β, camera)
-    focal_length: float = 5000.0  # px at 224 px crops (ProHMR), scaled to data.res
-    flow_convention: str = "condflow"  # "prohmr": layout of ProHMR's checkpoints (import-prohmr)
+    point_hidden: PositiveInt = 1024  # hidden width of the MLP h(c) → (β, camera)
+    focal_length: PositiveFloat = 5000.0  # px at 224 px crops (ProHMR), scaled to data.res
+    # "prohmr": layout of ProHMR's checkpoints (import-prohmr)
+    flow_convention: Literal["condflow", "prohmr"] = "condflow"
 
 
 @dataclass
 class MeshLoss:
     """Weights of ProHMR's objective (defaults: ProHMR's published values) and its knobs."""
 
-    nll: float = 0.001  # λ_nll: negative log-likelihood of the ground-truth pose
-    orth: float = 0.1  # λ_orth: orthonormality of the flow's 6D outputs (mode and samples)
-    adversarial: float = 0.0005  # weight of the adversarial prior (0 builds no discriminator)
+    nll: NonNegativeFloat = 0.001  # λ_nll: negative log-likelihood of the ground-truth pose
+    orth: NonNegativeFloat = 0.1  # λ_orth: orthonormality of the flow's 6D outputs (mode, samples)
+    adversarial: NonNegativeFloat = 0.0005  # adversarial prior's weight (0: no discriminator)
     mode: SupervisionWeights = field(default_factory=SupervisionWeights)  # L_mode term weights
     exp: SupervisionWeights = field(  # L_exp term weights (ProHMR: 2D keypoints only)
         default_factory=lambda: ProHMRLossWeights().exp
     )
     use_mode_loss: bool = True  # false: drop L_mode (Table 5 ablation)
-    num_samples: int = 1  # random samples per image for L_exp, besides the mode (ProHMR: 1)
-    param_noise: float = 0.005  # std of noise on ground-truth 6D poses in L_nll (ProHMR)
-    kind: str = "l1"  # keypoint penalty: "l1" (ProHMR) or "l2"
-    disc_lr: float = 1e-4  # discriminator's Adam learning rate (ProHMR)
-    disc_weight_decay: float = 1e-4  # discriminator's weight decay (ProHMR)
-    mocap_size: int = 20000  # "real" poses drawn once from the pose generator for the prior
+    num_samples: NonNegativeInt = 1  # samples per image for L_exp, besides the mode (ProHMR: 1)
+    param_noise: NonNegativeFloat = 0.005  # std of noise on ground-truth 6D poses in L_nll (ProHMR)
+    kind: Literal["l1", "l2"] = "l1"  # keypoint penalty: "l1" (ProHMR) or "l2"
+    disc_lr: PositiveFloat = 1e-4  # discriminator's Adam learning rate (ProHMR)
+    disc_weight_decay: NonNegativeFloat = 1e-4  # discriminator's weight decay (ProHMR)
+    mocap_size: PositiveInt = 20000  # "real" poses drawn once from the pose generator for the prior
 
 
 @dataclass
 class MeshEval:
-    num_samples: list[int] = field(default_factory=lambda: [5, 10, 25, 100])  # min-of-n
-    batch_size: int = 50  # images per evaluation batch
-    picture_examples: int = 4  # test images in the PNG
-    picture_samples: int = 3  # samples drawn per picture row
+    num_samples: list[PositiveInt] = field(default_factory=lambda: [5, 10, 25, 100])  # min-of-n
+    batch_size: PositiveInt = 50  # images per evaluation batch
+    picture_examples: NonNegativeInt = 4  # test images in the PNG
+    picture_samples: NonNegativeInt = 3  # samples drawn per picture row
 
 
 class AugmentationRounds(Dataset):

@@ -21,13 +21,18 @@ def print_table(cfg, metrics: dict) -> None:  # noqa: ANN001
 
 
 def run(args: argparse.Namespace) -> int:
+    from condflow._progress import set_progress
     from condflow.config import load_config
     from condflow.train import evaluate
 
+    set_progress(not args.no_progress)
     cfg = load_config(args.config, args.set)
     metrics = evaluate(cfg, args.checkpoint, args.out, picture=not args.no_picture)
     print_table(cfg, metrics)
-    print(f"\nJSON: {args.out or Path(cfg.output_dir) / 'eval.json'}")
+    json_path = Path(args.out) if args.out else Path(cfg.output_dir) / "eval.json"
+    print(f"\nJSON: {json_path}")
+    if not args.no_picture:
+        print(f"picture: {json_path.with_suffix('.png')}")
     return 0
 
 
@@ -38,4 +43,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="JSON path (default <output_dir>/eval.json)")
     add_overrides(p)
     p.add_argument("--no-picture", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)

@@ -30,6 +30,7 @@ class TrainConfig:
     num_workers: int = 0  # DataLoader worker processes
     device: str = "auto"  # "auto" picks CUDA when available, else CPU
     threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
+    tensorboard: bool = False  # also log to <output_dir>/tensorboard (torch.utils.tensorboard)
 
 
 @dataclass

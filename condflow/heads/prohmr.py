@@ -289,6 +289,11 @@ class ProHMRHead(nn.Module):
         init_cam: the point head's camera at initialization (s, tx, ty).
     """
 
+    #: A density over poses: ``sample``/``log_prob``/``mode`` exist.
+    probabilistic = True
+    #: What ``forward`` returns, as pictures and tables name it.
+    point_label = "mode f(0; c)"
+
     def __init__(
         self,
         encoder: nn.Module,

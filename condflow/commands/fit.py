@@ -3,9 +3,11 @@ prior to 2D keypoints (test-time MAP, :func:`condflow.fitting.fit_keypoints`).
 
 Lifting models: the keypoint file (OpenPose BODY_25 JSON, COCO-style JSON, ``.npy``/``.csv``;
 see :mod:`condflow.data.keypoint_files` for the mapping to the 16 Human3.6M input joints) is
-normalized like ``condflow predict`` does; the network sees it (giving c), and the fit
-explains the same keypoints with a pinhole camera of focal length ``--focal`` pixels (default:
-the training set's, scaled to the image width) and a free root translation.
+normalized like ``condflow predict`` does (by ``--image-size``, else the size of ``--image``,
+else, with a warning, the training images'; ``fit.json`` records the size used); the network
+sees it (giving c), and the fit explains the same keypoints with a pinhole camera of focal
+length ``--focal`` pixels (default: the training set's, scaled to the image width) and a free
+root translation.
 
 Mesh models: ``--image`` is required; each person of the keypoint file (OpenPose BODY_25, or
 SPIN's 24 keypoints as an array) is cropped from the image like ``condflow predict`` does
@@ -193,14 +195,14 @@ def fit_mesh(model: nn.Module, args: argparse.Namespace, out: Path) -> dict:
         from condflow.viz.mesh import MeshFitState, plot_mesh_fit
 
         with torch.no_grad():
-            mode_mesh = model.body(mode.rotmat[:, 0, :1], mode.rotmat[:, 0, 1:],
+            mode_vertices = model.body(mode.rotmat[:, 0, :1], mode.rotmat[:, 0, 1:],
                                    mode.betas[:, 0], eval_joints=False).vertices
-            fit_mesh_ = model.body(rotmat[:, :1], rotmat[:, 1:], fit.outputs["betas"],
+            fit_vertices = model.body(rotmat[:, :1], rotmat[:, 1:], fit.outputs["betas"],
                                    eval_joints=False).vertices
         plot_mesh_fit(
             x.cpu(), kp.cpu(), model.body.faces.cpu(), model.focal_length,
-            MeshFitState(mode_mesh.cpu(), mode.cam[:, 0].cpu(), mode.keypoints_2d[:, 0].cpu()),
-            MeshFitState(fit_mesh_.cpu(), fit.outputs["cam"].cpu(),
+            MeshFitState(mode_vertices.cpu(), mode.cam[:, 0].cpu(), mode.keypoints_2d[:, 0].cpu()),
+            MeshFitState(fit_vertices.cpu(), fit.outputs["cam"].cpu(),
                          fit.outputs["keypoints_2d"].cpu()),
             str(out / "fit.png"))
     return {"arrays": arrays, "info": info}

@@ -16,9 +16,11 @@ def add_overrides(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from condflow._progress import set_progress
     from condflow.config import load_config
     from condflow.train import train
 
+    set_progress(not args.no_progress)
     cfg = load_config(args.config, args.set)
     resume = True if args.resume == "" else (args.resume or False)
     print(f"checkpoint: {train(cfg, resume=resume, progress=not args.no_progress)}")

@@ -146,7 +146,7 @@ def plot_mesh_predictions(
     for i in progress(range(k), desc="render", unit="image"):
         crop = denormalize_image(images[i])
         panels = [("input", np.kron(crop, np.ones((upscale, upscale, 1))))]
-        panels.append((model.point_label, render_overlay(
+        panels.append((getattr(model, "point_label", "prediction"), render_overlay(
             crop, mode.vertices[i, 0], faces, mode.cam[i, 0].cpu(), focal, upscale)))
         for s in range(num_samples):
             panels.append((f"sample {s + 1}", render_overlay(

@@ -22,7 +22,8 @@ _enabled = True
 
 
 def set_progress(enabled: bool) -> None:
-    """Turn progress bars on or off for this process (on by default)."""
+    """Turn progress bars on or off for this process (on by default); every CLI command that
+    draws bars sets it from its ``--no-progress`` when it starts."""
     global _enabled
     _enabled = bool(enabled)
 

@@ -14,7 +14,8 @@ class Terminal(io.StringIO):
 
 
 @pytest.fixture(autouse=True)
-def _restore():
+def _default_switch():
+    set_progress(True)  # the process-wide default (a CLI command sets it for its run)
     yield
     set_progress(True)
 

@@ -72,10 +72,9 @@ def fit_lifting(model: nn.Module, cfg: Any, args: argparse.Namespace, out: Path)
     from condflow.commands.predict import lifting_inputs
     from condflow.data.keypoint_files import load_keypoints
     from condflow.fitting import SkeletonAdapter
-    from condflow.heads.skeleton import SkeletonHead
     from condflow.spaces.skeleton import H36M_17
 
-    if not isinstance(model, SkeletonHead):
+    if not getattr(model, "probabilistic", False):
         raise ValueError("MODEL: fitting needs a probabilistic lifting model (model.kind: "
                          "flow), not the regression baseline")
     synthetic = cfg.data.synthetic

@@ -5,9 +5,8 @@ plain ``.npy``/``.csv`` arrays, read by :mod:`condflow.data.keypoint_files` and 
 Human3.6M-16 input joints — and predict root-relative 3D joints (mm). Pixel coordinates are
 normalized by the size of the image they belong to: ``--image-size``, else read from
 ``<stem>.jpg``/``.png`` given among the inputs or lying next to ``<stem>[_keypoints].json``,
-else (with a warning) the training images' size; ``<stem>.json`` records the size used.
-Mesh models read
-images, cropped around each person of an OpenPose JSON found next to the image
+else (with a warning) the training images' size; ``<stem>.json`` records the size used. Mesh
+models read images, cropped around each person of an OpenPose JSON found next to the image
 (``<stem>_keypoints.json`` or ``<stem>.json``, or given among the inputs), else the whole
 image, like the evaluation crop of :mod:`condflow.data.image_datasets`.
 
@@ -157,7 +156,6 @@ def predict_lifting(
     images: dict[str, Path] | None = None,
 ) -> None:
     """Predict for one keypoint file; writes ``stem``.npz/.json/.png into ``s.out``."""
-    from condflow.heads.skeleton import SkeletonHead
     from condflow.spaces.skeleton import H36M_17
 
     kp = load_keypoints(path)
@@ -168,7 +166,7 @@ def predict_lifting(
     arrays: dict[str, Any] = {"keypoints_2d": x}
     samples = log_prob = None
     with torch.no_grad():
-        if isinstance(model, SkeletonHead):
+        if getattr(model, "probabilistic", False):
             c = model.context(x)
             arrays["mode"] = model.mode(c)
             arrays["mode_log_prob"] = model.log_prob(arrays["mode"], c)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from scipy.ndimage import binary_erosion
 from torch import Tensor, nn
 
 from condflow._progress import progress
@@ -55,8 +56,11 @@ def render_overlay(
     upscale: int = 4,
     color: tuple[float, float, float] = MODE_COLOR,
     alpha: float = 0.7,
+    outline: float | None = 0.1,
 ) -> np.ndarray:
-    """The mesh seen by its weak-perspective camera, blended over the crop.
+    """The mesh seen by its weak-perspective camera, blended over the crop, its silhouette
+    outlined (grey level ``outline``; ``None``: no outline) so that it stands out on
+    backgrounds of its own colour.
 
     Args:
         image: ``[res, res, 3]`` crop, floats in [0, 1].
@@ -78,7 +82,10 @@ def render_overlay(
                                     focal_length * upscale, side,
                                     face_colors=np.broadcast_to(color, (len(faces), 3)),
                                     background=background)
-    return overlay(background, rendered, mask, alpha)
+    picture = overlay(background, rendered, mask, alpha)
+    if outline is not None:
+        picture[mask & ~binary_erosion(mask, iterations=max(1, upscale // 2))] = outline
+    return picture
 
 
 def render_side_view(

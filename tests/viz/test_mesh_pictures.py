@@ -85,3 +85,18 @@ def test_fit_figure_shows_the_crop_the_meshes_before_and_after_and_residuals():
     assert {"observed keypoint", "reprojected keypoint", "mode mesh", "fitted mesh"} <= {
         t.get_text() for t in legend.get_texts()}
     plt.close(fig)
+
+
+def test_overlay_outlines_the_silhouette_so_it_shows_on_its_own_colour():
+    from condflow.viz.mesh import render_overlay
+
+    v, f = t_shape_y_up()
+    verts = v * np.array([1.0, -1.0, 1.0]) - [0, -0.8, 0]
+    crop = np.broadcast_to(np.array(MODE_COLOR), (32, 32, 3)).copy()  # the mesh's own colour
+    args = (crop, verts, f, np.array([0.8, 0.0, 0.0]), 5000.0 * 32 / 224, 4)
+    plain, outlined = render_overlay(*args, outline=None), render_overlay(*args)
+    edge = np.abs(outlined - plain).max(-1) > 0
+    assert edge.any() and np.allclose(outlined[edge], 0.1)
+    # the outline is a thin ring: the mesh's inside keeps its blended colour
+    covered = np.abs(plain - np.kron(crop, np.ones((4, 4, 1)))).max(-1) > 1e-6
+    assert edge.sum() < covered.sum()

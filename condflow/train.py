@@ -210,7 +210,7 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
     bar.close()
     if board is not None:
         board.close()
-    if log is not None and log.path.exists():
+    if log is not None and log.path.exists() and log.path.stat().st_size > 0:
         from condflow.viz.curves import plot_training_log
 
         plot_training_log(log.path, out / "loss.png", title=f"{cfg.task}: {out}")

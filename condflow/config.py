@@ -48,6 +48,7 @@ class TrainConfig:
     num_workers: NonNegativeInt = 0  # DataLoader worker processes
     device: DeviceName = "auto"  # "auto" picks CUDA when available, else CPU
     threads: NonNegativeInt = 0  # torch intra-op threads on CPU; 0 keeps torch's default
+    tensorboard: bool = False  # also log to <output_dir>/tensorboard (torch.utils.tensorboard)
 
 
 @dataclass

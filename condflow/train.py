@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from condflow._progress import progress as progress_bar
 from condflow.body.paths import atomic_write
 from condflow.checkpoint import load_checkpoint, save_checkpoint
 from condflow.config import Config, config_to_dict, load_config, validate
@@ -171,11 +172,13 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
     )
     out = Path(cfg.output_dir)
     log = _CsvLog(out / "log.csv", keep_until=start) if info.is_main else None
-    bar = None
-    if progress and info.is_main:
-        from tqdm import tqdm
+    board = None
+    if t.tensorboard and info.is_main:
+        from torch.utils.tensorboard import SummaryWriter
 
-        bar = tqdm(total=t.steps, initial=start, desc=f"train {cfg.task}", dynamic_ncols=True)
+        board = SummaryWriter(str(out / "tensorboard"), purge_step=start or None)
+    bar = progress_bar(total=t.steps, initial=start, desc=f"train {cfg.task}", unit="step",
+                       enabled=progress and info.is_main)
     last = checkpoint_path(cfg)
     tic = time.perf_counter()
     step = start
@@ -197,7 +200,7 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
         if hasattr(objective, "after_step"):
             objective.after_step(step)
         step += 1
-        if bar is not None:
+        if not bar.disable:
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
         if log is not None and (step % t.log_every == 0 or step == t.steps):
@@ -208,6 +211,9 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
                 seconds=round(time.perf_counter() - tic, 2),
                 **row,
             )
+            if board is not None:
+                for key, value in {"lr": scheduler.get_last_lr()[0], **row}.items():
+                    board.add_scalar(f"train/{key}", value, step)
         if step % t.checkpoint_every == 0 or step == t.steps:
             if info.is_main:
                 state = {
@@ -221,8 +227,13 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
                 if hasattr(objective, "extra_state"):
                     state["extra"] = objective.extra_state()
                 save_checkpoint(state, last)
-    if bar is not None:
-        bar.close()
+    bar.close()
+    if board is not None:
+        board.close()
+    if log is not None and log.path.exists() and log.path.stat().st_size > 0:
+        from condflow.viz.curves import plot_training_log
+
+        plot_training_log(log.path, out / "loss.png", title=f"{cfg.task}: {out}")
     shutdown(info)
     return last
 

@@ -85,7 +85,10 @@ def test_predict_directory_reports_corrupt_and_missing_files_and_finishes_the_re
     assert code == 1
     assert "broken.json: not valid JSON" in err
     assert "not found: " + str(tmp_path / "absent.json") in err
-    assert "clip.npy" not in err and "coco.json" not in err
+    errors = "\n".join(ln for ln in err.splitlines() if ": warning: " not in ln)
+    assert "clip.npy" not in errors and "coco.json" not in errors
+    # No image next to the files and no --image-size: a warning names the size used.
+    assert f"warning: {data / 'clip.npy'}: no --image-size" in err and "1000x1000 px" in err
     for stem, people in (("frame_keypoints", 2), ("coco", 1), ("clip", 3), ("table", 1)):
         arrays = np.load(out / f"{stem}.npz")
         assert arrays["mode"].shape == (people, 17, 3)
@@ -95,6 +98,8 @@ def test_predict_directory_reports_corrupt_and_missing_files_and_finishes_the_re
         listed = json.loads((out / f"{stem}.json").read_text())
         assert np.allclose(listed["mode"], arrays["mode"], atol=1e-5)
         assert listed["joint_names"][10] == "Head" and (out / f"{stem}.png").is_file()
+        assert listed["image_size"] == [1000, 1000]
+        assert listed["image_size_from"] == "training images (no image given)"
     assert not (out / "broken.npz").exists()
     # The .npy pixels → training image size 1000, hip at the centre (synthetic training data).
     xy = h36m[..., :2] / 1000 * 2 - 1
@@ -120,6 +125,33 @@ def test_predict_with_a_regression_model_writes_its_prediction(tmp_path):
     with torch.no_grad():
         expected = model(torch.tensor(kp, dtype=torch.float32))
     assert np.allclose(arrays["mode"], expected.numpy(), atol=1e-4)
+
+
+def test_predict_reads_the_image_size_from_the_image_and_records_it(tmp_path, lifting_model,
+                                                                     capsys):
+    path, model = lifting_model
+    body = np.concatenate([np.random.default_rng(2).uniform(100, 400, (1, 25, 2)),
+                           np.ones((1, 25, 1))], -1)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "frame_keypoints.json").write_text(json.dumps(openpose(body)))
+    Image.fromarray(np.zeros((480, 640, 3), np.uint8)).save(tmp_path / "a" / "frame.png")
+    (tmp_path / "b" / "elsewhere").mkdir(parents=True)
+    (tmp_path / "b" / "shot.json").write_text(json.dumps(openpose(body)))
+    Image.fromarray(np.zeros((300, 200, 3), np.uint8)).save(tmp_path / "b" / "elsewhere" /
+                                                          "shot.jpg")
+    out = tmp_path / "out"
+    assert main(["predict", str(path), str(tmp_path / "a" / "frame_keypoints.json"),
+                 str(tmp_path / "b" / "shot.json"), str(tmp_path / "b" / "elsewhere" / "shot.jpg"),
+                 "--out", str(out), "--samples", "0", "--no-picture", "--no-progress"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    for stem, size, image in (("frame_keypoints", (640, 480), tmp_path / "a" / "frame.png"),
+                              ("shot", (200, 300), tmp_path / "b" / "elsewhere" / "shot.jpg")):
+        listed = json.loads((out / f"{stem}.json").read_text())
+        assert listed["image_size"] == list(size) and listed["image_size_from"] == str(image)
+        expected = lifting_inputs(KeypointFile(body, "body25", Path("x.json")), size, False,
+                                  True, 0.1)
+        assert np.allclose(np.load(out / f"{stem}.npz")["keypoints_2d"], expected.numpy(),
+                           atol=1e-6)
 
 
 def test_predict_mesh_crops_people_from_openpose_boxes(tmp_path):

@@ -38,10 +38,12 @@ def _changed(before: Any, after: Any, where: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from condflow._progress import set_progress
     from condflow.checkpoint import load_checkpoint
     from condflow.config import config_to_dict, load_config, merge_config, read_config
     from condflow.train import evaluate, fast_dev_run_config
 
+    set_progress(not args.no_progress)
     if len(args.paths) > 2:
         raise ValueError(f"eval: expected CHECKPOINT (or CONFIG CHECKPOINT), got {args.paths}")
     config, checkpoint = args.paths if len(args.paths) == 2 else (args.config, args.paths[0])
@@ -60,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     metrics = evaluate(cfg, checkpoint, out, picture=not args.no_picture)
     print_table(cfg, metrics)
     print(f"\nJSON: {out}")
+    if not args.no_picture:
+        print(f"picture: {out.with_suffix('.png')}")
     return 0
 
 
@@ -74,4 +78,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_overrides(p)
     add_fast_dev_run(p)
     p.add_argument("--no-picture", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)

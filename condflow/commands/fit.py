@@ -3,9 +3,11 @@ prior to 2D keypoints (test-time MAP, :func:`condflow.fitting.fit_keypoints`).
 
 Lifting models: the keypoint file (OpenPose BODY_25 JSON, COCO-style JSON, ``.npy``/``.csv``;
 see :mod:`condflow.data.keypoint_files` for the mapping to the 16 Human3.6M input joints) is
-normalized like ``condflow predict`` does; the network sees it (giving c), and the fit
-explains the same keypoints with a pinhole camera of focal length ``--focal`` pixels (default:
-the training set's, scaled to the image width) and a free root translation.
+normalized like ``condflow predict`` does (by ``--image-size``, else the size of ``--image``,
+else, with a warning, the training images'; ``fit.json`` records the size used); the network
+sees it (giving c), and the fit explains the same keypoints with a pinhole camera of focal
+length ``--focal`` pixels (default: the training set's, scaled to the image width) and a free
+root translation.
 
 Mesh models: ``--image`` is required; each person of the keypoint file (OpenPose BODY_25, or
 SPIN's 24 keypoints as an array) is cropped from the image like ``condflow predict`` does
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,17 @@ def _write(guard: OutputGuard, out: Path, arrays: dict[str, Any], info: dict[str
     guard.write_text(out / "fit.json", json.dumps(info, indent=1))
 
 
+def _fit_with_progress(head: Any, c: Tensor, kp: Tensor, config: Any) -> Any:  # noqa: ANN401
+    """:func:`condflow.fitting.fit_keypoints` with a progress bar over its iterations."""
+    from condflow._progress import progress
+    from condflow.fitting import fit_keypoints
+
+    total = config.optimizer.max_iters
+    with progress(total=total, desc=f"fit {len(kp)} person(s)", unit="iter") as bar:
+        callback = None if bar.disable else (lambda state: bar.update(1))
+        return fit_keypoints(head, c, kp, config, callback=callback)
+
+
 def _fit_config(args: argparse.Namespace, defaults: dict[str, float]):  # noqa: ANN202
     from condflow.fitting import FitConfig, OptimizerConfig
 
@@ -66,20 +80,31 @@ def _fit_config(args: argparse.Namespace, defaults: dict[str, float]):  # noqa: 
 def fit_lifting(model: nn.Module, cfg: Any, args: argparse.Namespace, out: Path) -> dict:
     from condflow.commands.predict import lifting_inputs
     from condflow.data.keypoint_files import load_keypoints
-    from condflow.fitting import SkeletonAdapter, fit_keypoints
-    from condflow.heads.skeleton import SkeletonHead
+    from condflow.fitting import SkeletonAdapter
     from condflow.spaces.skeleton import H36M_17
 
-    if not isinstance(model, SkeletonHead):
+    if not getattr(model, "probabilistic", False):
         raise ValueError("MODEL: fitting needs a probabilistic lifting model (model.kind: "
                          "flow), not the regression baseline")
     synthetic = cfg.data.synthetic
     if args.image_size:
         if len(args.image_size) > 2 or min(args.image_size) <= 0:
             raise ValueError(f"--image-size: expected W [H] > 0, got {args.image_size}")
-        image_size = (args.image_size[0], args.image_size[-1])
+        image_size, size_from = (args.image_size[0], args.image_size[-1]), "--image-size"
+    elif args.image is not None:
+        from PIL import Image
+
+        if not Path(args.image).is_file():
+            raise FileNotFoundError(f"--image: no such file {args.image}")
+        with Image.open(args.image) as im:  # reads the header only
+            image_size, size_from = (float(im.width), float(im.height)), str(args.image)
     else:
         image_size = (float(synthetic.image_size),) * 2
+        size_from = "unused (--normalized)" if args.normalized else "training images"
+        if not args.normalized:
+            print(f"condflow fit: warning: no --image-size or --image; normalizing by the "
+                  f"training images' size {image_size[0]:g}x{image_size[1]:g} px",
+                  file=sys.stderr)
     focal_px = args.focal or float(synthetic.focal_px) * image_size[0] / synthetic.image_size
     if not focal_px > 0:
         raise ValueError(f"--focal: expected a positive number, got {args.focal}")
@@ -90,7 +115,7 @@ def fit_lifting(model: nn.Module, cfg: Any, args: argparse.Namespace, out: Path)
     with torch.no_grad():
         c = model.context(kp)
         mode = model.mode(c)
-    fit = fit_keypoints(adapter, c, kp, _fit_config(args, LIFTING_DEFAULTS))
+    fit = _fit_with_progress(adapter, c, kp, _fit_config(args, LIFTING_DEFAULTS))
     with torch.no_grad():
         start = adapter.initial_extras(model.flow.mode(c), c, kp)
         mode_2d = adapter.project(model.flow.mode(c), start)
@@ -99,54 +124,16 @@ def fit_lifting(model: nn.Module, cfg: Any, args: argparse.Namespace, out: Path)
               "transl": fit.outputs["transl"], "z": fit.z, "mode_reprojection": mode_2d,
               "fit_reprojection": fit_2d}
     info = {"joint_names": list(H36M_17.joint_names), "normalized_focal": adapter.focal,
+            "image_size": list(image_size), "image_size_from": size_from,
             "units": "mode/fit: millimetres, root-relative, camera frame; transl: metres; "
                      "keypoints and reprojections: normalized screen coordinates",
             "diagnostics": fit.diagnostics()}
     if not args.no_picture:
-        _plot_lifting(kp.cpu(), mode_2d.cpu(), fit_2d.cpu(), mode.cpu(),
-                      fit.outputs["joints_mm"].cpu(), out / "fit.png")
+        from condflow.viz.skeleton import plot_lifting_fit
+
+        plot_lifting_fit(kp.cpu(), mode_2d.cpu(), fit_2d.cpu(), mode.cpu(),
+                         fit.outputs["joints_mm"].cpu(), out / "fit.png")
     return {"arrays": arrays, "info": info}
-
-
-def _plot_lifting(kp: Tensor, mode_2d: Tensor, fit_2d: Tensor, mode: Tensor, fit: Tensor,
-                  path: Path, rows: int = 4) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from condflow.spaces.skeleton import H36M_16, H36M_17
-
-    n = min(rows, kp.shape[0])
-    fig = plt.figure(figsize=(8, 4 * n))
-    for i in range(n):
-        ax = fig.add_subplot(n, 2, 2 * i + 1)
-        seen = kp[i, :, 2] > 0
-        for j, p in enumerate(H36M_16.parents):
-            if p < 0:
-                continue
-            for pts, color in ((mode_2d[i], "tab:blue"), (fit_2d[i], "tab:red")):
-                ax.plot(pts[[j, p], 0], pts[[j, p], 1], color=color, lw=1.5)
-        ax.scatter(kp[i, seen, 0], kp[i, seen, 1], c="k", s=12, zorder=3, label="observed")
-        ax.plot([], [], color="tab:blue", label="mode")
-        ax.plot([], [], color="tab:red", label="fit")
-        ax.invert_yaxis()
-        ax.set_aspect("equal")
-        ax.set_title(f"person {i}: 2D")
-        ax.legend(fontsize=7)
-        ax3 = fig.add_subplot(n, 2, 2 * i + 2, projection="3d")
-        for joints, color in ((mode[i], "tab:blue"), (fit[i], "tab:red")):
-            for j, p in enumerate(H36M_17.parents):
-                if p >= 0:
-                    ax3.plot(joints[[j, p], 0], joints[[j, p], 2], -joints[[j, p], 1],
-                             color=color, lw=2)
-        r = float(torch.cat([mode[i], fit[i]]).abs().max())
-        ax3.set(xlim=(-r, r), ylim=(-r, r), zlim=(-r, r), xlabel="x", ylabel="z (depth)",
-                zlabel="-y", title="3D (mm): mode blue, fit red")
-        ax3.view_init(elev=15, azim=-70)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
 
 
 # -- mesh -------------------------------------------------------------------------------------
@@ -167,7 +154,6 @@ def fit_mesh(model: nn.Module, args: argparse.Namespace, out: Path, prohmr: bool
 
     from condflow.data.augment import crop_image, transform_keypoints
     from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD
-    from condflow.fitting import fit_keypoints
     from condflow.spaces.rotations import matrix_to_axis_angle
 
     if args.image is None:
@@ -209,8 +195,8 @@ def fit_mesh(model: nn.Module, args: argparse.Namespace, out: Path, prohmr: bool
     with torch.no_grad():
         c = model.context(x)
         mode = model.mode(c)
-    fit = fit_keypoints(model, c, kp, _fit_config(args, PROHMR_DEFAULTS if prohmr
-                                                  else MESH_DEFAULTS))
+    fit = _fit_with_progress(model, c, kp, _fit_config(args, PROHMR_DEFAULTS if prohmr
+                                                       else MESH_DEFAULTS))
     rotmat = fit.outputs["rotmat"]
     arrays = {
         "box": np.stack(boxes), "keypoints_2d": kp,
@@ -226,47 +212,29 @@ def fit_mesh(model: nn.Module, args: argparse.Namespace, out: Path, prohmr: bool
                      "(s, tx, ty); eval_joints_mm: root-relative Human3.6M joints",
             "diagnostics": fit.diagnostics()}
     if not args.no_picture:
-        _plot_mesh(np.stack(crops), kp.cpu(), mode.keypoints_2d[:, 0].cpu(),
-                   fit.outputs["keypoints_2d"].cpu(), out / "fit.png")
+        from condflow.viz.mesh import MeshFitState, plot_mesh_fit
+
+        with torch.no_grad():
+            mode_vertices = model.body(mode.rotmat[:, 0, :1], mode.rotmat[:, 0, 1:],
+                                   mode.betas[:, 0], eval_joints=False).vertices
+            fit_vertices = model.body(rotmat[:, :1], rotmat[:, 1:], fit.outputs["betas"],
+                                   eval_joints=False).vertices
+        plot_mesh_fit(
+            x.cpu(), kp.cpu(), model.body.faces.cpu(), model.focal_length,
+            MeshFitState(mode_vertices.cpu(), mode.cam[:, 0].cpu(), mode.keypoints_2d[:, 0].cpu()),
+            MeshFitState(fit_vertices.cpu(), fit.outputs["cam"].cpu(),
+                         fit.outputs["keypoints_2d"].cpu()),
+            str(out / "fit.png"))
     return {"arrays": arrays, "info": info}
-
-
-def _plot_mesh(crops: np.ndarray, kp: Tensor, mode_2d: Tensor, fit_2d: Tensor, path: Path,
-               rows: int = 4) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD
-
-    n = min(rows, len(crops))
-    res = crops.shape[1]
-    fig, axes = plt.subplots(1, n, figsize=(4 * n, 4), squeeze=False)
-    for i in range(n):
-        ax = axes[0, i]
-        ax.imshow(np.clip(crops[i] * IMAGENET_STD + IMAGENET_MEAN, 0, 1))
-
-        def px(u: Tensor) -> Tensor:
-            return (u + 1) * res / 2 - 0.5
-
-        seen = kp[i, :, 2] > 0
-        ax.scatter(px(kp[i, seen, 0]), px(kp[i, seen, 1]), c="k", s=14, label="observed")
-        ax.scatter(px(mode_2d[i, :, 0]), px(mode_2d[i, :, 1]), c="tab:blue", s=10, label="mode")
-        ax.scatter(px(fit_2d[i, :, 0]), px(fit_2d[i, :, 1]), c="tab:red", s=10, label="fit")
-        ax.set_axis_off()
-        ax.set_title(f"person {i}")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
 
 
 # -- command ----------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
+    from condflow._progress import set_progress
     from condflow.distributed import resolve_device
     from condflow.saving import load_with_config
 
+    set_progress(not args.no_progress)
     if args.iters < 1:
         raise ValueError(f"--iters: expected an integer >= 1, got {args.iters}")
     cfg, model = load_with_config(args.model, resolve_device(args.device, arg="--device"))
@@ -288,6 +256,12 @@ def run(args: argparse.Namespace) -> int:
     for i, (e, nll, it) in enumerate(zip(d["keypoint_energy"], d["neg_log_prob"],
                                          d["iterations"], strict=True)):
         print(f"person {i}: E_J {e:.4g}, -log p {nll:.4g}, {it} iterations")
+    stopped = [i for i, ok in enumerate(d["converged"]) if not ok]
+    if stopped:
+        who = ("person " if len(stopped) == 1 else "persons ") + ", ".join(map(str, stopped))
+        print(f"not converged: {who} stopped at the iteration limit (--iters {args.iters}) "
+              "before reaching the tolerance; fit.json records converged: false for "
+              f"{'it' if len(stopped) == 1 else 'them'} (raise --iters, or check the keypoints)")
     print(f"wrote {out / 'fit.npz'}, {out / 'fit.json'}"
           + ("" if args.no_picture else f", {out / 'fit.png'}"))
     return 0
@@ -302,10 +276,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="a saved model or training checkpoint")
     p.add_argument("keypoints", help="keypoint file: OpenPose JSON, COCO-style JSON, .npy, .csv")
     p.add_argument("--out", default="fit", help="output folder (default ./fit)")
-    p.add_argument("--image", default=None, help="the image (mesh models)")
+    p.add_argument("--image", default=None,
+                   help="the image: the network's input (mesh models), or where the keypoints' "
+                   "image size is read from (lifting models)")
     g = p.add_argument_group("lifting models: camera and keypoint normalization")
     g.add_argument("--image-size", type=float, nargs="+", default=None, metavar="W [H]",
-                   help="image size in pixels (default: the training set's)")
+                   help="image size in pixels (default: read from --image; without it, the "
+                   "training set's, with a warning); fit.json records the size used")
     g.add_argument("--focal", type=float, default=None,
                    help="focal length in pixels (default: the training set's, scaled to W)")
     g.add_argument("--normalized", action="store_true",
@@ -327,4 +304,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--iters", type=int, default=300, help="maximum iterations")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-picture", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)

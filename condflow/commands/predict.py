@@ -2,8 +2,11 @@
 
 Lifting models read 2D keypoints — OpenPose BODY_25 JSON, COCO-style JSON (17 keypoints) or
 plain ``.npy``/``.csv`` arrays, read by :mod:`condflow.data.keypoint_files` and mapped to the
-Human3.6M-16 input joints — and predict root-relative 3D joints (mm). Mesh models read
-images, cropped around each person of an OpenPose JSON found next to the image
+Human3.6M-16 input joints — and predict root-relative 3D joints (mm). Pixel coordinates are
+normalized by the size of the image they belong to: ``--image-size``, else read from
+``<stem>.jpg``/``.png`` given among the inputs or lying next to ``<stem>[_keypoints].json``,
+else (with a warning) the training images' size; ``<stem>.json`` records the size used. Mesh
+models read images, cropped around each person of an OpenPose JSON found next to the image
 (``<stem>_keypoints.json`` or ``<stem>.json``, or given among the inputs), else the whole
 image, like the evaluation crop of :mod:`condflow.data.image_datasets`; models imported from
 ProHMR (``condflow import-prohmr``) get ProHMR demo's box and crop instead
@@ -112,7 +115,8 @@ class Settings:
     device: torch.device
     picture: bool
     picture_rows: int
-    image_size: tuple[float, float]
+    image_size: tuple[float, float] | None  # --image-size; None: from the image, else training
+    training_image_size: tuple[float, float]
     normalized: bool
     center: bool
     min_confidence: float
@@ -120,18 +124,63 @@ class Settings:
     crop: str = "condflow"  # "prohmr": ProHMR demo's box and crop (models imported from it)
 
 
-def predict_lifting(model: nn.Module, path: Path, stem: str, s: Settings, info: dict) -> None:
+def paired_image(keypoints: Path, given: dict[str, Path]) -> Path | None:
+    """The image a keypoint file was detected on: one given among the inputs or lying next to
+    it, named like the file (OpenPose's ``<stem>_keypoints.json`` belongs to ``<stem>.jpg``)."""
+    stems = [keypoints.stem] + ([keypoints.stem[: -len("_keypoints")]]
+                                if keypoints.stem.endswith("_keypoints") else [])
+    for stem in stems:
+        if stem in given:
+            return given[stem]
+        for suffix in IMAGE_SUFFIXES:
+            for candidate in (keypoints.with_name(stem + suffix),
+                              keypoints.with_name(stem + suffix.upper())):
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
+def image_size_for(
+    keypoints: Path, s: Settings, images: dict[str, Path]
+) -> tuple[tuple[float, float], str]:
+    """The image size ``(W, H)`` (pixels) that normalizes ``keypoints`` and where it came
+    from: ``--image-size``, else the file's image (:func:`paired_image`), else the training
+    images' size, with a warning on stderr."""
+    from PIL import Image
+
+    if s.image_size is not None:
+        return s.image_size, "--image-size"
+    if s.normalized:
+        return s.training_image_size, "unused (--normalized)"
+    image = paired_image(keypoints, images)
+    if image is not None:
+        with Image.open(image) as im:  # reads the header only
+            return (float(im.width), float(im.height)), str(image)
+    w, h = s.training_image_size
+    from tqdm import tqdm
+
+    tqdm.write(f"condflow predict: warning: {keypoints}: no --image-size and no image named "
+               f"like it; normalizing by the training images' size {w:g}x{h:g} px",
+               file=sys.stderr)
+    return s.training_image_size, "training images (no image given)"
+
+
+def predict_lifting(
+    model: nn.Module, path: Path, stem: str, s: Settings, info: dict,
+    images: dict[str, Path] | None = None,
+) -> None:
     """Predict for one keypoint file; writes ``stem``.npz/.json/.png into ``s.out``."""
-    from condflow.heads.skeleton import SkeletonHead
     from condflow.spaces.skeleton import H36M_17
 
     kp = load_keypoints(path)
-    x = lifting_inputs(kp, s.image_size, s.normalized, s.center, s.min_confidence)
+    size, size_from = image_size_for(path, s, images or {})
+    info = {**info, "image_size": list(size), "image_size_from": size_from}
+    x = lifting_inputs(kp, size, s.normalized, s.center, s.min_confidence)
     x = x.to(s.device)
     arrays: dict[str, Any] = {"keypoints_2d": x}
     samples = log_prob = None
     with torch.no_grad():
-        if isinstance(model, SkeletonHead):
+        if getattr(model, "probabilistic", False):
             c = model.context(x)
             arrays["mode"] = model.mode(c)
             arrays["mode_log_prob"] = model.log_prob(arrays["mode"], c)
@@ -150,7 +199,8 @@ def predict_lifting(model: nn.Module, path: Path, stem: str, s: Settings, info: 
         r = s.picture_rows
         plot_skeleton_rows(x[:r].cpu(), arrays["mode"][:r].cpu(), s.out / f"{stem}.png",
                            None if samples is None else samples[:r].cpu(),
-                           None if log_prob is None else log_prob[:r].cpu())
+                           None if log_prob is None else log_prob[:r].cpu(),
+                           point_label=getattr(model, "point_label", "prediction"))
 
 
 def person_boxes(json_path: Path | None, width: int, height: int) -> list[tuple[np.ndarray, float]]:
@@ -238,6 +288,7 @@ def predict_mesh(
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from condflow._progress import progress, set_progress
     from condflow.distributed import resolve_device
     from condflow.saving import load_with_config
 
@@ -245,36 +296,40 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--samples: expected an integer >= 0, got {args.samples}")
     if args.picture_rows < 1:
         raise ValueError(f"--picture-rows: expected an integer >= 1, got {args.picture_rows}")
+    set_progress(not args.no_progress)
     device = resolve_device(args.device, arg="--device")
     cfg, model = load_with_config(args.model, device)
     if cfg.task not in ("lifting", "mesh"):
         raise ValueError(f"model: predict supports lifting and mesh models, not {cfg.task!r}")
     guard = outputs(args)
     out = guard.directory(args.out)
+    image_size = None
     if args.image_size:
         if len(args.image_size) > 2 or min(args.image_size) <= 0:
             raise ValueError(f"--image-size: expected W [H] > 0, got {args.image_size}")
         image_size = (args.image_size[0], args.image_size[-1])
-    else:
-        side = float(getattr(getattr(cfg.data, "synthetic", None), "image_size", 1000))
-        image_size = (side, side)
+    side = float(getattr(getattr(cfg.data, "synthetic", None), "image_size", 1000))
     center = args.center if args.center is not None else cfg.data.source == "synthetic"
     crop = "prohmr" if getattr(cfg.model, "flow_convention", None) == "prohmr" else "condflow"
     s = Settings(out, args.samples, args.seed, device, not args.no_picture, args.picture_rows,
-                 image_size, args.normalized, center, args.min_confidence, guard, crop)
+                 image_size, (side, side), args.normalized, center, args.min_confidence, guard,
+                 crop)
     if cfg.task == "lifting":
-        files = expand_inputs(args.inputs, KEYPOINT_SUFFIXES)
+        files = expand_inputs(args.inputs, KEYPOINT_SUFFIXES + IMAGE_SUFFIXES)
+        images = {f.stem: f for f in files if f.suffix.lower() in IMAGE_SUFFIXES}
+        files = [f for f in files if f.suffix.lower() not in IMAGE_SUFFIXES]
         boxes: dict[str, Path] = {}
     else:
         files = expand_inputs(args.inputs, IMAGE_SUFFIXES + (".json",))
         boxes = {f.stem: f for f in files if f.suffix.lower() == ".json"}
+        images = {}
         files = [f for f in files if f.suffix.lower() != ".json"]
     if not files:
         raise ValueError("INPUTS: no input files found")
     guard.add_inputs([*files, *boxes.values()])
     failed: list[Path] = []
     taken: set[str] = set()
-    for path in tqdm(files, desc="predict", unit="file", disable=args.no_progress):
+    for path in progress(files, desc="predict", unit="file"):
         stem = _unique_stem(path, taken)
         info = {"input": str(path), "model": str(args.model), "task": cfg.task,
                 "num_samples": s.num_samples, "seed": s.seed}
@@ -283,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
             guard.add_inputs([box] if box else [])
             _claim(s, stem)
             if cfg.task == "lifting":
-                predict_lifting(model, path, stem, s, info)
+                predict_lifting(model, path, stem, s, info, images)
             else:
                 predict_mesh(model, path, stem, s, info, box)
         except Exception as err:  # noqa: BLE001 - report the file by name and go on
@@ -314,8 +369,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     g = p.add_argument_group("lifting inputs")
     g.add_argument("--image-size", type=float, nargs="+", metavar=("W", "H"),
-                   help="image size in pixels, for normalizing coordinates (default: the "
-                   "training images' size)")
+                   help="image size in pixels, for normalizing coordinates (default: read "
+                   "from the image the keypoints belong to, <stem>.jpg/.png given among the "
+                   "inputs or next to <stem>[_keypoints].json; without one, the training "
+                   "images' size, with a warning); the size used is recorded in <stem>.json")
     g.add_argument("--normalized", action="store_true",
                    help="coordinates are already normalized model inputs")
     g.add_argument("--min-confidence", type=float, default=0.1,

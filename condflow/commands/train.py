@@ -45,10 +45,12 @@ def claim_run(guard: OutputGuard, cfg: Config) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from condflow._progress import set_progress
     from condflow.commands.evaluate import print_table
     from condflow.config import load_config
     from condflow.train import evaluate, fast_dev_run_config, train
 
+    set_progress(not args.no_progress)
     if args.fast_dev_run:
         cfg = fast_dev_run_config(args.config, args.set)
     else:

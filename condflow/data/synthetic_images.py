@@ -40,6 +40,7 @@ from PIL import Image
 from scipy.ndimage import zoom
 from scipy.spatial.transform import Rotation
 
+from condflow._progress import progress
 from condflow.body.camera import DEFAULT_FOCAL_LENGTH, DEFAULT_IMG_RES
 from condflow.body.model import BodyModel, resolve_model_file
 from condflow.body.paths import cache_dir
@@ -270,9 +271,11 @@ def make_synthetic_image_set(
     if cfg.workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(min(cfg.workers, len(jobs)), mp_context=get_context("spawn")
                                  ) as pool:
-            results = list(pool.map(_render_chunk, jobs))
+            results = list(progress(pool.map(_render_chunk, jobs), total=len(jobs),
+                                    desc=f"render {cfg.size} images", unit="chunk"))
     else:
-        results = [_render_chunk(job) for job in jobs]
+        results = [_render_chunk(job) for job in progress(jobs, desc=f"render {cfg.size} images",
+                                                           unit="chunk")]
     cam = np.concatenate([r["cam"] for r in results])
     part = np.concatenate([r["part"] for r in results])
     kp3d = np.concatenate([r["kp3d"] for r in results])

@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from condflow._checks import NonNegativeFloat, PositiveFloat, PositiveInt, Probability
+from condflow._progress import progress
 from condflow.body.model import BodyModel
 from condflow.body.poses import PoseGenerator
 from condflow.data.cameras import look_at_cameras
@@ -54,7 +55,8 @@ def make_lifting_set(cfg: LiftingSetConfig, body: BodyModel | None = None) -> di
     poses = PoseGenerator(seed=cfg.seed, random_orient=False).sample(cfg.size)
     joints = []
     with torch.no_grad():
-        for lo in range(0, cfg.size, 4096):
+        for lo in progress(range(0, cfg.size, 4096), desc=f"pose {cfg.size} bodies",
+                           unit="chunk"):
             sl = slice(lo, lo + 4096)
             out = body.forward_axis_angle(
                 poses.global_orient[sl], poses.body_pose[sl], poses.betas[sl], eval_joints=True

@@ -307,6 +307,11 @@ class ProHMRHead(nn.Module):
             ProHMR's 6D layout to ours (:func:`prohmr_6d_order`; log-det 0).
     """
 
+    #: A density over poses: ``sample``/``log_prob``/``mode`` exist.
+    probabilistic = True
+    #: What ``forward`` returns, as pictures and tables name it.
+    point_label = "mode f(0; c)"
+
     def __init__(
         self,
         encoder: nn.Module,

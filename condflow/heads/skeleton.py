@@ -23,6 +23,11 @@ class SkeletonHead(nn.Module):
     ``context`` ``[B, C]``; joints ``[B, J, 3]`` or ``[B, n, J, 3]``.
     """
 
+    #: A density over outputs: ``sample``/``log_prob``/``mode`` exist.
+    probabilistic = True
+    #: What ``forward`` returns, as pictures and tables name it.
+    point_label = "mode f(0; c)"
+
     def __init__(
         self,
         encoder: nn.Module,
@@ -96,6 +101,10 @@ class SkeletonRegressionHead(nn.Module):
     ``encoder`` must output ``space.dim`` standardized features (e.g. an ``MLPLifter`` with
     ``out_features=space.dim``); ``mean``/``std`` map them to millimetres.
     """
+
+    #: A single prediction, no density.
+    probabilistic = False
+    point_label = "regression"
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from condflow._checks import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
+from condflow._progress import progress
 from condflow.body.model import BodyModel
 from condflow.data.cache import cached_tensors
 from condflow.data.synthetic_lifting import LiftingSetConfig, TensorDictDataset, make_lifting_set
@@ -211,7 +212,8 @@ class LiftingTask(Task):
         sums: dict[str, float] = {}
         count = 0
         n_max = max(e.num_samples)
-        for batch in DataLoader(data, batch_size=e.batch_size):
+        batches = DataLoader(data, batch_size=e.batch_size)
+        for batch in progress(batches, desc="eval lifting", unit="batch"):
             batch = to_device(batch, device)
             gt, b = batch["joints_3d"], len(batch["joints_3d"])
             terms: dict[str, float] = {}

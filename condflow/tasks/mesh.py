@@ -25,6 +25,7 @@ from condflow._checks import (
     PositiveInt,
     Probability,
 )
+from condflow._progress import progress
 from condflow.body.model import BodyModel
 from condflow.body.poses import PoseGenerator
 from condflow.data.image_datasets import AugmentationConfig, ImageDataset
@@ -394,7 +395,8 @@ class MeshTask(Task):
             joints = eval_joints[..., list(H36M_TO_J14), :] * 1000.0
             return joints - joints[..., list(J14_HIPS), :].mean(-2, keepdim=True)
 
-        for batch in DataLoader(data, batch_size=e.batch_size):
+        batches = DataLoader(data, batch_size=e.batch_size)
+        for batch in progress(batches, desc="eval mesh", unit="batch"):
             batch = to_device(batch, device)
             b = batch["img"].shape[0]
             rotmat, betas = gt_rotmat(batch), batch["betas"]

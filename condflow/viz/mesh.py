@@ -1,21 +1,44 @@
-"""Mesh pictures: the mode mesh and samples overlaid on the input crop, and side views."""
+"""Mesh pictures: the mode mesh and samples overlaid on the input crop, side views, and
+keypoint fits (before and after) with their residuals.
+
+Coordinates: meshes are in the camera frame of the crop, OpenCV axes (x right, **y down**,
+z forward, metres), as the body model returns them under ProHMR's camera convention.
+:func:`render_side_view` also takes y-up meshes (SMPL's rest pose, a T-pose) with
+``up="+y"``.
+"""
 
 from __future__ import annotations
 
+from typing import Literal, NamedTuple
+
+import matplotlib.patheffects as pe
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from scipy.ndimage import binary_erosion
 from torch import Tensor, nn
 
+from condflow._progress import progress
 from condflow.body.camera import weak_perspective_to_translation
 from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD
 from condflow.data.render import overlay, render_mesh
 
-__all__ = ["denormalize_image", "plot_mesh_predictions", "render_overlay", "render_side_view"]
+__all__ = [
+    "MeshFitState",
+    "denormalize_image",
+    "mesh_fit_figure",
+    "plot_mesh_fit",
+    "plot_mesh_predictions",
+    "render_overlay",
+    "render_side_view",
+]
 
 MODE_COLOR = (0.55, 0.75, 1.0)
 SAMPLE_COLOR = (1.0, 0.75, 0.45)
 GT_COLOR = (0.6, 0.9, 0.6)
+FIT_COLOR = (0.95, 0.55, 0.75)
 
 
 def denormalize_image(image: Tensor) -> np.ndarray:
@@ -33,8 +56,11 @@ def render_overlay(
     upscale: int = 4,
     color: tuple[float, float, float] = MODE_COLOR,
     alpha: float = 0.7,
+    outline: float | None = 0.1,
 ) -> np.ndarray:
-    """The mesh seen by its weak-perspective camera, blended over the crop.
+    """The mesh seen by its weak-perspective camera, blended over the crop, its silhouette
+    outlined (grey level ``outline``; ``None``: no outline) so that it stands out on
+    backgrounds of its own colour.
 
     Args:
         image: ``[res, res, 3]`` crop, floats in [0, 1].
@@ -56,7 +82,10 @@ def render_overlay(
                                     focal_length * upscale, side,
                                     face_colors=np.broadcast_to(color, (len(faces), 3)),
                                     background=background)
-    return overlay(background, rendered, mask, alpha)
+    picture = overlay(background, rendered, mask, alpha)
+    if outline is not None:
+        picture[mask & ~binary_erosion(mask, iterations=max(1, upscale // 2))] = outline
+    return picture
 
 
 def render_side_view(
@@ -65,10 +94,19 @@ def render_side_view(
     size: int = 256,
     angle_deg: float = 90.0,
     color: tuple[float, float, float] = MODE_COLOR,
+    up: Literal["-y", "+y"] = "-y",
 ) -> np.ndarray:
-    """The mesh turned by ``angle_deg`` about the camera's vertical axis (through its centre)
-    and framed to fit, on white: ``[size, size, 3]`` floats in [0, 1]."""
+    """The mesh turned by ``angle_deg`` about its vertical axis (through its centre) and
+    framed to fit, upright on white: ``[size, size, 3]`` floats in [0, 1].
+
+    ``vertices [V, 3]`` (metres): ``up="-y"`` for the camera frame (x right, y down, z
+    forward; the body model's output under ProHMR's camera), ``up="+y"`` for y-up meshes
+    (SMPL's rest pose, e.g. a T-pose). ``angle_deg=0`` looks at the mesh along +z."""
+    if up not in ("-y", "+y"):
+        raise ValueError(f"up: expected '-y' (y down, camera frame) or '+y' (y up), got {up!r}")
     verts = np.asarray(torch.as_tensor(vertices).detach().cpu(), dtype=np.float64)
+    if up == "+y":  # a half turn about x: y up becomes y down, seen from the front
+        verts = verts * np.array([1.0, -1.0, -1.0])
     verts = verts - (verts.min(0) + verts.max(0)) / 2
     a = np.deg2rad(angle_deg)
     rot = np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
@@ -112,10 +150,10 @@ def plot_mesh_predictions(
     k = images.shape[0]
     cols = 2 + num_samples + (2 if gt is not None else 1)
     fig, axes = plt.subplots(k, cols, figsize=(2.2 * cols, 2.3 * k), squeeze=False)
-    for i in range(k):
+    for i in progress(range(k), desc="render", unit="image"):
         crop = denormalize_image(images[i])
         panels = [("input", np.kron(crop, np.ones((upscale, upscale, 1))))]
-        panels.append(("mode f(0; c)", render_overlay(
+        panels.append((getattr(model, "point_label", "prediction"), render_overlay(
             crop, mode.vertices[i, 0], faces, mode.cam[i, 0].cpu(), focal, upscale)))
         for s in range(num_samples):
             panels.append((f"sample {s + 1}", render_overlay(
@@ -130,5 +168,115 @@ def plot_mesh_predictions(
             ax.set_title(title, fontsize=8)
             ax.axis("off")
     fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+# -- keypoint fits ----------------------------------------------------------------------------
+class MeshFitState(NamedTuple):
+    """One side of a fit (before or after), per person: ``vertices [P, V, 3]`` (metres, body
+    frame), ``cam [P, 3]`` weak-perspective (s, tx, ty), ``keypoints_2d [P, K, 2]``
+    (normalized crop coordinates, in [-1, 1])."""
+
+    vertices: Tensor
+    cam: Tensor
+    keypoints_2d: Tensor
+
+
+_OUTLINE = [pe.withStroke(linewidth=2.6, foreground="black")]
+
+
+def _keypoints_and_residuals(ax, observed: np.ndarray, predicted: np.ndarray | None,  # noqa: ANN001
+                             to_px) -> float | None:  # noqa: ANN001
+    """Observed keypoints (white dots, black edge) and, with ``predicted``, residual lines
+    to the prediction (yellow, outlined) and its points; returns the mean residual in the
+    pixels of ``to_px``."""
+    seen = observed[:, 2] > 0
+    obs = to_px(observed[:, :2])
+    err = None
+    if predicted is not None:
+        pred = to_px(predicted)
+        for j in np.flatnonzero(seen):
+            ax.plot(*zip(obs[j], pred[j], strict=True), color="yellow", lw=1.2,
+                    path_effects=_OUTLINE)
+        ax.scatter(pred[seen, 0], pred[seen, 1], s=12, c="yellow", edgecolors="black",
+                   linewidths=0.7, zorder=4, marker="D")
+        err = float(np.linalg.norm(obs[seen] - pred[seen], axis=1).mean()) if seen.any() else 0.0
+    ax.scatter(obs[seen, 0], obs[seen, 1], s=22, c="white", edgecolors="black", linewidths=1.0,
+               zorder=5)
+    return err
+
+
+def mesh_fit_figure(
+    images: Tensor,
+    keypoints_2d: Tensor,
+    faces: Tensor | np.ndarray,
+    focal_length: float,
+    before: MeshFitState,
+    after: MeshFitState,
+    rows: int = 4,
+    upscale: int = 4,
+) -> Figure:
+    """One row per person (at most ``rows``): the crop with the observed keypoints, the mesh
+    before the fit (the mode) and after it over the crop, each with its keypoint residuals
+    (observed → reprojected, mean in crop pixels in the title), and the fitted mesh from the
+    side.
+
+    ``images [P, 3, H, W]`` ImageNet-normalized crops; ``keypoints_2d [P, K, 3]`` observed
+    (normalized crop coordinates, confidence); ``focal_length`` in pixels of the crop.
+    """
+    n = min(rows, len(images))
+    res = images.shape[-1]
+    faces = np.asarray(torch.as_tensor(faces).cpu())
+    obs = keypoints_2d.detach().cpu().double().numpy()
+
+    def to_px(u: np.ndarray) -> np.ndarray:  # normalized crop coordinates → picture pixels
+        return (np.asarray(u, dtype=np.float64) + 1) * res / 2 * upscale - 0.5
+
+    fig, axes = plt.subplots(n, 4, figsize=(3.0 * 4, 3.1 * n + 0.4), squeeze=False,
+                             layout="constrained")
+    for i in progress(range(n), desc="render", unit="person"):
+        crop = denormalize_image(images[i])
+        panels = [("input crop, observed keypoints",
+                   np.kron(crop, np.ones((upscale, upscale, 1))), None)]
+        for name, state, color in (("before (mode)", before, MODE_COLOR),
+                                   ("after (fit)", after, FIT_COLOR)):
+            picture = render_overlay(crop, state.vertices[i], faces, state.cam[i].cpu(),
+                                     focal_length, upscale, color=color)
+            panels.append((name, picture, state.keypoints_2d[i].detach().cpu().double().numpy()))
+        for ax, (title, picture, predicted) in zip(axes[i, :3], panels, strict=True):
+            ax.imshow(picture)
+            err = _keypoints_and_residuals(ax, obs[i], predicted, to_px)
+            ax.set_title(title if err is None else f"{title}: {err / upscale:.1f} px",
+                         fontsize=8)
+            ax.set_xlim(-0.5, res * upscale - 0.5)
+            ax.set_ylim(res * upscale - 0.5, -0.5)
+            ax.axis("off")
+        axes[i, 3].imshow(render_side_view(after.vertices[i], faces, res * upscale,
+                                           color=FIT_COLOR))
+        axes[i, 3].set_title("after (fit), side view", fontsize=8)
+        axes[i, 3].axis("off")
+        axes[i, 0].text(-0.04, 0.5, f"person {i}", transform=axes[i, 0].transAxes,
+                        rotation=90, va="center", ha="right", fontsize=9)
+    handles = [
+        Line2D([], [], ls="", marker="o", mfc="white", mec="black", label="observed keypoint"),
+        Line2D([], [], ls="", marker="D", ms=4, mfc="yellow", mec="black",
+               label="reprojected keypoint"),
+        Line2D([], [], color="yellow", lw=1.2, path_effects=_OUTLINE,
+               label="residual (mean: crop px)"),
+        Line2D([], [], ls="", marker="s", mfc=MODE_COLOR, mec="none", label="mode mesh"),
+        Line2D([], [], ls="", marker="s", mfc=FIT_COLOR, mec="none", label="fitted mesh"),
+    ]
+    fig.legend(handles=handles, loc="outside upper center", ncol=len(handles), fontsize=8,
+               frameon=False)
+    return fig
+
+
+def plot_mesh_fit(
+    images: Tensor, keypoints_2d: Tensor, faces: Tensor | np.ndarray, focal_length: float,
+    before: MeshFitState, after: MeshFitState, path: str, rows: int = 4,
+) -> None:
+    """:func:`mesh_fit_figure` written to ``path`` (PNG)."""
+    fig = mesh_fit_figure(images, keypoints_2d, faces, focal_length, before, after, rows)
     fig.savefig(path, dpi=90)
     plt.close(fig)

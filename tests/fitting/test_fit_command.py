@@ -90,3 +90,27 @@ def test_fit_errors_name_the_problem(tmp_path, capsys):
     assert "regression baseline" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["fit", str(model)])
+
+
+def test_fit_says_when_a_person_did_not_converge_and_records_the_image_size(tmp_path, capsys):
+    model = saved(tmp_path, {"task": "lifting", "model": TINY}, "lifting.pt")
+    write_openpose(tmp_path / "frame.json", [standing_body25()] * 2)
+    Image.fromarray(np.zeros((600, 800, 3), np.uint8)).save(tmp_path / "frame.png")
+    out = tmp_path / "out"
+    assert main(["fit", str(model), str(tmp_path / "frame.json"), "--image",
+                 str(tmp_path / "frame.png"), "--out", str(out), "--iters", "1",
+                 "--no-picture", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    info = json.loads((out / "fit.json").read_text())
+    assert info["diagnostics"]["converged"] == [False, False]
+    assert ("not converged: persons 0, 1 stopped at the iteration limit (--iters 1)"
+            in captured.out) and "fit.json records converged: false" in captured.out
+    assert info["image_size"] == [800, 600] and info["image_size_from"] == str(
+        tmp_path / "frame.png")
+    assert "warning" not in captured.err
+    # Without an image or --image-size, the training size is used, with a warning.
+    assert main(["fit", str(model), str(tmp_path / "frame.json"), "--out", str(tmp_path / "o2"),
+                 "--iters", "1", "--no-picture", "--no-progress"]) == 0
+    assert "no --image-size or --image; normalizing by the training images' size 1000x1000" \
+        in capsys.readouterr().err
+    assert json.loads((tmp_path / "o2" / "fit.json").read_text())["image_size"] == [1000, 1000]

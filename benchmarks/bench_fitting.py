@@ -37,10 +37,10 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import init_actnorms_on_poses, machine, median, sync  # noqa: E402
+from common import init_actnorms_on_poses, machine, median, sync
 
-from condflow._checks import set_finite_checks  # noqa: E402
-from condflow.fitting import (  # noqa: E402
+from condflow._checks import set_finite_checks
+from condflow.fitting import (
     FitConfig,
     FitProgress,
     GenericFitConfig,

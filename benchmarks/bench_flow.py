@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from common import (
     FlowShape,
     compile_for,
     machine,
@@ -33,10 +33,10 @@ from common import (  # noqa: E402
     rel_err,
     time_interleaved,
 )
-from peers import NflowsGlow, ZukoGlow  # noqa: E402
+from peers import NflowsGlow, ZukoGlow
 
-from condflow import ConditionalGlow  # noqa: E402
-from condflow._checks import set_finite_checks  # noqa: E402
+from condflow import ConditionalGlow
+from condflow._checks import set_finite_checks
 
 FLOWS = {"prohmr": FlowShape(features=144, context=2048), "lifting": FlowShape(48, 1024)}
 OPS = ("log_prob", "sample", "sample_and_log_prob", "mode")

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from common import (
     compile_for,
     init_actnorms_on_poses,
     machine,
@@ -41,9 +41,9 @@ from common import (  # noqa: E402
     time_interleaved,
 )
 
-from condflow._checks import set_finite_checks  # noqa: E402
-from condflow.config import load_config  # noqa: E402
-from condflow.tasks import get_task  # noqa: E402
+from condflow._checks import set_finite_checks
+from condflow.config import load_config
+from condflow.tasks import get_task
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CONFIGS = {"mesh": EXAMPLES / "mesh_recovery" / "paper.yaml",

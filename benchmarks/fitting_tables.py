@@ -59,7 +59,7 @@ def errors(pred: Tensor, gt: Tensor, root: int | None = 0) -> dict[str, float]:
             .mean().item()}
 
 
-def in_chunks(fn, n: int, chunk: int):  # noqa: ANN001, ANN201
+def in_chunks(fn, n: int, chunk: int):
     """Concatenate ``fn(slice)`` over chunks of ``n`` examples (results: dicts of tensors)."""
     parts = [fn(slice(lo, min(lo + chunk, n))) for lo in range(0, n, chunk)]
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
@@ -126,7 +126,7 @@ def lifting_sets(cfg: Any, n: int, seed: int) -> dict[str, dict[str, Tensor]]:
     return sets
 
 
-def select_weight(args: argparse.Namespace, run, settings: list[str], methods: list[str],  # noqa: ANN001
+def select_weight(args: argparse.Namespace, run, settings: list[str], methods: list[str],
                   val_gt: Tensor, root: int | None) -> tuple[dict, dict]:
     """λ_J per (method, setting): the candidate of ``args.weights`` with the lowest MPJPE on
     the validation data (``run(setting, method, weight) -> joints``); a single candidate is
@@ -169,7 +169,7 @@ def table3_lifting(args: argparse.Namespace) -> None:
                 "heavy noise": ("heavy", "heavy")}
     methods = ["fit, learned prior", "fit, generic prior"]
 
-    def runner(sets: dict[str, dict[str, Tensor]]):  # noqa: ANN202
+    def runner(sets: dict[str, dict[str, Tensor]]):
         contexts = {}
         with torch.no_grad():
             for inp in {v[0] for v in settings.values()}:
@@ -293,7 +293,7 @@ def table3_mesh(args: argparse.Namespace) -> None:
     methods = ["fit, learned prior", "fit, SMPLify (generic prior)"]
     settings = ["GT 2D", "noisy 2D"]
 
-    def runner(data: dict[str, Any]):  # noqa: ANN202
+    def runner(data: dict[str, Any]):
         def run(setting: str, method: str, weight: float, info: dict | None = None) -> Tensor:
             c, kp = data["c"], data[setting]
             learned = FitConfig(keypoint_weight=weight, sigma=args.sigma,

@@ -6,7 +6,7 @@ import csv
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,8 @@ class GlobalBatchSampler(Sampler[list[int]]):
             epoch, offset = epoch + 1, 0
 
 
-def lr_lambda(cfg: Config):  # noqa: ANN201 - a closure for LambdaLR
+def lr_lambda(cfg: Config) -> Callable[[int], float]:
+    """The learning-rate factor of each step for ``LambdaLR`` (warm-up, then cosine)."""
     t = cfg.train
 
     def factor(step: int) -> float:

@@ -13,6 +13,8 @@ libraries meet through two thin adapters:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from nflows.transforms import Transform
 from torch import Tensor
 
@@ -50,7 +52,9 @@ class FromNflows(Bijector):
     def constant_logdet(self) -> bool:  # type: ignore[override]
         return self._constant_logdet
 
-    def _apply_flat(self, fn, v: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:  # noqa: ANN001
+    def _apply_flat(
+        self, fn: Callable[..., tuple[Tensor, Tensor]], v: Tensor, context: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
         lead = v.shape[:-1]
         flat = v.reshape(-1, v.shape[-1])
         if context is not None and flat.shape[0] != context.shape[0]:

@@ -12,13 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from condflow.commands import outputs
 from condflow.commands.train import add_fast_dev_run, add_overrides
 
+if TYPE_CHECKING:
+    from condflow.config import Config
 
-def print_table(cfg, metrics: dict) -> None:  # noqa: ANN001
+
+def print_table(cfg: Config, metrics: dict[str, Any]) -> None:
     from condflow.tasks import get_task
 
     task = get_task(cfg.task)

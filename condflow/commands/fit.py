@@ -27,7 +27,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ from torch import Tensor, nn
 
 from condflow._outputs import OutputGuard
 from condflow.commands import outputs
+
+if TYPE_CHECKING:
+    from condflow.fitting import FitConfig
 
 LIFTING_DEFAULTS = {"keypoint_weight": 1e4, "sigma": 0.05, "shape_weight": 1.0}
 MESH_DEFAULTS = {"keypoint_weight": 1e4, "sigma": 0.05, "shape_weight": 1.0}
@@ -52,7 +55,7 @@ def _write(guard: OutputGuard, out: Path, arrays: dict[str, Any], info: dict[str
     guard.write_text(out / "fit.json", json.dumps(info, indent=1))
 
 
-def _fit_with_progress(head: Any, c: Tensor, kp: Tensor, config: Any) -> Any:  # noqa: ANN401
+def _fit_with_progress(head: Any, c: Tensor, kp: Tensor, config: Any) -> Any:
     """:func:`condflow.fitting.fit_keypoints` with a progress bar over its iterations."""
     from condflow._progress import progress
     from condflow.fitting import fit_keypoints
@@ -63,7 +66,7 @@ def _fit_with_progress(head: Any, c: Tensor, kp: Tensor, config: Any) -> Any:  #
         return fit_keypoints(head, c, kp, config, callback=callback)
 
 
-def _fit_config(args: argparse.Namespace, defaults: dict[str, float]):  # noqa: ANN202
+def _fit_config(args: argparse.Namespace, defaults: dict[str, float]) -> FitConfig:
     from condflow.fitting import FitConfig, OptimizerConfig
 
     return FitConfig(

@@ -277,8 +277,12 @@ def _mean_visible(points: np.ndarray) -> np.ndarray:
     return np.concatenate([xy, conf[..., None]], -1)
 
 
-def _h36m16(hip, rhip, rknee, rfoot, lhip, lknee, lfoot, thorax, head, lsho, lelb, lwri,
-            rsho, relb, rwri) -> np.ndarray:  # noqa: ANN001
+def _h36m16(*parts: np.ndarray) -> np.ndarray:
+    """Human3.6M-16 ``[..., 16, 3]`` from 15 points ``[..., 3]`` (hip, right hip, knee, foot,
+    left hip, knee, foot, thorax, head, left shoulder, elbow, wrist, right shoulder, elbow,
+    wrist); the spine is the midpoint of hip and thorax."""
+    hip, rhip, rknee, rfoot, lhip, lknee, lfoot, thorax, head = parts[:9]
+    lsho, lelb, lwri, rsho, relb, rwri = parts[9:]
     spine = _midpoint(hip, thorax)
     joints = [hip, rhip, rknee, rfoot, lhip, lknee, lfoot, spine, thorax, head, lsho, lelb,
               lwri, rsho, relb, rwri]

@@ -253,7 +253,7 @@ class _DropConfidence(nn.Module):
         return keypoints[..., :2]
 
 
-def table(metrics: dict[str, Any], num_samples: list[int]) -> str:  # noqa: D103
+def table(metrics: dict[str, Any], num_samples: list[int]) -> str:
     """A markdown table: rows mode and min-of-n, columns MPJPE and PA-MPJPE (mm)."""
     rows = ["| prediction | MPJPE (mm) | PA-MPJPE (mm) |", "|---|---:|---:|"]
     names = ["mode"] + [f"min_of_{n}" for n in num_samples]

@@ -9,12 +9,14 @@ z forward, metres), as the body model returns them under ProHMR's camera convent
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 import matplotlib.patheffects as pe
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from scipy.ndimage import binary_erosion
@@ -186,8 +188,12 @@ class MeshFitState(NamedTuple):
 _OUTLINE = [pe.withStroke(linewidth=2.6, foreground="black")]
 
 
-def _keypoints_and_residuals(ax, observed: np.ndarray, predicted: np.ndarray | None,  # noqa: ANN001
-                             to_px) -> float | None:  # noqa: ANN001
+def _keypoints_and_residuals(
+    ax: Axes,
+    observed: np.ndarray,
+    predicted: np.ndarray | None,
+    to_px: Callable[[np.ndarray], np.ndarray],
+) -> float | None:
     """Observed keypoints (white dots, black edge) and, with ``predicted``, residual lines
     to the prediction (yellow, outlined) and its points; returns the mean residual in the
     pixels of ``to_px``."""

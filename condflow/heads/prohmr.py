@@ -117,8 +117,9 @@ class BodyKeypoints(nn.Module):
         shapedirs = smpl.shapedirs.to(f64)  # [V, 3, 10]
         posedirs = smpl.posedirs.to(f64).reshape(-1, body.num_vertices, 3)  # [207, V, 3]
         skinning = smpl.lbs_weights.to(f64)  # [V, 24]
-        eye = torch.eye(body.num_vertices, dtype=f64)
-        landmark_rows = eye[_landmark_vertex_ids(body)]
+        ids = _landmark_vertex_ids(body)
+        landmark_rows = torch.zeros(len(ids), body.num_vertices, dtype=f64)  # one-hot [5, V]
+        landmark_rows[torch.arange(len(ids)), ids] = 1.0
         regressor = torch.cat([body.eval_regressor.to(f64), landmark_rows])  # [K, V]
         weights = torch.einsum("kv,vj->kvj", regressor, skinning)  # [K, V, 24]
         dtype = body.dtype

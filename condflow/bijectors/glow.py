@@ -14,7 +14,8 @@ class GlowBlock(Compose):
     Read in the normalizing direction x → z (as in Glow and ProHMR) the block is
     ActNorm → LU linear → additive coupling, so ActNorm's data-dependent initialization sees
     the block's input data. In the generative direction z → x (``forward``) the order is
-    reversed: coupling, then LU linear, then ActNorm.
+    reversed: coupling, then LU linear, then ActNorm. Arguments as in
+    :class:`~condflow.flow.ConditionalGlow` (``seed`` seeds the LU linear map).
     """
 
     def __init__(
@@ -24,9 +25,10 @@ class GlowBlock(Compose):
         hidden_features: int = 1024,
         num_residual_blocks: int = 2,
         dropout: float = 0.0,
-        batch_norm: bool = True,
+        batch_norm: bool | str = True,
         parity: int = 0,
         seed: int = 0,
+        shift_bound: float | None = None,
     ) -> None:
         coupling = AdditiveCoupling(
             features,
@@ -36,6 +38,7 @@ class GlowBlock(Compose):
             dropout,
             batch_norm,
             parity,
+            shift_bound=shift_bound,
         )
         super().__init__([coupling, LULinear(features, seed=seed), ActNorm(features)])
 

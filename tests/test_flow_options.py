@@ -1,7 +1,9 @@
 """ConditionalGlow's options: unconditional flows, embedding nets, normalization, shift bound,
 and the documentation of every constructor argument."""
 
+import contextlib
 import inspect
+import io
 import math
 
 import pytest
@@ -10,6 +12,7 @@ from torch import nn
 
 from condflow import ConditionalFlow, ConditionalGlow
 from condflow.bijectors import AdditiveCoupling, GlowBlock
+from condflow.cli import main as cli_main
 
 
 def _init(flow: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> nn.Module:
@@ -114,3 +117,12 @@ def test_help_documents_every_constructor_argument(cls):
     doc = inspect.getdoc(cls)
     for name in list(inspect.signature(cls.__init__).parameters)[1:]:
         assert f"\n    {name}:" in doc or f"\n    {name}," in doc, name
+
+
+def test_fit_help_is_plain_text():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        cli_main(["fit", "--help"])
+    text = out.getvalue()
+    assert "keypoint file" in text and "fit.json" in text
+    assert "``" not in text and ":func:" not in text and ":mod:" not in text

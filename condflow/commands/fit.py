@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from condflow.commands._help import plain_text
+
 LIFTING_DEFAULTS = {"keypoint_weight": 1e4, "sigma": 0.05}
 MESH_DEFAULTS = {"keypoint_weight": 1e4, "sigma": 0.05}
 
@@ -272,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "fit", help="fit a trained model's learned prior to 2D keypoints (writes npz/JSON/PNG)",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=plain_text(__doc__.split("\n\n", 1)[1]) if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help="a saved model or training checkpoint")

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from condflow._checks import check_positive_int, check_tensor
+from condflow._recipe import Recorded
 from condflow.bijectors.base import Bijector, Compose
 from condflow.bijectors.glow import GlowBlock
 
@@ -21,7 +22,7 @@ def standard_normal_log_prob(z: Tensor) -> Tensor:
     return -0.5 * z.pow(2).sum(-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
 
 
-class ConditionalFlow(nn.Module):
+class ConditionalFlow(Recorded, nn.Module):
     """x = f(z; c) with z ~ N(0, I): exact ``log_prob``, batched ``sample`` and ``mode``.
 
     The call names and argument order follow nflows (``log_prob(inputs, context)``,

@@ -21,6 +21,7 @@ from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
 from torch import Tensor, nn
 
 from condflow._checks import check_positive_int, check_tensor
+from condflow._recipe import Recorded
 from condflow.body.camera import DEFAULT_FOCAL_LENGTH, DEFAULT_IMG_RES, project_to_crop
 from condflow.body.model import BodyModel
 from condflow.flow import ConditionalGlow
@@ -274,7 +275,7 @@ class PointHead(nn.Module):
         return out[:, : self.num_betas] + self.init_betas, out[:, self.num_betas :] + self.init_cam
 
 
-class ProHMRHead(nn.Module):
+class ProHMRHead(Recorded, nn.Module):
     """ProHMR: a conditional Glow over the 144-d SMPL 6D pose and a point head for β and the
     camera, both conditioned on ``c = encoder(images)``.
 

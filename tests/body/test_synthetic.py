@@ -61,7 +61,10 @@ def test_smplx_loads_and_tpose_joints_sit_where_placed(smpl):
 def test_plain_smplx_create_with_default_arguments(model_dir):
     """smplx.create(..., model_type="smpl") with smplx's own SMPL vertex ids for the extra
     joints: the landmarks are where a body has them."""
+    # the file's own ids (which BodyModel and the ProHMR keypoints use) are smplx's defaults
     assert SMPL_LANDMARK_IDS == smplx.vertex_ids.vertex_ids["smplh"]
+    with open(model_dir / MODEL_FILENAME, "rb") as f:
+        assert pickle.load(f)["vertex_ids"] == SMPL_LANDMARK_IDS
     with contextlib.redirect_stdout(io.StringIO()):
         model = smplx.create(str(model_dir / MODEL_FILENAME), model_type="smpl")
     gen = torch.Generator().manual_seed(0)

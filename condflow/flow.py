@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -83,7 +84,8 @@ class ConditionalFlow(Recorded, nn.Module):
         ``[N, 0]``, N the leading size of ``like`` (the inputs or noise; 1 without)."""
         if context is None and self.context_features == 0:
             if like is None:
-                ref = next((t for t in self.state_dict().values() if t.is_floating_point()), None)
+                tensors = itertools.chain(self.parameters(), self.buffers())
+                ref = next((t for t in tensors if t.is_floating_point()), None)
                 return torch.zeros(1, 0) if ref is None else ref.new_zeros(1, 0)
             check_tensor("inputs", like, finite=False)
             return like.new_zeros(like.shape[0] if like.dim() else 1, 0)

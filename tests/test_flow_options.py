@@ -83,7 +83,7 @@ def test_train_mode_log_prob_depends_on_the_batch_only_with_batch_norm(norm, bat
     if batch_dependent:
         assert gap > 1e-2
     else:
-        assert gap < 1e-5
+        assert gap < 1e-4  # float32 rounding of differently shaped matmuls only
 
 
 def test_bad_norm_is_refused_by_name():

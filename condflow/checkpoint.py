@@ -1,7 +1,8 @@
 """Crash-safe checkpoints that load with ``torch.load(weights_only=True)``, sealed by a checksum.
 
 Training checkpoints and one-file models (:mod:`condflow.saving`) are dicts holding a
-``"model"`` state_dict and a ``"config"``. :func:`save_checkpoint` adds ``"checksum"``: the
+``"model"`` state_dict and what rebuilds the model: a ``"config"`` (or, for a module saved
+without one, its constructor ``"recipe"``). :func:`save_checkpoint` adds ``"checksum"``: the
 SHA-256 of both (tensor bytes, dtypes, shapes, keys; the config as sorted JSON).
 :func:`read_weights` loads such a file with ``weights_only=True`` (no code can run), and
 refuses it — naming the file — when the checksum does not match (a damaged or edited
@@ -46,10 +47,15 @@ def state_checksum(state: dict[str, Any], config: Any = None) -> str:
     return digest.hexdigest()
 
 
+def _description(payload: dict[str, Any]) -> Any:
+    """What rebuilds the model of ``payload``: its config, else its recipe."""
+    return payload["config"] if "config" in payload else payload.get("recipe")
+
+
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
-    """:func:`atomic_save` of ``payload`` (with ``"model"`` and ``"config"``) plus its
-    ``"checksum"``; returns the path."""
-    sealed = {**payload, "checksum": state_checksum(payload["model"], payload.get("config"))}
+    """:func:`atomic_save` of ``payload`` (with ``"model"`` and ``"config"`` or ``"recipe"``)
+    plus its ``"checksum"``; returns the path."""
+    sealed = {**payload, "checksum": state_checksum(payload["model"], _description(payload))}
     return atomic_save(sealed, path)
 
 
@@ -75,11 +81,11 @@ def read_weights(
             f"{what}: {path}: cannot read (damaged, or not a torch file: {type(err).__name__})"
         ) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict) \
-            or "config" not in payload:
+            or not ("config" in payload or "recipe" in payload):
         raise ValueError(f"{what}: {path} is not a condflow model file or checkpoint "
                          "(no model/config)")
     expected = payload.get("checksum")
-    if expected is not None and expected != state_checksum(payload["model"], payload["config"]):
+    if expected is not None and expected != state_checksum(payload["model"], _description(payload)):
         raise ValueError(f"{what}: {path} is damaged: its checksum does not match its "
                          "contents (a bit flipped, or the file was edited)")
     bad = [k for k, v in payload["model"].items()

@@ -25,6 +25,15 @@ where the model was saved).
 
 Models are plain ``nn.Module`` s built by a task and do not know their config, hence the
 function pair ``save(model, path, cfg)`` / ``load(path)`` rather than a method.
+
+Any other flow, bijector or head (one built by hand, e.g. a ``ConditionalGlow``) is saved
+without a config, ``save(flow, path)``: its class remembers the constructor arguments it
+was built with (``condflow._recipe``), and the file holds that *recipe* in place of the
+config, ``{"format": ..., "recipe": {"class": "condflow.flow:ConditionalGlow", "args":
+{...}}, "model": {...}}``. ``load`` calls the constructors again and loads the weights.
+Only classes deriving from ``condflow._recipe.Recorded`` can be rebuilt (condflow's
+bijectors, flows, heads, small encoders and body model, and a user's own subclasses once
+defined); nothing named in the file is imported.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from condflow import _recipe
 from condflow.checkpoint import read_weights, save_checkpoint
 from condflow.config import Config, config_to_dict, load_config
 
@@ -150,15 +160,18 @@ def check_state_dict(model: nn.Module, state: dict[str, Any], where: str) -> Non
         )
 
 
-def save(model: nn.Module, path: str | Path, cfg: Config | dict[str, Any]) -> Path:
+def save(model: nn.Module, path: str | Path, cfg: Config | dict[str, Any] | None = None) -> Path:
     """Write ``model`` and the config that built it to one file at ``path``.
 
     ``cfg`` must build a model with exactly ``model``'s state_dict keys and shapes (checked
-    now, so that a wrong config fails here rather than at load time). The write is atomic.
-    Returns the path.
+    now, so that a wrong config fails here rather than at load time). Without ``cfg`` the
+    model's constructor recipe is written instead (any flow, bijector or head; see the
+    module docstring). The write is atomic. Returns the path.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    if cfg is None:
+        return _save_recipe(model, path)
     cfg = _as_config(cfg, "cfg")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     check_state_dict(build_model(cfg), state, "save")
@@ -173,6 +186,51 @@ def save(model: nn.Module, path: str | Path, cfg: Config | dict[str, Any]) -> Pa
     if body is not None:
         payload["body_model"] = body
     return save_checkpoint(payload, path)
+
+
+def _save_recipe(model: nn.Module, path: str | Path) -> Path:
+    """``save`` without a config: the model's constructor recipe in its place."""
+    spec = _recipe.recipe(model)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    check_state_dict(_build_recipe(spec, "save"), state, "save")
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "condflow_version": _condflow_version(),
+        "recipe": spec,
+        "model": state,
+    }
+    body = body_model_fingerprint(model)
+    if body is not None:
+        payload["body_model"] = body
+    return save_checkpoint(payload, path)
+
+
+def _build_recipe(spec: Any, where: str) -> nn.Module:
+    # The modules defining condflow's recorded classes, so that their classes are known.
+    import condflow.bijectors
+    import condflow.encoders
+    import condflow.flow
+    import condflow.heads.prohmr
+    import condflow.heads.skeleton
+    import condflow.spaces  # noqa: F401
+
+    module = _recipe.build(spec, f"{where}: recipe")
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"{where}: recipe: builds a {type(module).__name__}, not a module")
+    return module.eval()
+
+
+def _load_recipe(payload: dict[str, Any], path: Path) -> nn.Module:
+    try:
+        model = _build_recipe(payload["recipe"], str(path))
+    except FileNotFoundError as err:  # e.g. the body model file
+        raise FileNotFoundError(f"{path}: rebuilding the model: {err}") from None
+    _check_body_model(payload.get("body_model"), model, str(path))
+    check_state_dict(model, payload["model"], str(path))
+    _match_dtype(model, payload["model"])
+    model.load_state_dict(payload["model"])
+    return model
 
 
 def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
@@ -192,7 +250,7 @@ def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
                 f"but condflow {_condflow_version()} reads format version {FORMAT_VERSION}; "
                 f"{advice}"
             )
-    if not isinstance(payload["config"], dict):
+    if not isinstance(payload.get("config", {}), dict):
         raise ValueError(f"{path}: config: expected a mapping, got {type(payload['config'])}")
     if not isinstance(payload["model"], dict):
         raise ValueError(f"{path}: model: expected a state_dict, got {type(payload['model'])}")
@@ -222,6 +280,11 @@ def load_with_config(
     """
     path = Path(path)
     payload = _read(path, "cpu")
+    if "config" not in payload:
+        raise ValueError(
+            f"{path}: a module saved without a config (save(module, path)); it has none to "
+            "return: load it with condflow.load"
+        )
     cfg = _as_config(payload["config"], f"{path}: config")
     try:
         model = build_model(cfg)
@@ -236,5 +299,9 @@ def load_with_config(
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """The model saved at ``path`` (by :func:`save`, or a training checkpoint), in eval
-    mode on ``device``. See :func:`load_with_config` for the errors."""
+    mode on ``device``. See :func:`load_with_config` for the errors; a file saved without
+    a config is rebuilt from its recipe (``ValueError`` naming an unknown class)."""
+    payload = _read(Path(path), "cpu")
+    if "config" not in payload:
+        return _load_recipe(payload, Path(path)).to(device).eval()
     return load_with_config(path, device)[1]

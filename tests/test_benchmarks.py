@@ -70,3 +70,18 @@ def test_bench_fitting_traces_both_methods(tmp_path):
         assert all(b[0] >= a[0] for a, b in zip(trace, trace[1:], strict=False))
         assert trace[-1][1] == pytest.approx(r["final_keypoint_energy"], rel=1e-5)
         assert r["seconds_to_common"] is not None  # the worse final is reached by both
+
+
+def test_ring_tails_reports_every_variant(tmp_path):
+    import ring_tails
+
+    out = tmp_path / "ring.json"
+    ring_tails.main(["--variants", "default,shift_bound=1", "--steps", "3", "--hidden", "8",
+                     "--samples", "20", "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["default", "shift_bound=1"]
+    for r in rows:
+        assert 0 <= r["tail_fraction"] <= 1 and r["max_radius"] > 0
+        assert len(r["actnorm_scales"]) == 4
+    with pytest.raises(SystemExit):
+        ring_tails.main(["--variants", "nonsense", "--json", str(out)])

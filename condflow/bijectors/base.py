@@ -7,8 +7,10 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
+from condflow._recipe import Recorded
 
-class Bijector(nn.Module):
+
+class Bijector(Recorded, nn.Module):
     """An invertible map x = f(z; c) with its log-determinant.
 
     Shapes: ``z``/``x`` are ``[B, ..., d]`` (typically ``[B, d]`` or ``[B, n, d]`` for n

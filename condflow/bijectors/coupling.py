@@ -29,7 +29,7 @@ class _Coupling(Bijector):
         hidden_features: int = 1024,
         num_blocks: int = 2,
         dropout: float = 0.0,
-        batch_norm: bool = True,
+        batch_norm: bool | str = True,
         parity: int = 0,
         split: str = "halves",
     ) -> None:
@@ -91,17 +91,51 @@ class AdditiveCoupling(_Coupling):
             (see :class:`ContextResidualNet`).
         parity: which half is transformed (0: second, 1: first).
         split: ``"halves"`` or ``"alternate"`` (even/odd features; see ``_Coupling``).
+        shift_bound: if given, the shift is soft-clamped, ``t = b · tanh(t_net / b)`` with
+            ``b = shift_bound`` (any t keeps log|det| = 0); ``None`` leaves it unbounded.
     """
 
     constant_logdet = True
 
+    def __init__(
+        self,
+        features: int,
+        context_features: int,
+        hidden_features: int = 1024,
+        num_blocks: int = 2,
+        dropout: float = 0.0,
+        batch_norm: bool | str = True,
+        parity: int = 0,
+        split: str = "halves",
+        shift_bound: float | None = None,
+    ) -> None:
+        super().__init__(
+            features, context_features, hidden_features, num_blocks, dropout, batch_norm, parity,
+            split,
+        )
+        if shift_bound is not None and (
+            isinstance(shift_bound, bool)
+            or not isinstance(shift_bound, int | float)
+            or not 0 < shift_bound < float("inf")
+        ):
+            raise ValueError(
+                f"shift_bound: expected a positive number or None, got {shift_bound!r}"
+            )
+        self.shift_bound = None if shift_bound is None else float(shift_bound)
+
+    def _shift(self, cond: Tensor, context: Tensor | None) -> Tensor:
+        t = self.net(cond, context)
+        if self.shift_bound is None:
+            return t
+        return self.shift_bound * torch.tanh(t / self.shift_bound)
+
     def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         z1, z2 = self._split(z)
-        return self._join(z1, z2 + self.net(z1, context)), z.new_zeros(z.shape[:-1])
+        return self._join(z1, z2 + self._shift(z1, context)), z.new_zeros(z.shape[:-1])
 
     def inverse(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x1, x2 = self._split(x)
-        return self._join(x1, x2 - self.net(x1, context)), x.new_zeros(x.shape[:-1])
+        return self._join(x1, x2 - self._shift(x1, context)), x.new_zeros(x.shape[:-1])
 
 
 class AffineCoupling(_Coupling):
@@ -121,7 +155,7 @@ class AffineCoupling(_Coupling):
         hidden_features: int = 1024,
         num_blocks: int = 2,
         dropout: float = 0.0,
-        batch_norm: bool = True,
+        batch_norm: bool | str = True,
         parity: int = 0,
         scale_bound: float = 3.0,
         split: str = "halves",

@@ -20,6 +20,8 @@ class GlowBlock(Compose):
     linear parametrized in the normalizing direction (:class:`NflowsLULinear`, with a bias)
     and even/odd coupling masks; the coupling itself is the same map up to the sign of the
     net's output (nflows adds ``t`` in the normalizing direction, we add it generatively).
+    Other arguments as in :class:`~condflow.flow.ConditionalGlow` (``seed`` seeds the LU
+    linear map).
     """
 
     def __init__(
@@ -29,10 +31,11 @@ class GlowBlock(Compose):
         hidden_features: int = 1024,
         num_residual_blocks: int = 2,
         dropout: float = 0.0,
-        batch_norm: bool = True,
+        batch_norm: bool | str = True,
         parity: int = 0,
         seed: int = 0,
         convention: str = "condflow",
+        shift_bound: float | None = None,
     ) -> None:
         if convention not in ("condflow", "nflows"):
             raise ValueError(f"convention: expected 'condflow' or 'nflows', got {convention!r}")
@@ -46,6 +49,7 @@ class GlowBlock(Compose):
             batch_norm,
             parity,
             split="alternate" if nflows else "halves",
+            shift_bound=shift_bound,
         )
         linear = NflowsLULinear(features) if nflows else LULinear(features, seed=seed)
         actnorm = ActNorm(features, parametrization="normalizing" if nflows else "generative")

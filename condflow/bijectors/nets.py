@@ -1,4 +1,12 @@
-"""The context-conditioned residual MLP used inside coupling layers."""
+"""The context-conditioned residual MLP used inside coupling layers.
+
+Normalization (``batch_norm``): ``True`` or ``"batch"`` is ProHMR's batch norm. In training
+mode its statistics come from the current batch, so the train-mode ``log_prob`` of an
+example depends on the other examples of its batch (in eval mode the running statistics are
+used and it does not). ``"layer"`` normalizes each row over its features (``LayerNorm``),
+the same in both modes and independent of the batch; ``False`` or ``"none"`` normalizes
+nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +15,36 @@ from torch import Tensor, nn
 
 from condflow.bijectors.base import broadcast_context
 
+#: Normalizations of the residual blocks, by name (``batch_norm`` also takes True / False).
+NORMS = ("batch", "layer", "none")
+
+
+def norm_name(batch_norm: bool | str) -> str:
+    """``"batch"``, ``"layer"`` or ``"none"`` for a ``batch_norm`` argument; ``ValueError``
+    otherwise."""
+    if isinstance(batch_norm, bool):
+        return "batch" if batch_norm else "none"
+    if batch_norm not in NORMS:
+        raise ValueError(f"batch_norm: expected True, False or one of {NORMS}, got {batch_norm!r}")
+    return batch_norm
+
+
+def _norm(kind: str, hidden: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm1d(hidden)
+    return nn.LayerNorm(hidden) if kind == "layer" else nn.Identity()
+
 
 class ResidualBlock(nn.Module):
-    """h + Linear(Dropout(ReLU(BN(Linear(ReLU(BN(h))))))), on ``[..., H]``."""
+    """h + Linear(Dropout(ReLU(N(Linear(ReLU(N(h))))))), on ``[..., H]``, with N the
+    normalization ``batch_norm`` (see the module docstring)."""
 
-    def __init__(self, hidden: int, dropout: float = 0.0, batch_norm: bool = True) -> None:
+    def __init__(self, hidden: int, dropout: float = 0.0, batch_norm: bool | str = True) -> None:
         super().__init__()
-        self.norm0 = nn.BatchNorm1d(hidden) if batch_norm else nn.Identity()
+        kind = norm_name(batch_norm)
+        self.norm0 = _norm(kind, hidden)
         self.linear0 = nn.Linear(hidden, hidden)
-        self.norm1 = nn.BatchNorm1d(hidden) if batch_norm else nn.Identity()
+        self.norm1 = _norm(kind, hidden)
         self.dropout = nn.Dropout(dropout)
         self.linear1 = nn.Linear(hidden, hidden)
         nn.init.uniform_(self.linear1.weight, -1e-3, 1e-3)
@@ -40,6 +69,7 @@ class ContextResidualNet(nn.Module):
     part is computed once per context row ``[B, H]`` and broadcast over the samples of
     that row, so n samples per context cost no extra context work. With
     ``context_features=0`` the net is unconditional and ``context`` is ignored.
+    ``batch_norm``: the residual blocks' normalization (see the module docstring).
 
     Shapes: ``z1`` ``[B, ..., in_features]``, ``context`` ``[B, context_features]`` →
     ``[B, ..., out_features]``.
@@ -53,7 +83,7 @@ class ContextResidualNet(nn.Module):
         hidden_features: int = 1024,
         num_blocks: int = 2,
         dropout: float = 0.0,
-        batch_norm: bool = True,
+        batch_norm: bool | str = True,
     ) -> None:
         super().__init__()
         has_context = context_features > 0

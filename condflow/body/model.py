@@ -22,6 +22,7 @@ from smplx.utils import Struct
 from torch import Tensor, nn
 
 from condflow._checks import check_tensor
+from condflow._recipe import Recorded
 from condflow.body.convert import load_smpl_dict
 from condflow.body.paths import SMPL_PATH_ENV
 from condflow.joints import H36M_JOINT_NAMES, H36M_REGRESSOR_FILENAME, SMPL_MODEL_FILENAME
@@ -70,7 +71,7 @@ def resolve_model_file(model_path: str | Path | None = None, gender: str = "neut
     return path
 
 
-class BodyModel(nn.Module):
+class BodyModel(Recorded, nn.Module):
     """SMPL posed from rotation matrices, with SMPL's 24 joints and 17 evaluation joints.
 
     Args:

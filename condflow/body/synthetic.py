@@ -3,8 +3,17 @@
 The model is a humanoid of about 1.73 m in T-pose, built from closed tubes (torso, head with
 neck, arms with hands, legs, feet) around SMPL's kinematic tree. Its pickle holds the keys
 ``smplx.SMPL`` reads (``v_template``, ``f``, ``kintree_table``, ``weights``, ``shapedirs``,
-``posedirs``, ``J_regressor``) plus ``vertex_ids``, the mesh's own landmark vertices that
-``smplx`` needs for its extra joints. Skinning is smplx's own LBS; nothing here poses a mesh.
+``posedirs``, ``J_regressor``) plus ``vertex_ids``. Skinning is smplx's own LBS; nothing here
+poses a mesh.
+
+The file is a drop-in for SMPL in plain smplx: ``smplx.create(path, model_type="smpl")``
+with default arguments works, because the mesh has SMPL's 6890 vertices and its landmarks
+(nose, eyes, ears, big and small toes, heels, finger tips) sit at the vertex ids smplx
+assumes for SMPL (``smplx.vertex_ids.vertex_ids["smplh"]``, also stored as ``vertex_ids``).
+The tube mesh has fewer vertices (4912); it is re-indexed so that its landmark vertices land
+on those ids, and padded with copies of surface vertices (same position, skinning and blend
+shapes) that no face and no regressor uses. Rendering, joints and regressed points are those
+of the tube mesh; so are the mesh's extents (the copies lie on it).
 
 Axes as in SMPL: y up, x towards the body's left, z forward (the face looks along +z).
 
@@ -31,7 +40,7 @@ from condflow.joints import (
     SMPL_PARENTS,
 )
 
-VERSION = "synthetic-v1"
+VERSION = "synthetic-v2"
 
 SHAPE_NAMES: tuple[str, ...] = (
     "height",
@@ -479,6 +488,66 @@ def _shape_dirs(parts: list[_Tube], joints: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
+# SMPL's vertex numbering.
+
+#: SMPL's vertex count and the landmark vertex ids smplx uses for SMPL by default.
+SMPL_NUM_VERTICES = 6890
+SMPL_LANDMARK_IDS: dict[str, int] = {
+    "nose": 332, "reye": 6260, "leye": 2800, "rear": 4071, "lear": 583,
+    "rthumb": 6191, "rindex": 5782, "rmiddle": 5905, "rring": 6016, "rpinky": 6133,
+    "lthumb": 2746, "lindex": 2319, "lmiddle": 2445, "lring": 2556, "lpinky": 2673,
+    "LBigToe": 3216, "LSmallToe": 3226, "LHeel": 3387,
+    "RBigToe": 6617, "RSmallToe": 6624, "RHeel": 6787,
+}  # fmt: skip
+
+
+def _smpl_numbering(num_vertices: int, landmarks: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(source, copy)``, both ``[6890]``: the tube-mesh vertex each SMPL-numbered vertex
+    takes, and whether it is a padding copy.
+
+    Landmark ``name`` goes to ``SMPL_LANDMARK_IDS[name]``; the other tube vertices fill the
+    remaining ids in their order; the ids left over (the last ones) are copies of tube
+    vertices spread evenly over the mesh. ``source[~copy]`` is a permutation of the tube mesh.
+    """
+    pad = SMPL_NUM_VERTICES - num_vertices
+    if pad < 0 or set(landmarks) != set(SMPL_LANDMARK_IDS):
+        raise RuntimeError("the tube mesh does not fit SMPL's numbering")
+    source = np.full(SMPL_NUM_VERTICES, -1)
+    for name, old in landmarks.items():
+        source[SMPL_LANDMARK_IDS[name]] = old
+    rest = np.setdiff1d(np.arange(num_vertices), list(landmarks.values()))
+    free = np.flatnonzero(source < 0)
+    source[free[: len(rest)]] = rest
+    copy = np.zeros(SMPL_NUM_VERTICES, dtype=bool)
+    copy[free[len(rest) :]] = True
+    source[copy] = np.linspace(0, num_vertices - 1, pad).round().astype(int)
+    return source, copy
+
+
+def _renumber(model: dict, h36m: np.ndarray) -> tuple[dict, np.ndarray]:
+    """``model`` and the ``[17, V]`` regressor on SMPL's numbering (see the module docstring)."""
+    n = len(model["v_template"])
+    source, copy = _smpl_numbering(n, model["vertex_ids"])
+    new_id = np.empty(n, dtype=np.int64)
+    new_id[source[~copy]] = np.flatnonzero(~copy)
+
+    def columns(reg: np.ndarray) -> np.ndarray:  # copies get zero weight
+        out = np.zeros((len(reg), SMPL_NUM_VERTICES))
+        out[:, ~copy] = reg[:, source[~copy]]
+        return out
+
+    renumbered = dict(model)
+    for key in ("v_template", "weights", "shapedirs", "posedirs"):
+        renumbered[key] = model[key][source]
+    renumbered["f"] = new_id[model["f"]]
+    renumbered["J_regressor"] = scipy.sparse.csc_matrix(
+        columns(model["J_regressor"].toarray())
+    )
+    renumbered["vertex_ids"] = dict(SMPL_LANDMARK_IDS)
+    return renumbered, columns(h36m)
+
+
+# ---------------------------------------------------------------------------------------------
 # Public API.
 
 
@@ -486,8 +555,9 @@ def build_synthetic_smpl(seed: int = 0) -> tuple[dict, np.ndarray]:
     """Build the synthetic model in memory.
 
     Returns ``(model, h36m_regressor)``: the dict pickled as ``SMPL_NEUTRAL.pkl`` and the
-    evaluation regressor ``[17, V]``. ``seed`` drives a sub-millimetre surface jitter only,
-    so joints, landmarks and topology are the same for every seed.
+    evaluation regressor ``[17, 6890]``, on SMPL's vertex numbering. ``seed`` drives a
+    sub-millimetre surface jitter only, so joints, landmarks and topology are the same for
+    every seed.
     """
     parts = _body_parts()
     offsets = list(np.cumsum([0] + [len(p.vertices) for p in parts[:-1]]))
@@ -525,7 +595,7 @@ def build_synthetic_smpl(seed: int = 0) -> tuple[dict, np.ndarray]:
         "generator": f"condflow.body.synthetic {VERSION}",
         "seed": int(seed),
     }
-    return model, h36m
+    return _renumber(model, h36m)
 
 
 def generate_synthetic_smpl(out_dir: str | Path, seed: int = 0) -> Path:
@@ -541,7 +611,7 @@ def generate_synthetic_smpl(out_dir: str | Path, seed: int = 0) -> Path:
 
 
 def synthetic_model_dir() -> Path:
-    """Directory of the cached synthetic model (``<cache>/body/synthetic-v1``), made on first use.
+    """Directory of the cached synthetic model (``<cache>/body/synthetic-v2``), made on first use.
 
     The cache root is ``$CONDFLOW_CACHE_DIR`` or ``~/.cache/condflow``.
     """

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from condflow._outputs import OutputGuard
 from condflow.commands import outputs
+from condflow.commands._help import plain_text
 
 if TYPE_CHECKING:
     from condflow.fitting import FitConfig
@@ -273,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "fit", help="fit a trained model's learned prior to 2D keypoints (writes npz/JSON/PNG)",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=plain_text(__doc__.split("\n\n", 1)[1]) if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help="a saved model or training checkpoint")

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from condflow._checks import check_positive_int, check_tensor
+from condflow._recipe import Recorded
 
 __all__ = ["MLPLifter"]
 
@@ -35,7 +36,7 @@ class _ResidualBlock(nn.Module):
         return x + self.layers(x)
 
 
-class MLPLifter(nn.Module):
+class MLPLifter(Recorded, nn.Module):
     """Martinez et al. residual MLP over 2D keypoints.
 
     ``Linear → BN → ReLU → Dropout`` to ``hidden``, then ``num_blocks`` residual blocks of two

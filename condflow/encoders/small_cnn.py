@@ -5,11 +5,12 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from condflow._checks import check_positive_int, check_tensor
+from condflow._recipe import Recorded
 
 __all__ = ["SmallCNN"]
 
 
-class SmallCNN(nn.Module):
+class SmallCNN(Recorded, nn.Module):
     """Five stride-2 ``conv3x3 → BN → ReLU`` stages, global average pool and a linear layer.
 
     Channel widths are ``width·(1, 2, 4, 8, 8)``, so a 64 px crop reaches 2x2 before pooling.

@@ -21,6 +21,7 @@ from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
 from torch import Tensor, nn
 
 from condflow._checks import check_module_dtype, check_positive_int, check_tensor
+from condflow._recipe import Recorded
 from condflow.bijectors import Compose, Permutation
 from condflow.body.camera import DEFAULT_FOCAL_LENGTH, DEFAULT_IMG_RES, project_to_crop
 from condflow.body.model import BodyModel
@@ -119,8 +120,9 @@ class BodyKeypoints(nn.Module):
         shapedirs = smpl.shapedirs.to(f64)  # [V, 3, 10]
         posedirs = smpl.posedirs.to(f64).reshape(-1, body.num_vertices, 3)  # [207, V, 3]
         skinning = smpl.lbs_weights.to(f64)  # [V, 24]
-        eye = torch.eye(body.num_vertices, dtype=f64)
-        landmark_rows = eye[_landmark_vertex_ids(body)]
+        ids = _landmark_vertex_ids(body)
+        landmark_rows = torch.zeros(len(ids), body.num_vertices, dtype=f64)  # one-hot [5, V]
+        landmark_rows[torch.arange(len(ids)), ids] = 1.0
         regressor = torch.cat([body.eval_regressor.to(f64), landmark_rows])  # [K, V]
         weights = torch.einsum("kv,vj->kvj", regressor, skinning)  # [K, V, 24]
         dtype = body.dtype
@@ -287,7 +289,7 @@ def prohmr_6d_order() -> Tensor:
     return (6 * torch.arange(SMPL_POSE_DIM // 6)[:, None] + per_joint).reshape(-1)
 
 
-class ProHMRHead(nn.Module):
+class ProHMRHead(Recorded, nn.Module):
     """ProHMR: a conditional Glow over the 144-d SMPL 6D pose and a point head for β and the
     camera, both conditioned on ``c = encoder(images)``.
 

@@ -6,12 +6,13 @@ import torch
 from torch import Tensor, nn
 
 from condflow._checks import check_module_dtype
+from condflow._recipe import Recorded
 from condflow.bijectors import Compose, FixedAffine
 from condflow.flow import ConditionalFlow, ConditionalGlow
 from condflow.spaces.skeleton import SkeletonSpace
 
 
-class SkeletonHead(nn.Module):
+class SkeletonHead(Recorded, nn.Module):
     """A conditional Glow over the features of a :class:`SkeletonSpace` (d = 3J, or 3(J−1)
     with the root dropped), conditioned on ``c = encoder(inputs)``.
 
@@ -95,7 +96,7 @@ class SkeletonHead(nn.Module):
         return self.mode(self.context(inputs))
 
 
-class SkeletonRegressionHead(nn.Module):
+class SkeletonRegressionHead(Recorded, nn.Module):
     """The deterministic baseline: the same encoder regressing the skeleton directly.
 
     ``encoder`` must output ``space.dim`` standardized features (e.g. an ``MLPLifter`` with

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from condflow._checks import check_trailing
+from condflow._recipe import Recorded
 
 __all__ = [
     "H36M_16",
@@ -151,7 +152,7 @@ def flip_joints(joints: Tensor, layout: SkeletonLayout) -> Tensor:
     return joints[..., list(layout.flip_perm), :] * sign
 
 
-class SkeletonSpace:
+class SkeletonSpace(Recorded):
     """Root-relative 3D joints ``[..., J, 3]`` flattened to features ``[..., 3J]``.
 
     With ``drop_root=True`` (single-joint roots only) the root joint, identically zero in

@@ -38,11 +38,13 @@ def make_all():
         "lu": LULinear(D, seed=3),
         "additive0": AdditiveCoupling(D, C, parity=0, **kw),
         "additive1": AdditiveCoupling(D, C, parity=1, **kw),
+        "additive_bounded": AdditiveCoupling(D, C, shift_bound=0.05, **kw),
         "affine": AffineCoupling(D, C, **kw),
         "fixed_affine": FixedAffine(torch.randn(D), torch.rand(D) + 0.5),
         "reverse": ReversePermutation(D),
         "random_perm": RandomPermutation(D, seed=2),
         "glow": GlowBlock(D, C, hidden_features=16, num_residual_blocks=2),
+        "glow_layer_norm": GlowBlock(D, C, hidden_features=16, batch_norm="layer"),
         "inverse_glow": Inverse(GlowBlock(D, C, hidden_features=16, parity=1)),
         # the conventions of ProHMR's nflows fork (condflow.interop.prohmr)
         "actnorm_normalizing": ActNorm(D, parametrization="normalizing"),

@@ -133,7 +133,7 @@ def test_float64_and_gradients(model_dir):
 
 def test_properties(body):
     assert body.faces.dtype == torch.long and body.faces.shape[1] == 3
-    assert int(body.faces.max()) == body.num_vertices - 1
+    assert int(body.faces.min()) == 0 and int(body.faces.max()) < body.num_vertices == 6890
     assert body.parents.tolist() == list(SMPL_PARENTS)
     assert body.is_synthetic
     assert list(body.parameters()) == []  # nothing for an optimizer to pick up by accident
@@ -180,7 +180,7 @@ def test_environment_variable_and_synthetic_default(model_dir, tmp_path, monkeyp
     monkeypatch.delenv("CONDFLOW_SMPL_PATH")
     monkeypatch.setenv("CONDFLOW_CACHE_DIR", str(tmp_path))
     body = BodyModel()
-    assert body.model_file == tmp_path / "body" / "synthetic-v1" / SMPL_MODEL_FILENAME
+    assert body.model_file == tmp_path / "body" / "synthetic-v2" / SMPL_MODEL_FILENAME
     with pytest.raises(ValueError, match="neutral only"):
         BodyModel(gender="female")
 

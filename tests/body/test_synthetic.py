@@ -10,6 +10,8 @@ import torch
 
 from condflow.body.synthetic import (
     SHAPE_NAMES,
+    SMPL_LANDMARK_IDS,
+    SMPL_NUM_VERTICES,
     _h36m_targets,
     build_synthetic_smpl,
     generate_synthetic_smpl,
@@ -54,6 +56,65 @@ def test_smplx_loads_and_tpose_joints_sit_where_placed(smpl):
     assert torch.allclose(joints[:24], table, atol=1e-5)
 
 
+def test_plain_smplx_create_with_default_arguments(model_dir):
+    """smplx.create(..., model_type="smpl") with smplx's own SMPL vertex ids for the extra
+    joints: the landmarks are where a body has them."""
+    # the file's own ids (which BodyModel and the ProHMR keypoints use) are smplx's defaults
+    assert SMPL_LANDMARK_IDS == smplx.vertex_ids.vertex_ids["smplh"]
+    with open(model_dir / SMPL_MODEL_FILENAME, "rb") as f:
+        assert pickle.load(f)["vertex_ids"] == SMPL_LANDMARK_IDS
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = smplx.create(str(model_dir / SMPL_MODEL_FILENAME), model_type="smpl")
+    gen = torch.Generator().manual_seed(0)
+    out = model(
+        betas=0.5 * torch.randn(1, 10, generator=gen),
+        body_pose=0.2 * torch.randn(1, 69, generator=gen),
+        global_orient=torch.zeros(1, 3),
+    )
+    assert out.vertices.shape == (1, SMPL_NUM_VERTICES, 3) and out.joints.shape == (1, 45, 3)
+    assert torch.isfinite(out.vertices).all() and torch.isfinite(out.joints).all()
+    with torch.no_grad():
+        t = model(betas=torch.zeros(1, 10)).joints[0]  # T-pose
+    names = ["nose", "reye", "leye", "rear", "lear", "LBigToe", "LSmallToe", "LHeel",
+             "RBigToe", "RSmallToe", "RHeel"]
+    names += [side + tip for side in "lr" for tip in ("thumb", "index", "middle", "ring", "pinky")]
+    lm = dict(zip(names, t[24:], strict=True))
+    head, neck = t[15], t[12]
+    assert lm["nose"][2] > head[2] + 0.08 and abs(lm["nose"][0]) < 0.01  # face front, midline
+    for side, sign in (("l", 1), ("r", -1)):
+        eye, ear = lm[side + "eye"], lm[side + "ear"]
+        assert eye[2] > head[2] + 0.05 and sign * eye[0] > 0.02 and eye[1] > head[1]
+        assert sign * ear[0] > 0.07 and abs(ear[1] - head[1]) < 0.1 and ear[2] < eye[2] - 0.05
+        for tip in ("thumb", "index", "middle", "ring", "pinky"):  # beyond the wrist
+            wrist = t[20 if sign > 0 else 21]
+            assert sign * (lm[side + tip][0] - wrist[0]) > 0.05, side + tip
+        foot = side.upper()
+        ankle = t[7 if sign > 0 else 8]
+        assert lm[foot + "BigToe"][2] > ankle[2] + 0.15  # toes in front of the ankle
+        assert lm[foot + "SmallToe"][2] > ankle[2] + 0.15
+        assert sign * (lm[foot + "SmallToe"][0] - lm[foot + "BigToe"][0]) > 0.02  # outside
+        assert lm[foot + "Heel"][2] < ankle[2] - 0.03  # heel behind it
+        for name in ("BigToe", "SmallToe", "Heel"):
+            assert lm[foot + name][1] < ankle[1]  # on the sole
+    assert lm["nose"][1] > neck[1]
+
+
+def test_padding_vertices_copy_the_surface_and_are_unused(data, model_dir):
+    v, f = data["v_template"], data["f"]
+    used = np.zeros(len(v), dtype=bool)
+    used[f.reshape(-1)] = True
+    assert 4000 < used.sum() < len(v)  # the tube mesh, renumbered, plus unused copies
+    regressors = [data["J_regressor"].toarray(), np.load(model_dir / H36M_REGRESSOR_FILENAME)]
+    for reg in regressors:
+        assert (reg[:, ~used] == 0).all()
+    assert set(data["vertex_ids"].values()) <= set(np.flatnonzero(used))
+    for i in np.flatnonzero(~used)[::97]:  # each copy equals a used vertex, blend shapes too
+        twin = np.flatnonzero(used & (np.abs(v - v[i]).sum(1) == 0))
+        assert len(twin) == 1
+        assert np.array_equal(data["weights"][i], data["weights"][twin[0]])
+        assert np.array_equal(data["shapedirs"][i], data["shapedirs"][twin[0]])
+
+
 def test_joint_table_is_symmetric_and_humanoid():
     t = synthetic_joint_table()
     assert t[1, 0] > 0 > t[2, 0]  # left hip on +x
@@ -65,8 +126,8 @@ def test_joint_table_is_symmetric_and_humanoid():
 def test_file_layout_matches_smpl(data):
     v = data["v_template"]
     n = len(v)
-    assert 3000 <= n <= 6500
-    assert data["f"].shape[1] == 3 and data["f"].min() == 0 and data["f"].max() == n - 1
+    assert n == SMPL_NUM_VERTICES
+    assert data["f"].shape[1] == 3 and data["f"].min() == 0 and data["f"].max() < n
     assert data["kintree_table"].shape == (2, 24)
     assert data["kintree_table"][0, 0] == 4294967295
     assert tuple(data["kintree_table"][0, 1:]) == SMPL_PARENTS[1:]
@@ -176,7 +237,7 @@ def test_generation_is_deterministic():
 def test_cache_dir_generates_once(tmp_path, monkeypatch):
     monkeypatch.setenv("CONDFLOW_CACHE_DIR", str(tmp_path))
     out = synthetic_model_dir()
-    assert out == tmp_path / "body" / "synthetic-v1"
+    assert out == tmp_path / "body" / "synthetic-v2"
     model = out / SMPL_MODEL_FILENAME
     assert model.is_file() and (out / H36M_REGRESSOR_FILENAME).is_file()
     stamp = model.stat().st_mtime_ns

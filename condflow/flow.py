@@ -119,6 +119,16 @@ class ConditionalFlow(nn.Module):
         Exact only when log|det J| does not depend on z; otherwise raises
         :class:`ModeNotAvailableError` rather than returning a wrong answer.
         """
+        return self.mode_and_log_prob(context)[0]
+
+    def mode_and_log_prob(self, context: Tensor) -> tuple[Tensor, Tensor]:
+        """The mode f(0; c) ``[B, d]`` and its log-density log p(mode | c) ``[B]``.
+
+        The log-density at the mode measures the density's volume: it is the same number
+        for every input unless a bijector's log-det depends on c
+        (:attr:`volume_depends_on_context`), e.g. with ``ConditionalGlow(...,
+        conditional_volume=True)``; then a higher value means a more concentrated density.
+        """
         if not self.bijector.constant_logdet:
             raise ModeNotAvailableError(
                 "mode: f(0; c) is the density's argmax only when every bijector's log|det J| "
@@ -127,7 +137,13 @@ class ConditionalFlow(nn.Module):
             )
         context = self._check_context(context)
         zero = context.new_zeros(context.shape[0], self.features)
-        return self.bijector(zero, context)[0].to(context.dtype)
+        x, logdet = self.bijector(zero, context)
+        return x.to(context.dtype), standard_normal_log_prob(zero) - logdet
+
+    @property
+    def volume_depends_on_context(self) -> bool:
+        """Whether log p(mode | c) (the log-det of the map) can differ between inputs."""
+        return bool(self.bijector.logdet_depends_on_context)
 
 
 class ConditionalGlow(ConditionalFlow):
@@ -137,7 +153,9 @@ class ConditionalGlow(ConditionalFlow):
     The coupling nets see ``[z₁, c]`` at their input layer only, then ``num_residual_blocks``
     residual blocks of width ``hidden_features``; their output layers start near zero, so the
     untrained flow is close to a fixed linear map. All Jacobians are constant in z, hence
-    ``mode`` is exact.
+    ``mode`` is exact. ``conditional_volume`` adds a context-dependent elementwise affine map
+    to every block (see :class:`~condflow.bijectors.GlowBlock`): the log-det then depends on
+    c (not on z), so the mode stays exact and log p(mode | c) follows the input.
     """
 
     def __init__(
@@ -151,6 +169,8 @@ class ConditionalGlow(ConditionalFlow):
         batch_norm: bool = True,
         seed: int = 0,
         max_rows: int = 16384,
+        conditional_volume: bool = False,
+        volume_hidden: int = 128,
     ) -> None:
         check_positive_int("num_blocks", num_blocks)
         blocks = [
@@ -163,6 +183,8 @@ class ConditionalGlow(ConditionalFlow):
                 batch_norm,
                 parity=i % 2,
                 seed=seed + i,
+                conditional_volume=conditional_volume,
+                volume_hidden=volume_hidden,
             )
             for i in range(num_blocks)
         ]

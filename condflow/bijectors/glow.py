@@ -1,9 +1,11 @@
-"""The Glow block of ProHMR: ActNorm → LU linear → additive coupling."""
+"""The Glow block of ProHMR: ActNorm → LU linear → additive coupling (optionally preceded
+by a context-dependent elementwise affine map)."""
 
 from __future__ import annotations
 
 from condflow.bijectors.actnorm import ActNorm
 from condflow.bijectors.base import Compose
+from condflow.bijectors.conditional import ConditionalAffine
 from condflow.bijectors.coupling import AdditiveCoupling
 from condflow.bijectors.lu import LULinear
 
@@ -15,6 +17,12 @@ class GlowBlock(Compose):
     ActNorm → LU linear → additive coupling, so ActNorm's data-dependent initialization sees
     the block's input data. In the generative direction z → x (``forward``) the order is
     reversed: coupling, then LU linear, then ActNorm.
+
+    With ``conditional_volume`` a :class:`ConditionalAffine` (x = exp(s(c)) ⊙ y + b(c),
+    identity at initialization, net width ``volume_hidden``) runs first in the normalizing
+    direction (last in ``forward``): the log-det then depends on c but still not on z, so the
+    mode stays exact while the volume follows the input. Without it (the default) the block
+    is ProHMR's, with the same parameters and ``state_dict`` keys.
     """
 
     def __init__(
@@ -27,6 +35,8 @@ class GlowBlock(Compose):
         batch_norm: bool = True,
         parity: int = 0,
         seed: int = 0,
+        conditional_volume: bool = False,
+        volume_hidden: int = 128,
     ) -> None:
         coupling = AdditiveCoupling(
             features,
@@ -37,7 +47,10 @@ class GlowBlock(Compose):
             batch_norm,
             parity,
         )
-        super().__init__([coupling, LULinear(features, seed=seed), ActNorm(features)])
+        parts = [coupling, LULinear(features, seed=seed), ActNorm(features)]
+        if conditional_volume:
+            parts.append(ConditionalAffine(features, context_features, volume_hidden))
+        super().__init__(parts)
 
     @property
     def coupling(self) -> AdditiveCoupling:
@@ -50,3 +63,8 @@ class GlowBlock(Compose):
     @property
     def actnorm(self) -> ActNorm:
         return self.bijectors[2]
+
+    @property
+    def volume(self) -> ConditionalAffine | None:
+        """The context-dependent affine map, or ``None`` (ProHMR's block)."""
+        return self.bijectors[3] if len(self.bijectors) > 3 else None

@@ -287,6 +287,9 @@ class ProHMRHead(nn.Module):
         focal_length: focal length in pixels at ``img_res``; default ProHMR's 5000 px at 224 px,
             scaled to ``img_res``.
         init_cam: the point head's camera at initialization (s, tx, ty).
+        conditional_volume: give every Glow block a context-dependent elementwise affine map
+            (:class:`~condflow.bijectors.ConditionalAffine`; net width ``volume_hidden``), so
+            log p(mode | c) follows the image. Default: ProHMR's blocks.
     """
 
     def __init__(
@@ -303,6 +306,8 @@ class ProHMRHead(nn.Module):
         img_res: int = DEFAULT_IMG_RES,
         focal_length: float | None = None,
         init_cam: tuple[float, float, float] = (0.9, 0.0, 0.0),
+        conditional_volume: bool = False,
+        volume_hidden: int = 128,
     ) -> None:
         super().__init__()
         context_features = context_features or encoder.out_features
@@ -322,6 +327,8 @@ class ProHMRHead(nn.Module):
             num_residual_blocks,
             dropout,
             batch_norm,
+            conditional_volume=conditional_volume,
+            volume_hidden=volume_hidden,
         )
         self.point_head = PointHead(context_features, point_hidden, init_cam)
         self.body = body if body is not None else BodyModel()

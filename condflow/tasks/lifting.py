@@ -55,6 +55,8 @@ class LiftingModel:
     flow_residual_blocks: int = 2
     flow_dropout: float = 0.0
     batch_norm: bool = True  # batch norm in lifter and coupling nets
+    conditional_volume: bool = False  # per-block c-dependent scale: log p(mode | c) per input
+    volume_hidden: int = 128  # width of the conditional-volume nets
 
 
 @dataclass
@@ -190,6 +192,8 @@ class LiftingTask(Task):
             num_residual_blocks=m.flow_residual_blocks,
             dropout=m.flow_dropout,
             batch_norm=m.batch_norm,
+            conditional_volume=m.conditional_volume,
+            volume_hidden=m.volume_hidden,
         )
 
     def objective(self, model: nn.Module) -> nn.Module:

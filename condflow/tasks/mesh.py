@@ -80,6 +80,8 @@ class MeshModel:
     batch_norm: bool = True  # batch norm in the coupling nets
     point_hidden: int = 1024  # hidden width of the MLP h(c) → (β, camera)
     focal_length: float = 5000.0  # px at 224 px crops (ProHMR), scaled to data.res
+    conditional_volume: bool = False  # per-block c-dependent scale (ProHMR: false)
+    volume_hidden: int = 128  # width of the conditional-volume nets
 
 
 @dataclass
@@ -334,6 +336,8 @@ class MeshTask(Task):
             point_hidden=m.point_hidden,
             img_res=res,
             focal_length=m.focal_length * res / 224.0,
+            conditional_volume=m.conditional_volume,
+            volume_hidden=m.volume_hidden,
         )
 
     def objective(self, model: nn.Module) -> nn.Module:

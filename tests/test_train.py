@@ -92,6 +92,8 @@ def test_loss_decreases_and_eval_writes_table_json_and_png(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| mode |" in out and "| min-of-5 |" in out
     assert (tmp_path / "run" / "eval.json").is_file() and (tmp_path / "run" / "eval.png").is_file()
+    assert "Spearman" in out and "Coverage of per-joint q-regions" in out
+    assert (tmp_path / "run" / "eval_calibration.png").stat().st_size > 1000
 
 
 def test_config_errors_name_the_key(tmp_path):

@@ -1,3 +1,3 @@
 """Sub-commands of the ``condflow`` CLI: each module defines ``register(subparsers)``."""
 
-COMMANDS = ("train", "evaluate", "demo", "convert_smpl", "export", "predict", "fit")
+COMMANDS = ("train", "evaluate", "demo", "convert_smpl", "export", "predict", "fit", "fuse")

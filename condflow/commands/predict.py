@@ -21,8 +21,9 @@ Per-person confidence, two numbers (``[P]`` each):
   says nothing about confidence; a model trained with ``model.conditional_volume: true``
   gives each input its own volume, and then a higher value means a more concentrated
   density. ``volume_depends_on_context`` in the JSON says which case applies.
- A missing or unreadable input is reported on stderr by name
-and the others still run; the exit status is 1 if any input failed.
+
+A missing or unreadable input is reported on stderr by name and the others still run; the
+exit status is 1 if any input failed.
 """
 
 from __future__ import annotations

@@ -436,11 +436,12 @@ def view_reliability(model: Any, contexts: Tensor, mode: Any, gt: Tensor,
     weights if they do. ``contexts [P, V, C]``, ``mode`` the model's mode prediction for the
     ``P·V`` flattened contexts, ``gt [P·V, 14, 3]``.
 
-    The log-density at the mode is the same constant for every view (the Glow flows'
-    log-dets do not depend on c), so the per-view confidence is measured by the spread of
-    ``num_samples`` samples around the mode (mean joint distance, mm). Returned: the mean
-    within-person rank correlation of that spread with the view's mode PA-MPJPE, and the
-    PA-MPJPE of the mode of the tightest view, of an average view and of the best view.
+    Two per-view confidences: the spread of ``num_samples`` samples around the mode (mean
+    joint distance, mm) and −log p(mode | c) (one constant for every view with ProHMR's
+    blocks, whose log-dets depend neither on z nor on c; per view with the conditional
+    volume). Returned: the mean within-person rank correlation of each with the view's mode
+    PA-MPJPE, and the PA-MPJPE of the mode of the most confident view, of an average view
+    and of the best view.
     """
     p, v = contexts.shape[:2]
     flat = contexts.reshape(p * v, -1)
@@ -452,7 +453,7 @@ def view_reliability(model: Any, contexts: Tensor, mode: Any, gt: Tensor,
     spread = (s_j.reshape(p * v, num_samples, 14, 3) - mode_j[:, None]).norm(dim=-1)
     spread = spread.mean((1, 2)).reshape(p, v)
     rows = torch.arange(p)
-    return {
+    out = {
         "mode_log_prob_std_nats": mode.log_prob.std().item(),
         "spread_mm": spread.mean().item(),
         "spearman_spread_vs_error": _within_rank_correlation(spread, err),
@@ -460,6 +461,11 @@ def view_reliability(model: Any, contexts: Tensor, mode: Any, gt: Tensor,
         "pa_mpjpe_average_view": err.mean().item(),
         "pa_mpjpe_best_view": err.min(1).values.mean().item(),
     }
+    if model.flow.volume_depends_on_context:
+        neg_log_prob = -mode.log_prob[:, 0].reshape(p, v)
+        out["spearman_neg_mode_log_prob_vs_error"] = _within_rank_correlation(neg_log_prob, err)
+        out["pa_mpjpe_densest_view"] = err[rows, neg_log_prob.argmin(1)].mean().item()
+    return out
 
 
 def table4(args: argparse.Namespace) -> None:

@@ -221,6 +221,17 @@ class ConditionalFlow(Recorded, nn.Module):
         Exact only when log|det J| does not depend on z; otherwise raises
         :class:`ModeNotAvailableError` rather than returning a wrong answer.
         """
+        return self.mode_and_log_prob(context)[0]
+
+    def mode_and_log_prob(self, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The mode f(0; c) ``[B, d]`` and its log-density log p(mode | c) ``[B]`` (``[d]``
+        and a scalar for an unconditional flow called without context).
+
+        The log-density at the mode measures the density's volume: it is the same number
+        for every input unless a bijector's log-det depends on c
+        (:attr:`volume_depends_on_context`), e.g. with ``ConditionalGlow(...,
+        conditional_volume=True)``; then a higher value means a more concentrated density.
+        """
         if not self.bijector.constant_logdet:
             raise ModeNotAvailableError(
                 "mode: f(0; c) is the density's argmax only when every bijector's log|det J| "
@@ -230,8 +241,14 @@ class ConditionalFlow(Recorded, nn.Module):
         c = self._check_context(context)
         self._check_rows(c.shape[0])
         zero = c.new_zeros(c.shape[0], self.features)
-        x = self.bijector(zero, c)[0].to(c.dtype)
-        return x[0] if context is None else x
+        x, logdet = self.bijector(zero, c)
+        x, log_p = x.to(c.dtype), standard_normal_log_prob(zero) - logdet
+        return (x[0], log_p[0]) if context is None else (x, log_p)
+
+    @property
+    def volume_depends_on_context(self) -> bool:
+        """Whether log p(mode | c) (the log-det of the map) can differ between inputs."""
+        return bool(self.bijector.logdet_depends_on_context)
 
 
 class ConditionalGlow(ConditionalFlow):
@@ -268,6 +285,10 @@ class ConditionalGlow(ConditionalFlow):
             the flow's inputs after ActNorm, i.e. roughly standard deviations.
         convention: ``"condflow"``, or ``"nflows"`` for the blocks of ProHMR's nflows fork
             (see :class:`~condflow.bijectors.GlowBlock`), for weights imported from ProHMR.
+        conditional_volume: add a context-dependent elementwise affine map to every block
+            (see :class:`~condflow.bijectors.GlowBlock`): the log-det then depends on c (not
+            on z), so the mode stays exact and log p(mode | c) follows the input.
+        volume_hidden: width of the nets giving that map's scale and shift from c.
     """
 
     def __init__(
@@ -284,6 +305,8 @@ class ConditionalGlow(ConditionalFlow):
         embedding_net: nn.Module | None = None,
         shift_bound: float | None = None,
         convention: str = "condflow",
+        conditional_volume: bool = False,
+        volume_hidden: int = 128,
     ) -> None:
         check_positive_int("num_blocks", num_blocks)
         blocks = [
@@ -298,6 +321,8 @@ class ConditionalGlow(ConditionalFlow):
                 seed=seed + i,
                 shift_bound=shift_bound,
                 convention=convention,
+                conditional_volume=conditional_volume,
+                volume_hidden=volume_hidden,
             )
             for i in range(num_blocks)
         ]

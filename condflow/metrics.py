@@ -1,19 +1,40 @@
-"""3D pose metrics: MPJPE, PA-MPJPE and min-of-n over samples.
+"""3D pose metrics: MPJPE, PA-MPJPE, min-of-n over samples, and what the uncertainty of a
+probabilistic model is worth (rank correlation of predicted spread with error, calibration
+of per-joint sample regions).
 
 All functions take and return millimetres and accept any leading batch dimensions before the
 ``[J, 3]`` joint axes.
+
+**Min-of-n** (the paper's "min", ProHMR's ``eval_regression.py`` with its default
+``--num_samples 4096``): for each example, the error of the best of its first n samples;
+the reported number is the mean of that minimum over the examples.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 from condflow._checks import check_tensor
 
-__all__ = ["min_of_n", "min_of_n_mpjpe", "mpjpe", "pa_mpjpe", "procrustes_align"]
+__all__ = [
+    "CALIBRATION_LEVELS",
+    "min_of_n",
+    "min_of_n_mpjpe",
+    "mpjpe",
+    "pa_mpjpe",
+    "procrustes_align",
+    "rank",
+    "region_coverage",
+    "sample_errors",
+    "sample_spread",
+    "spearman",
+]
+
+#: The nominal levels q of :func:`region_coverage`.
+CALIBRATION_LEVELS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def _check_pair(pred: object, gt: object) -> tuple[Tensor, Tensor]:
@@ -155,3 +176,124 @@ def min_of_n_mpjpe(
     else:
         errors = pa_mpjpe(used, target)
     return {n: float(min_of_n(errors[:, :n]).mean()) for n in ns}
+
+
+def sample_errors(
+    draw: Callable[[int], Tensor],
+    gt: Tensor,
+    num_samples: int,
+    metrics: Sequence[str] = ("mpjpe", "pa_mpjpe"),
+    root_index: int | None = 0,
+    chunk: int = 64,
+) -> dict[str, Tensor]:
+    """Per-sample errors of ``num_samples`` samples, drawn and scored ``chunk`` at a time so
+    that memory stays bounded however large ``num_samples`` is (e.g. 4096).
+
+    Args:
+        draw: ``draw(k)`` returns ``k`` new samples per example, ``[B, k, J, 3]`` (mm).
+        gt: ``[B, J, 3]`` ground truth (mm).
+        num_samples: N, the total number of samples.
+        metrics: any of ``"mpjpe"`` (root-aligned at ``root_index``) and ``"pa_mpjpe"``.
+        chunk: samples per draw.
+
+    Returns:
+        ``{metric: [B, N] errors}`` (mm), samples in the order drawn, so ``[:, :n]`` is an
+        n-sample draw for :func:`min_of_n`.
+    """
+    check_tensor("gt", gt, ("B", "J", 3))
+    for name, value in (("num_samples", num_samples), ("chunk", chunk)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+    unknown = [m for m in metrics if m not in ("mpjpe", "pa_mpjpe")]
+    if unknown or not metrics:
+        raise ValueError(f"metrics: expected some of 'mpjpe', 'pa_mpjpe', got {list(metrics)}")
+    parts: dict[str, list[Tensor]] = {m: [] for m in metrics}
+    done = 0
+    while done < num_samples:
+        k = min(chunk, num_samples - done)
+        samples = draw(k)
+        check_tensor("draw(k)", samples, (gt.shape[0], k, gt.shape[1], 3))
+        target = gt.unsqueeze(1).expand_as(samples)
+        for m in metrics:
+            err = mpjpe(samples, target, root_index) if m == "mpjpe" else pa_mpjpe(samples, target)
+            parts[m].append(err)
+        done += k
+    return {m: torch.cat(v, dim=1) for m, v in parts.items()}
+
+
+def sample_spread(samples: Tensor, center: Tensor) -> Tensor:
+    """Predicted spread: mean distance of the samples' joints from ``center``'s.
+
+    Args:
+        samples: ``[B, N, J, 3]`` (mm); center: ``[B, J, 3]`` (mm), e.g. the mode.
+
+    Returns:
+        ``[B]`` mean over samples and joints of ``‖sample_j − center_j‖`` (mm).
+    """
+    check_tensor("samples", samples, ("B", "N", "J", 3))
+    check_tensor("center", center, (samples.shape[0], samples.shape[2], 3))
+    return (samples - center.unsqueeze(1)).norm(dim=-1).mean((1, 2))
+
+
+def rank(values: Tensor) -> Tensor:
+    """Ranks ``0 .. N-1`` of a ``[N]`` tensor (float64), ties given their average rank."""
+    check_tensor("values", values, ("N",))
+    order = values.argsort()
+    sorted_values = values[order]
+    _, inverse, counts = torch.unique_consecutive(
+        sorted_values, return_inverse=True, return_counts=True
+    )
+    ends = counts.cumsum(0).to(torch.float64)
+    mean_rank = ends - (counts.to(torch.float64) + 1) / 2  # average of the tied positions
+    ranks = torch.empty_like(mean_rank[inverse])
+    ranks[order] = mean_rank[inverse]
+    return ranks
+
+
+def spearman(a: Tensor, b: Tensor) -> float:
+    """Spearman rank correlation of two ``[N]`` tensors (Pearson correlation of their ranks,
+    ties averaged). ``nan`` when either is constant: a constant predictor ranks nothing."""
+    check_tensor("a", a, ("N",))
+    check_tensor("b", b, (a.shape[0],))
+    if a.shape[0] < 2:
+        raise ValueError(f"a: expected at least 2 values, got {a.shape[0]}")
+    ra, rb = rank(a), rank(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = float(ra.norm() * rb.norm())
+    return float((ra * rb).sum()) / denom if denom > 0 else float("nan")
+
+
+def region_coverage(
+    samples: Tensor, gt: Tensor, levels: Sequence[float] = CALIBRATION_LEVELS
+) -> Tensor:
+    """Calibration of per-joint sample regions.
+
+    For each example and joint, the q-region is the ball around the samples' mean position
+    of that joint whose radius is the q-quantile of the samples' distances from it (it holds
+    a fraction q of the samples). The coverage at q is the fraction of ground-truth joints
+    inside their q-region; a calibrated model has coverage ≈ q (below: over-confident,
+    above: under-confident).
+
+    Args:
+        samples: ``[B, N, J, 3]`` (mm), N ≥ 2; gt: ``[B, J, 3]`` (mm). Joints that are fixed
+            by construction (e.g. a root at the origin) should be left out: their region is
+            a point that always contains the ground truth.
+        levels: nominal levels q in (0, 1).
+
+    Returns:
+        ``[len(levels)]`` coverage per level (float64), over all examples and joints.
+    """
+    check_tensor("samples", samples, ("B", "N", "J", 3))
+    check_tensor("gt", gt, (samples.shape[0], samples.shape[2], 3))
+    if samples.shape[1] < 2:
+        raise ValueError(f"samples: expected at least 2 samples per example, got "
+                         f"{samples.shape[1]}")
+    q = torch.as_tensor(list(levels), dtype=torch.float64)
+    if q.dim() != 1 or q.numel() == 0 or not bool(((q > 0) & (q < 1)).all()):
+        raise ValueError(f"levels: expected a non-empty sequence of numbers in (0, 1), got "
+                         f"{list(levels)!r}")
+    x = samples.to(torch.float64)
+    center = x.mean(1)  # [B, J, 3]
+    radii = torch.quantile((x - center.unsqueeze(1)).norm(dim=-1), q, dim=1)  # [L, B, J]
+    distance = (gt.to(torch.float64) - center).norm(dim=-1)  # [B, J]
+    return (distance.unsqueeze(0) <= radii).to(torch.float64).mean((1, 2))

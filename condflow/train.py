@@ -312,7 +312,8 @@ def load_trained(
 def evaluate(
     cfg: Config, checkpoint: str | Path, out: str | Path | None = None, picture: bool = True
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint on the task's test set; writes JSON (and a PNG)."""
+    """Evaluate a checkpoint on the task's test set; writes JSON (and PNGs: predictions and,
+    for probabilistic models, the reliability diagram ``<out stem>_calibration.png``)."""
     device = resolve_device(cfg.train.device)
     _, task, model = load_trained(checkpoint, str(device), cfg)
     _, test_data = task.datasets()
@@ -321,4 +322,9 @@ def evaluate(
     atomic_write(out, lambda f: f.write(json.dumps(metrics, indent=2).encode()))
     if picture:
         task.picture(model, test_data, str(out.with_suffix(".png")), device)
+        if "calibration/coverage" in metrics:
+            from condflow.viz.calibration import plot_reliability
+
+            curve = (metrics["calibration/levels"], metrics["calibration/coverage"])
+            plot_reliability({cfg.task: curve}, out.with_name(out.stem + "_calibration.png"))
     return metrics

@@ -12,7 +12,19 @@ from scipy.optimize import minimize
 from scipy.spatial import procrustes as scipy_procrustes
 from scipy.spatial.transform import Rotation
 
-from condflow.metrics import min_of_n, min_of_n_mpjpe, mpjpe, pa_mpjpe, procrustes_align
+from condflow.metrics import (
+    CALIBRATION_LEVELS,
+    min_of_n,
+    min_of_n_mpjpe,
+    mpjpe,
+    pa_mpjpe,
+    procrustes_align,
+    rank,
+    region_coverage,
+    sample_errors,
+    sample_spread,
+    spearman,
+)
 
 
 def random_pose(generator: np.random.Generator, num_joints: int = 17) -> np.ndarray:
@@ -165,3 +177,78 @@ def test_bad_inputs():
         min_of_n_mpjpe(samples, gt, ns=(1,), metric="pck")
     with pytest.raises(ValueError, match=r"gt: expected shape \[2, 17, 3\]"):
         min_of_n_mpjpe(samples, torch.zeros(3, 17, 3), ns=(1,))
+
+
+# -- uncertainty metrics ----------------------------------------------------------------------
+
+
+def test_rank_averages_ties():
+    ranks = rank(torch.tensor([3.0, 1.0, 3.0, 2.0]))
+    assert ranks.tolist() == [2.5, 0.0, 2.5, 1.0]
+
+
+def test_spearman_hand_examples_and_scipy():
+    from scipy.stats import spearmanr
+
+    a = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert spearman(a, 10 * a) == pytest.approx(1.0)
+    assert spearman(a, -a) == pytest.approx(-1.0)
+    # Ranks (0, 2, 1, 3) against (0, 1, 2, 3): centred dot product 4, norms √5 each.
+    assert spearman(a, torch.tensor([1.0, 3.0, 2.0, 4.0])) == pytest.approx(0.8)
+    assert math.isnan(spearman(a, torch.ones(4)))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 6, (200,), generator=gen).double()  # many ties
+    y = x + torch.randn(200, generator=gen, dtype=torch.float64) * 3
+    assert spearman(x, y) == pytest.approx(spearmanr(x.numpy(), y.numpy()).statistic, abs=1e-12)
+
+
+def test_region_coverage_hand_example():
+    # Samples at x = ±1..±5: mean 0, distances 1,1,2,2,3,3,4,4,5,5; the linearly
+    # interpolated quantiles at q = 0.1, 0.5, 0.9 are 1, 3 and 5.
+    offsets = torch.tensor([-5, -4, -3, -2, -1, 1, 2, 3, 4, 5], dtype=torch.float64)
+    joint = torch.zeros(10, 3, dtype=torch.float64)
+    joint[:, 0] = offsets
+    samples = torch.stack([joint, joint], 1)[None]  # [1, 10, 2, 3]
+    gt = torch.tensor([[[0.0, 2.9, 0.0], [0.0, 0.0, -4.5]]], dtype=torch.float64)
+    cover = region_coverage(samples, gt, (0.1, 0.5, 0.9))
+    assert cover.tolist() == [0.0, 0.5, 1.0]
+    with pytest.raises(ValueError, match="levels"):
+        region_coverage(samples, gt, (0.5, 1.0))
+
+
+def test_region_coverage_is_calibrated_for_the_true_distribution_only():
+    gen = torch.Generator().manual_seed(0)
+    center = 100 * torch.randn(2000, 1, 4, 3, generator=gen)
+    samples = center + 20 * torch.randn(2000, 200, 4, 3, generator=gen)
+    gt = center[:, 0] + 20 * torch.randn(2000, 4, 3, generator=gen)
+    levels = torch.tensor(CALIBRATION_LEVELS, dtype=torch.float64)
+    assert (region_coverage(samples, gt) - levels).abs().max() < 0.03
+    narrow = center + 10 * torch.randn(2000, 200, 4, 3, generator=gen)
+    assert bool((region_coverage(narrow, gt) < levels - 0.05).all())  # over-confident
+
+
+def test_sample_spread_hand_example():
+    center = torch.zeros(1, 2, 3)
+    samples = torch.zeros(1, 2, 2, 3)
+    samples[0, 0, :, 0], samples[0, 0, :, 1] = 3.0, 4.0  # 5 mm from the centre
+    assert sample_spread(samples, center).tolist() == [2.5]
+
+
+def test_sample_errors_in_chunks_match_one_batch():
+    gen = torch.Generator().manual_seed(3)
+    samples = 50 * torch.randn(3, 10, 5, 3, generator=gen)
+    gt = 50 * torch.randn(3, 5, 3, generator=gen)
+    drawn = [0]
+
+    def draw(k: int) -> torch.Tensor:
+        out = samples[:, drawn[0] : drawn[0] + k]
+        drawn[0] += k
+        return out
+
+    errors = sample_errors(draw, gt, 10, chunk=4)
+    assert errors["mpjpe"].shape == (3, 10)
+    whole = min_of_n_mpjpe(samples, gt, (1, 5, 10), "pa_mpjpe")
+    for n in (1, 5, 10):
+        assert min_of_n(errors["pa_mpjpe"][:, :n]).mean().item() == pytest.approx(whole[n])
+    with pytest.raises(ValueError, match=r"draw\(k\)"):
+        sample_errors(lambda k: samples[:, :1], gt, 10, chunk=4)

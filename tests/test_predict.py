@@ -95,7 +95,10 @@ def test_predict_directory_reports_corrupt_and_missing_files_and_finishes_the_re
         assert arrays["samples"].shape == (people, 4, 17, 3)
         assert arrays["log_prob"].shape == (people, 4)
         assert (arrays["mode_log_prob"][:, None] >= arrays["log_prob"] - 1e-3).all()
+        spread = np.linalg.norm(arrays["samples"] - arrays["mode"][:, None], axis=-1)
+        assert np.allclose(arrays["spread_mm"], spread.mean((1, 2)), rtol=1e-4)
         listed = json.loads((out / f"{stem}.json").read_text())
+        assert listed["volume_depends_on_context"] is False
         assert np.allclose(listed["mode"], arrays["mode"], atol=1e-5)
         assert listed["joint_names"][10] == "Head" and (out / f"{stem}.png").is_file()
         assert listed["image_size"] == [1000, 1000]

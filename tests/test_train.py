@@ -94,6 +94,8 @@ def test_loss_decreases_and_eval_writes_table_json_and_png(tmp_path, capsys):
     assert (tmp_path / "run" / "eval.json").is_file() and (tmp_path / "run" / "eval.png").is_file()
     assert f"picture: {tmp_path / 'run' / 'eval.png'}" in out
     assert (tmp_path / "run" / "loss.png").is_file()  # the loss curves, written by train
+    assert "Spearman" in out and "Coverage of per-joint q-regions" in out
+    assert (tmp_path / "run" / "eval_calibration.png").stat().st_size > 1000
 
 
 def test_config_errors_name_the_key(tmp_path):

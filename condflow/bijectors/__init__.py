@@ -3,6 +3,7 @@
 from condflow.bijectors.actnorm import ActNorm
 from condflow.bijectors.affine import FixedAffine
 from condflow.bijectors.base import Bijector, Compose, Inverse
+from condflow.bijectors.conditional import ConditionalAffine
 from condflow.bijectors.coupling import AdditiveCoupling, AffineCoupling
 from condflow.bijectors.glow import GlowBlock
 from condflow.bijectors.lu import LULinear, NflowsLULinear
@@ -16,6 +17,7 @@ __all__ = [
     "AffineCoupling",
     "Bijector",
     "Compose",
+    "ConditionalAffine",
     "FixedAffine",
     "FromNflows",
     "ContextResidualNet",

@@ -22,8 +22,13 @@ class Bijector(Recorded, nn.Module):
     - ``inverse(x, c) -> (z, log|det ∂z/∂x|)`` — the normalizing direction.
     """
 
-    #: True when log|det J| does not depend on the input (only on parameters and context).
+    #: True when log|det J| does not depend on the input (only on parameters and context):
+    #: then ``f(0; c)`` is the density's argmax (the guard of ``ConditionalFlow.mode``).
     constant_logdet: bool = True
+    #: True when log|det J| may vary with the context c. With ``constant_logdet`` this is
+    #: a per-input volume: log p(mode | c) differs between inputs; without it, the log-det
+    #: is one number for every input and every z.
+    logdet_depends_on_context: bool = False
 
     def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
@@ -56,6 +61,10 @@ class Compose(Bijector):
     def constant_logdet(self) -> bool:  # type: ignore[override]
         return all(b.constant_logdet for b in self.bijectors)
 
+    @property
+    def logdet_depends_on_context(self) -> bool:  # type: ignore[override]
+        return any(b.logdet_depends_on_context for b in self.bijectors)
+
     def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         total = torch.zeros(z.shape[:-1], dtype=z.dtype, device=z.device)
         for b in self.bijectors:
@@ -81,6 +90,10 @@ class Inverse(Bijector):
     @property
     def constant_logdet(self) -> bool:  # type: ignore[override]
         return self.bijector.constant_logdet
+
+    @property
+    def logdet_depends_on_context(self) -> bool:  # type: ignore[override]
+        return self.bijector.logdet_depends_on_context
 
     def forward(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self.bijector.inverse(z, context)

@@ -146,6 +146,7 @@ class AffineCoupling(_Coupling):
     """
 
     constant_logdet = False
+    logdet_depends_on_context = True
     net_outputs_per_feature = 2
 
     def __init__(

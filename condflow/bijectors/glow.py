@@ -1,9 +1,11 @@
-"""The Glow block of ProHMR: ActNorm → LU linear → additive coupling."""
+"""The Glow block of ProHMR: ActNorm → LU linear → additive coupling (optionally preceded
+by a context-dependent elementwise affine map)."""
 
 from __future__ import annotations
 
 from condflow.bijectors.actnorm import ActNorm
 from condflow.bijectors.base import Compose
+from condflow.bijectors.conditional import ConditionalAffine
 from condflow.bijectors.coupling import AdditiveCoupling
 from condflow.bijectors.lu import LULinear, NflowsLULinear
 
@@ -22,6 +24,12 @@ class GlowBlock(Compose):
     net's output (nflows adds ``t`` in the normalizing direction, we add it generatively).
     Other arguments as in :class:`~condflow.flow.ConditionalGlow` (``seed`` seeds the LU
     linear map).
+
+    With ``conditional_volume`` a :class:`ConditionalAffine` (x = exp(s(c)) ⊙ y + b(c),
+    identity at initialization, net width ``volume_hidden``) runs first in the normalizing
+    direction (last in ``forward``): the log-det then depends on c but still not on z, so the
+    mode stays exact while the volume follows the input. Without it (the default) the block
+    is ProHMR's, with the same parameters and ``state_dict`` keys.
     """
 
     def __init__(
@@ -36,6 +44,8 @@ class GlowBlock(Compose):
         seed: int = 0,
         convention: str = "condflow",
         shift_bound: float | None = None,
+        conditional_volume: bool = False,
+        volume_hidden: int = 128,
     ) -> None:
         if convention not in ("condflow", "nflows"):
             raise ValueError(f"convention: expected 'condflow' or 'nflows', got {convention!r}")
@@ -53,7 +63,10 @@ class GlowBlock(Compose):
         )
         linear = NflowsLULinear(features) if nflows else LULinear(features, seed=seed)
         actnorm = ActNorm(features, parametrization="normalizing" if nflows else "generative")
-        super().__init__([coupling, linear, actnorm])
+        parts = [coupling, linear, actnorm]
+        if conditional_volume:
+            parts.append(ConditionalAffine(features, context_features, volume_hidden))
+        super().__init__(parts)
 
     @property
     def coupling(self) -> AdditiveCoupling:
@@ -66,3 +79,8 @@ class GlowBlock(Compose):
     @property
     def actnorm(self) -> ActNorm:
         return self.bijectors[2]
+
+    @property
+    def volume(self) -> ConditionalAffine | None:
+        """The context-dependent affine map, or ``None`` (ProHMR's block)."""
+        return self.bijectors[3] if len(self.bijectors) > 3 else None

@@ -39,18 +39,29 @@ class FromNflows(Bijector):
     """An nflows ``Transform`` seen as a condflow bijector (``forward``: z → x).
 
     nflows transforms take ``[N, d]`` inputs with a ``[N, C]`` context, so ``[B, n, d]``
-    inputs are flattened and the context repeated per sample. ``constant_logdet`` must be
-    declared by the caller (default ``False``, the safe answer: ``mode`` then refuses).
+    inputs are flattened and the context repeated per sample. ``constant_logdet`` and
+    ``logdet_depends_on_context`` must be declared by the caller (defaults ``False`` and
+    ``True``, the safe answers: ``mode`` then refuses).
     """
 
-    def __init__(self, transform: Transform, constant_logdet: bool = False) -> None:
+    def __init__(
+        self,
+        transform: Transform,
+        constant_logdet: bool = False,
+        logdet_depends_on_context: bool = True,
+    ) -> None:
         super().__init__()
         self.transform = transform
         self._constant_logdet = constant_logdet
+        self._logdet_depends_on_context = logdet_depends_on_context
 
     @property
     def constant_logdet(self) -> bool:  # type: ignore[override]
         return self._constant_logdet
+
+    @property
+    def logdet_depends_on_context(self) -> bool:  # type: ignore[override]
+        return self._logdet_depends_on_context
 
     def _apply_flat(
         self, fn: Callable[..., tuple[Tensor, Tensor]], v: Tensor, context: Tensor | None

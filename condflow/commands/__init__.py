@@ -7,8 +7,13 @@ A command's ``run(args)`` writes files only through ``outputs(args)`` (see
 from __future__ import annotations
 
 import argparse
+import json
+from typing import TYPE_CHECKING, Any
 
 from condflow._outputs import OutputGuard
+
+if TYPE_CHECKING:
+    from condflow.config import Config
 
 COMMANDS = (
     "train",
@@ -20,6 +25,7 @@ COMMANDS = (
     "predict",
     "fit",
     "import_prohmr",
+    "fuse",
 )
 
 
@@ -29,3 +35,15 @@ def outputs(args: argparse.Namespace) -> OutputGuard:
     if guard is None:
         guard = args.outputs = OutputGuard(getattr(args, "overwrite", False))
     return guard
+
+
+def print_table(cfg: Config, metrics: dict[str, Any]) -> None:
+    """The task's metrics table for ``metrics`` (JSON for a task without one)."""
+    from condflow.tasks import get_task
+
+    task = get_task(cfg.task)
+    print(
+        task.table(metrics, cfg.eval.num_samples)
+        if hasattr(task, "table")
+        else json.dumps(metrics, indent=2)
+    )

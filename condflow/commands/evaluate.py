@@ -10,26 +10,11 @@ CHECKPOINT`` (the older form) reads as ``--config CONFIG``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from condflow.commands import outputs
+from condflow.commands import outputs, print_table
 from condflow.commands.train import add_fast_dev_run, add_overrides
-
-if TYPE_CHECKING:
-    from condflow.config import Config
-
-
-def print_table(cfg: Config, metrics: dict[str, Any]) -> None:
-    from condflow.tasks import get_task
-
-    task = get_task(cfg.task)
-    print(
-        task.table(metrics, cfg.eval.num_samples)
-        if hasattr(task, "table")
-        else json.dumps(metrics, indent=2)
-    )
 
 
 def _changed(before: Any, after: Any, where: str) -> list[str]:
@@ -62,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     out = guard.claim(args.out or Path(cfg.output_dir) / "eval.json")
     if not args.no_picture:
         guard.claim(out.with_suffix(".png"))
+        guard.claim(out.with_name(out.stem + "_calibration.png"))
     metrics = evaluate(cfg, checkpoint, out, picture=not args.no_picture)
     print_table(cfg, metrics)
     print(f"\nJSON: {out}")

@@ -15,10 +15,21 @@ ProHMR (``condflow import-prohmr``) get ProHMR demo's box and crop instead
 For every input ``<stem>.<ext>`` the command writes ``<stem>.npz`` (arrays), ``<stem>.json``
 (the same as lists, without vertices) and ``<stem>.png`` (a picture) into ``--out``: the mode
 f(0; c) and ``--samples`` samples with their log-densities, per person. Directories are
-expanded to the files they hold. A missing or unreadable input is reported on stderr by name
-and the others still run; the exit status is 1 if any input failed. An output that would
-replace an input, or an existing file (without ``--overwrite``), counts as a failure of
-that input.
+expanded to the files they hold.
+
+Per-person confidence, two numbers (``[P]`` each):
+
+- ``spread_mm``: mean distance of the samples' joints from the mode's (mm; needs
+  ``--samples`` ≥ 1). It varies with every model: larger means less certain.
+- ``mode_log_prob`` (mesh: ``log_prob``): log p(mode | c). With ProHMR's Glow blocks it is
+  the same number for every input (their log|det J| depends neither on z nor on c), so it
+  says nothing about confidence; a model trained with ``model.conditional_volume: true``
+  gives each input its own volume, and then a higher value means a more concentrated
+  density. ``volume_depends_on_context`` in the JSON says which case applies.
+
+A missing or unreadable input is reported on stderr by name and the others still run; the
+exit status is 1 if any input failed. An output that would replace an input, or an
+existing file (without ``--overwrite``), counts as a failure of that input.
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ from torch import Tensor, nn
 from condflow._outputs import OutputGuard
 from condflow.commands import outputs
 from condflow.data.keypoint_files import KeypointFile, load_keypoints, to_h36m16
+from condflow.metrics import sample_spread
 
 KEYPOINT_SUFFIXES = (".json", ".npy", ".csv")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -188,6 +200,8 @@ def predict_lifting(
                 gen = torch.Generator(device=s.device).manual_seed(s.seed)
                 samples, log_prob = model.sample_and_log_prob(s.num_samples, c, gen)
                 arrays["samples"], arrays["log_prob"] = samples, log_prob
+                arrays["spread_mm"] = sample_spread(samples, arrays["mode"])
+            info["volume_depends_on_context"] = model.flow.volume_depends_on_context
         else:  # the regression baseline: one deterministic prediction
             arrays["mode"] = model(x)
     info = {**info, "joint_names": list(H36M_17.joint_names),
@@ -273,6 +287,10 @@ def predict_mesh(
             samples = model.sample(s.num_samples, c, gen, vertices=True)
             arrays.update({f"sample_{f}": getattr(samples, f) for f in fields
                            if f not in ("betas", "cam")})
+            arrays["spread_mm"] = 1000.0 * sample_spread(samples.eval_joints,
+                                                         mode.eval_joints[:, 0])
+        if model.probabilistic:
+            info["volume_depends_on_context"] = model.flow.volume_depends_on_context
     info = {**info, "boxes_from": None if boxes_from is None else str(boxes_from),
             "units": "metres, body frame (vertices, eval_joints); keypoints_2d in normalized "
             "crop coordinates; cam = weak-perspective (s, tx, ty); log_prob over the 6D pose; "
@@ -358,7 +376,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Lifting models read 2D keypoints (OpenPose BODY_25 JSON, COCO JSON, "
         ".npy/.csv); mesh models read images (cropped around the people of an OpenPose JSON "
         "named <stem>_keypoints.json or <stem>.json, else whole). Writes <stem>.npz, .json and "
-        ".png per input: the mode and N samples with log-densities.",
+        ".png per input: the mode and N samples with log-densities, and a per-person "
+        "confidence (spread_mm; mode_log_prob varies only for conditional-volume models).",
     )
     p.add_argument("model", help="model file (condflow.save) or training checkpoint")
     p.add_argument("inputs", nargs="+", metavar="INPUTS", help="files or directories")

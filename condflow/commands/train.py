@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from condflow._outputs import OutputGuard
-from condflow.commands import outputs
+from condflow.commands import outputs, print_table
 
 if TYPE_CHECKING:
     from condflow.config import Config
@@ -46,7 +46,6 @@ def claim_run(guard: OutputGuard, cfg: Config) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from condflow._progress import set_progress
-    from condflow.commands.evaluate import print_table
     from condflow.config import load_config
     from condflow.train import evaluate, fast_dev_run_config, train
 
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if not resume:
         claim_run(guard, cfg)
     if args.fast_dev_run:
-        for name in ("eval.json", "eval.png"):
+        for name in ("eval.json", "eval.png", "eval_calibration.png"):
             guard.claim(Path(cfg.output_dir) / name, "output_dir")
     checkpoint = train(cfg, resume=resume, progress=not args.no_progress)
     print(f"checkpoint: {checkpoint}")

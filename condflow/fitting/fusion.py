@@ -7,8 +7,13 @@ pose θᵇ (joints 1..23) must agree across views. Fusion minimizes
 
     Σₙ −log p(θₙ | cₙ) + λ Σₙ ‖Rᵇ(θₙ) − mean_m Rᵇ(θ_m)‖²_F  [+ Σₙ λ_J E_J,n + N λ_β ‖β‖²]
 
-over the zₙ (−log p = ½‖zₙ‖² + const for the Glow flows), consistency measured on the
-body-joint rotation matrices. With keypoints, shape β is shared by the views and each view
+over the zₙ (−log p = ½‖zₙ‖² + log|det ∂f/∂z|(cₙ) for the Glow flows, the log-det constant
+in zₙ), consistency measured on the body-joint rotation matrices. Views are weighed by their
+densities through f: moving θₙ by δ costs about ½‖J(cₙ)⁻¹δ‖², so a view whose density is
+concentrated (a small Jacobian J) holds its pose and a diffuse view yields. With ProHMR's
+blocks every view has the same volume (|det J| is one number), so only the shape of the
+densities can differ; with ``conditional_volume`` the volume and per-feature scale follow
+each image. With keypoints, shape β is shared by the views and each view
 has its own camera; without keypoints β is the mean of the point head's per-view β.
 
 The baseline averages each body joint's per-view mode rotation: the mean matrix projected

@@ -4,6 +4,6 @@ from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
 
 __all__ = ["SkeletonHead", "SkeletonRegressionHead"]
 
-from condflow.heads.prohmr import ProHMRHead, ProHMRPrediction
+from condflow.heads.prohmr import ProHMRHead, ProHMRPrediction, ProHMRRegressionHead
 
-__all__ += ["ProHMRHead", "ProHMRPrediction"]
+__all__ += ["ProHMRHead", "ProHMRPrediction", "ProHMRRegressionHead"]

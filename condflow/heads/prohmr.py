@@ -35,6 +35,7 @@ __all__ = [
     "BodyKeypoints",
     "ProHMRHead",
     "ProHMRPrediction",
+    "ProHMRRegressionHead",
     "keypoints_from_body",
     "prohmr_6d_order",
 ]
@@ -307,6 +308,9 @@ class ProHMRHead(Recorded, nn.Module):
             (:mod:`condflow.interop.prohmr`): the flow of ProHMR's nflows fork
             (``ConditionalGlow(convention="nflows")``) followed by a fixed permutation from
             ProHMR's 6D layout to ours (:func:`prohmr_6d_order`; log-det 0).
+        conditional_volume: give every Glow block a context-dependent elementwise affine map
+            (:class:`~condflow.bijectors.ConditionalAffine`; net width ``volume_hidden``), so
+            log p(mode | c) follows the image. Default: ProHMR's blocks.
     """
 
     #: A density over poses: ``sample``/``log_prob``/``mode`` exist.
@@ -329,6 +333,8 @@ class ProHMRHead(Recorded, nn.Module):
         focal_length: float | None = None,
         init_cam: tuple[float, float, float] = (0.9, 0.0, 0.0),
         flow_convention: str = "condflow",
+        conditional_volume: bool = False,
+        volume_hidden: int = 128,
     ) -> None:
         super().__init__()
         if flow_convention not in ("condflow", "prohmr"):
@@ -353,6 +359,8 @@ class ProHMRHead(Recorded, nn.Module):
             dropout,
             batch_norm,
             convention="nflows" if flow_convention == "prohmr" else "condflow",
+            conditional_volume=conditional_volume,
+            volume_hidden=volume_hidden,
         )
         if flow_convention == "prohmr":
             layout = Permutation(prohmr_6d_order())
@@ -450,4 +458,97 @@ class ProHMRHead(Recorded, nn.Module):
 
     def forward(self, images: Tensor) -> ProHMRPrediction:
         """The mode prediction from images (the deterministic predictor): ``[B, 1, ...]``."""
+        return self.mode(self.context(images))
+
+
+class ProHMRRegressionHead(nn.Module):
+    """The deterministic baseline of :class:`ProHMRHead` (HMR/SPIN-style direct regression):
+    the same encoder and point head, and an MLP of the flow's coupling-net shape regressing
+    the 144-d 6D pose from c. It predicts what :meth:`ProHMRHead.mode` predicts, in the same
+    :class:`ProHMRPrediction` (n = 1), so the same losses and evaluation apply.
+
+    The pose starts, as in HMR, at a mean-like pose: every body joint at the identity and the
+    global orientation at a half turn about x (camera looking at an upright body, y down).
+
+    Args:
+        encoder, body, context_features, point_hidden, img_res, focal_length, init_cam: as
+            for :class:`ProHMRHead`.
+        hidden_features, num_residual_blocks, dropout, batch_norm: the pose MLP (input
+            layer, residual blocks, near-zero output layer; the coupling nets' shape).
+    """
+
+    probabilistic = False
+    point_label = "regression"
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        body: BodyModel | None = None,
+        context_features: int | None = None,
+        hidden_features: int = 1024,
+        num_residual_blocks: int = 2,
+        dropout: float = 0.0,
+        batch_norm: bool = True,
+        point_hidden: int = 1024,
+        img_res: int = DEFAULT_IMG_RES,
+        focal_length: float | None = None,
+        init_cam: tuple[float, float, float] = (0.9, 0.0, 0.0),
+    ) -> None:
+        from condflow.bijectors.nets import ResidualBlock
+
+        super().__init__()
+        context_features = context_features or encoder.out_features
+        self.context_features = check_positive_int("context_features", context_features)
+        self.img_res = check_positive_int("img_res", img_res)
+        if focal_length is None:
+            focal_length = DEFAULT_FOCAL_LENGTH * img_res / DEFAULT_IMG_RES
+        if not focal_length > 0:
+            raise ValueError(f"focal_length: expected a positive number, got {focal_length!r}")
+        self.focal_length = float(focal_length)
+        self.encoder = encoder
+        self.space = _SPACE
+        output = nn.Linear(hidden_features, SMPL_POSE_DIM)
+        nn.init.uniform_(output.weight, -1e-3, 1e-3)
+        nn.init.zeros_(output.bias)
+        self.regressor = nn.Sequential(
+            nn.Linear(context_features, hidden_features),
+            *(ResidualBlock(hidden_features, dropout, batch_norm)
+              for _ in range(num_residual_blocks)),
+            output,
+        )
+        init = torch.eye(3).expand(24, 3, 3).clone()
+        init[0] = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
+        self.register_buffer("init_pose", self.space.from_rotmat(init))
+        self.point_head = PointHead(context_features, point_hidden, init_cam)
+        self.body = body if body is not None else BodyModel()
+        self.keypoints = BodyKeypoints(self.body)
+
+    context = ProHMRHead.context
+    predict = ProHMRHead.predict
+
+    def mode(self, context: Tensor, vertices: bool = False) -> ProHMRPrediction:
+        """The regressed pose and its body: every field ``[B, 1, ...]`` (``log_prob`` None)."""
+        context = check_tensor("context", context, ("B", self.context_features))
+        pose_6d = self.regressor(context) + self.init_pose
+        return self.predict(pose_6d[:, None], context, None, vertices)
+
+    def sample(
+        self,
+        num_samples: int,
+        context: Tensor,
+        generator: torch.Generator | None = None,
+        vertices: bool = False,
+    ) -> ProHMRPrediction:
+        """A point mass: every one of the ``num_samples`` "samples" is the regressed pose
+        (fields ``[B, n, ...]``), so code written for :class:`ProHMRHead` runs unchanged."""
+        check_positive_int("num_samples", num_samples)
+        pred = self.mode(context, vertices)
+        return ProHMRPrediction(**{
+            f.name: None if getattr(pred, f.name) is None
+            else getattr(pred, f.name).expand(-1, num_samples, *getattr(pred, f.name).shape[2:])
+            for f in fields(pred)
+        })
+
+    def forward(self, images: Tensor) -> ProHMRPrediction:
+        """The prediction from images: ``[B, 1, ...]``."""
         return self.mode(self.context(images))

@@ -19,6 +19,9 @@ class SkeletonHead(Recorded, nn.Module):
     The flow runs on standardized features; a fixed affine map (``mean``/``std`` of the
     training targets, saved in the ``state_dict``) is its last generative step, so
     ``log_prob`` is an exact density over joints in millimetres and ``mode`` is exact.
+    ``conditional_volume`` gives every Glow block a context-dependent elementwise affine map
+    (:class:`~condflow.bijectors.ConditionalAffine`), so the density's volume — and
+    log p(mode | c) — follow the input.
 
     Shapes: ``inputs`` whatever the encoder takes (e.g. 2D keypoints ``[B, J2, 3]``);
     ``context`` ``[B, C]``; joints ``[B, J, 3]`` or ``[B, n, J, 3]``.
@@ -41,6 +44,8 @@ class SkeletonHead(Recorded, nn.Module):
         num_residual_blocks: int = 2,
         dropout: float = 0.0,
         batch_norm: bool = True,
+        conditional_volume: bool = False,
+        volume_hidden: int = 128,
     ) -> None:
         super().__init__()
         d = space.dim
@@ -53,6 +58,8 @@ class SkeletonHead(Recorded, nn.Module):
             num_residual_blocks,
             dropout,
             batch_norm,
+            conditional_volume=conditional_volume,
+            volume_hidden=volume_hidden,
         )
         mean = torch.zeros(d) if mean is None else mean
         std = torch.ones(d) if std is None else std

@@ -21,9 +21,10 @@ from condflow.data.cache import cached_tensors
 from condflow.data.synthetic_lifting import LiftingSetConfig, TensorDictDataset, make_lifting_set
 from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
-from condflow.metrics import min_of_n_mpjpe, mpjpe, pa_mpjpe
+from condflow.metrics import mpjpe, pa_mpjpe
 from condflow.spaces.skeleton import H36M_17, H36M_17_TO_16, SkeletonSpace
 from condflow.tasks.base import Task, to_device
+from condflow.tasks.evaluation import SampleEvaluation, uncertainty_lines
 
 
 @dataclass
@@ -57,6 +58,8 @@ class LiftingModel:
     flow_residual_blocks: NonNegativeInt = 2
     flow_dropout: Probability = 0.0
     batch_norm: bool = True  # batch norm in lifter and coupling nets
+    conditional_volume: bool = False  # per-block c-dependent scale: log p(mode | c) per input
+    volume_hidden: int = 128  # width of the conditional-volume nets
 
 
 @dataclass
@@ -70,9 +73,14 @@ class LiftingLoss:
 
 @dataclass
 class LiftingEval:
-    num_samples: list[PositiveInt] = field(default_factory=lambda: [1, 5, 10, 25, 100])
+    """Min-of-n for ``num_samples`` (the paper's "min" is min-of-4096), and the uncertainty
+    metrics of :mod:`condflow.tasks.evaluation` from the first ``uncertainty_samples``."""
+
+    num_samples: list[PositiveInt] = field(default_factory=lambda: [1, 5, 10, 25, 100, 4096])
     batch_size: PositiveInt = 250
     picture_examples: NonNegativeInt = 4
+    uncertainty_samples: PositiveInt = 100  # samples giving the spread and the calibration
+    sample_chunk: PositiveInt = 64  # samples per example drawn and scored at once
 
 
 SPACE = SkeletonSpace(H36M_17, drop_root=True)  # targets: 16 non-root joints, d = 48
@@ -199,6 +207,8 @@ class LiftingTask(Task):
             num_residual_blocks=m.flow_residual_blocks,
             dropout=m.flow_dropout,
             batch_norm=m.batch_norm,
+            conditional_volume=m.conditional_volume,
+            volume_hidden=m.volume_hidden,
         )
 
     def objective(self, model: nn.Module) -> nn.Module:
@@ -206,25 +216,28 @@ class LiftingTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: Dataset, device: torch.device) -> dict[str, Any]:
+        """Mode and min-of-n MPJPE / PA-MPJPE (mm), the test NLL (nats, joints in mm) and
+        the uncertainty metrics of :class:`SampleEvaluation` (probabilistic models only)."""
         e: LiftingEval = self.cfg.eval
         model.eval()
         gen = torch.Generator(device=device).manual_seed(self.cfg.seed)
         sums: dict[str, float] = {}
         count = 0
-        n_max = max(e.num_samples)
+        probabilistic = model.probabilistic
+        # The root is at the origin in every sample: leave it out of the coverage.
+        samples_eval = SampleEvaluation(e.num_samples, e.uncertainty_samples, e.sample_chunk,
+                                        root_index=0, region_joints=range(1, 17))
         batches = DataLoader(data, batch_size=e.batch_size)
         for batch in progress(batches, desc="eval lifting", unit="batch"):
             batch = to_device(batch, device)
             gt, b = batch["joints_3d"], len(batch["joints_3d"])
             terms: dict[str, float] = {}
-            if isinstance(model, SkeletonHead):
+            if probabilistic:
                 c = model.context(batch["keypoints_2d"])
                 mode = model.mode(c)
-                samples = model.sample(n_max, c, generator=gen)
-                for metric in ("mpjpe", "pa_mpjpe"):
-                    for n, v in min_of_n_mpjpe(samples, gt, e.num_samples, metric).items():
-                        terms[f"min_of_{n}/{metric}"] = v
                 terms["nll"] = -model.log_prob(gt, c).mean().item()
+                samples_eval.add(lambda k, c=c: model.sample(k, c, generator=gen), gt,
+                                 mpjpe(mode, gt), mode, model.log_prob(mode, c))
             else:
                 mode = model(batch["keypoints_2d"])
             terms["mode/mpjpe"] = mpjpe(mode, gt).mean().item()
@@ -233,6 +246,8 @@ class LiftingTask(Task):
                 sums[k] = sums.get(k, 0.0) + v * b
             count += b
         metrics = {k: v / count for k, v in sums.items()}
+        if probabilistic:
+            metrics.update(samples_eval.metrics(model.flow.volume_depends_on_context))
         metrics["examples"] = count
         return metrics
 
@@ -267,4 +282,5 @@ def table(metrics: dict[str, Any], num_samples: list[int]) -> str:
         rows.append(
             f"\ntest NLL {metrics['nll']:.2f} nats (joints in mm), {metrics['examples']} examples"
         )
+    rows += uncertainty_lines(metrics)
     return "\n".join(rows)

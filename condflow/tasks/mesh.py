@@ -5,6 +5,9 @@ Trained with ProHMR's objective L = λ_nll L_nll + λ_exp L_exp + λ_mode L_mode
 + an adversarial prior, whose discriminator (and its optimizer) lives in the objective and is
 updated after every step from "real" poses of the pose generator versus the flow's outputs.
 ``loss.use_mode_loss: false`` drops L_mode (the paper's Table 5 ablation).
+``model.kind: regression`` is the deterministic baseline (the paper's Table 1 comparison):
+the same encoder regressing the pose directly (:class:`ProHMRRegressionHead`), trained with
+the same terms minus those that need a density (L_nll, L_exp) on the same data and budget.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from condflow.data.image_datasets import AugmentationConfig, ImageDataset
 from condflow.data.synthetic_images import SyntheticImageConfig, synthetic_image_set
 from condflow.encoders.resnet import ResNetEncoder
 from condflow.encoders.small_cnn import SmallCNN
-from condflow.heads.prohmr import KEYPOINT_PELVIS, ProHMRHead
+from condflow.heads.prohmr import KEYPOINT_PELVIS, ProHMRHead, ProHMRRegressionHead
 from condflow.losses.adversarial import PoseShapeDiscriminator, adversarial_discriminator_loss
 from condflow.losses.prohmr import (
     ProHMRLossWeights,
@@ -40,11 +43,12 @@ from condflow.losses.prohmr import (
     SupervisionWeights,
     prohmr_loss,
 )
-from condflow.metrics import min_of_n_mpjpe, mpjpe, pa_mpjpe
+from condflow.metrics import mpjpe, pa_mpjpe
 from condflow.spaces.rotations import axis_angle_to_matrix
 from condflow.spaces.skeleton import H36M_TO_J14
 from condflow.spaces.smpl_pose import SMPLPoseSpace
 from condflow.tasks.base import Task, to_device
+from condflow.tasks.evaluation import SampleEvaluation, uncertainty_lines
 
 SPACE = SMPLPoseSpace()
 J14_HIPS = (2, 3)  # the two hips of the 14 LSP joints: their mean is the root
@@ -77,6 +81,7 @@ class MeshData:
 class MeshModel:
     """Encoder, flow and point head."""
 
+    kind: str = "flow"  # "flow" (ProHMR) or "regression" (the same CNN regressing the pose)
     encoder: str = "small_cnn"  # "small_cnn" (CPU), "resnet18", "resnet34" or "resnet50"
     pretrained: str | None = None  # ResNet: torchvision-layout weights file (never downloaded)
     context_features: PositiveInt = 256  # small_cnn: context size C (ResNets: 512 or 2048, fixed)
@@ -90,6 +95,8 @@ class MeshModel:
     focal_length: PositiveFloat = 5000.0  # px at 224 px crops (ProHMR), scaled to data.res
     # "prohmr": layout of ProHMR's checkpoints (import-prohmr)
     flow_convention: Literal["condflow", "prohmr"] = "condflow"
+    conditional_volume: bool = False  # per-block c-dependent scale (ProHMR: false)
+    volume_hidden: PositiveInt = 128  # width of the conditional-volume nets
 
 
 @dataclass
@@ -114,8 +121,13 @@ class MeshLoss:
 
 @dataclass
 class MeshEval:
-    num_samples: list[PositiveInt] = field(default_factory=lambda: [5, 10, 25, 100])  # min-of-n
+    """Min-of-n for ``num_samples`` (the paper's "min" is min-of-4096) and the uncertainty
+    metrics of :mod:`condflow.tasks.evaluation` from the first ``uncertainty_samples``."""
+
+    num_samples: list[PositiveInt] = field(default_factory=lambda: [1, 5, 10, 25, 100, 4096])
     batch_size: PositiveInt = 50  # images per evaluation batch
+    uncertainty_samples: PositiveInt = 100  # samples giving the spread and the calibration
+    sample_chunk: PositiveInt = 64  # samples per image drawn and scored at once
     picture_examples: NonNegativeInt = 4  # test images in the PNG
     picture_samples: NonNegativeInt = 3  # samples drawn per picture row
 
@@ -197,18 +209,22 @@ class MeshObjective(nn.Module):
         rotmat = gt_rotmat(batch)
         has_smpl = batch["has_smpl"] > 0
         # L_nll on the examples with a ground-truth pose only (they also initialize ActNorm).
-        log_prob = c.new_zeros(b)
-        if bool(has_smpl.any()):
+        probabilistic = model.probabilistic
+        log_prob = c.new_zeros(b) if probabilistic else None
+        if probabilistic and bool(has_smpl.any()):
             x = SPACE.from_rotmat(rotmat[has_smpl])
             if model.training and cfg.param_noise > 0:
                 x = x + cfg.param_noise * torch.randn_like(x)
             rows = has_smpl.nonzero()[:, 0]
             log_prob = log_prob.index_put((rows,), model.flow.log_prob(x, c[rows]))
         # The mode (z = 0) and random samples in one pass.
-        noise = torch.cat([c.new_zeros(b, 1, SPACE.dim),
-                           torch.randn(b, cfg.num_samples, SPACE.dim, dtype=c.dtype,
-                                       device=c.device)], 1)
-        pred = model.generate(noise, c)
+        if probabilistic:
+            noise = torch.cat([c.new_zeros(b, 1, SPACE.dim),
+                               torch.randn(b, cfg.num_samples, SPACE.dim, dtype=c.dtype,
+                                           device=c.device)], 1)
+            pred = model.generate(noise, c)
+        else:
+            pred = model.mode(c)
         disc_out = None
         if self.discriminator is not None:
             disc_out = self._score_generated(pred.rotmat[:, :, 1:], pred.betas)
@@ -225,7 +241,7 @@ class MeshObjective(nn.Module):
         terms = prohmr_loss(
             truth,
             pred[0].loss_inputs(),
-            pred[1:].loss_inputs() if cfg.num_samples > 0 else None,
+            pred[1:].loss_inputs() if probabilistic and cfg.num_samples > 0 else None,
             log_prob=log_prob,
             pose_6d=pred.pose_6d.reshape(b, -1, 24, 6),
             disc_out=disc_out,
@@ -343,6 +359,20 @@ class MeshTask(Task):
                 f"got {m.encoder!r}"
             )
         res = self.cfg.data.res
+        if m.kind not in ("flow", "regression"):
+            raise ValueError(f"model.kind: expected 'flow' or 'regression', got {m.kind!r}")
+        if m.kind == "regression":
+            return ProHMRRegressionHead(
+                encoder,
+                BodyModel(self.cfg.data.body_model),
+                hidden_features=m.flow_hidden,
+                num_residual_blocks=m.flow_residual_blocks,
+                dropout=m.flow_dropout,
+                batch_norm=m.batch_norm,
+                point_hidden=m.point_hidden,
+                img_res=res,
+                focal_length=m.focal_length * res / 224.0,
+            )
         return ProHMRHead(
             encoder,
             BodyModel(self.cfg.data.body_model),
@@ -355,6 +385,8 @@ class MeshTask(Task):
             img_res=res,
             focal_length=m.focal_length * res / 224.0,
             flow_convention=m.flow_convention,
+            conditional_volume=m.conditional_volume,
+            volume_hidden=m.volume_hidden,
         )
 
     def objective(self, model: nn.Module) -> nn.Module:
@@ -382,12 +414,16 @@ class MeshTask(Task):
         """Mode and min-of-n MPJPE / PA-MPJPE (mm) on the 14 LSP joints, the mode's pose with
         the ground-truth shape, the mean-pose baseline (mean training body pose and shape,
         ground-truth global orientation: the best case for it), the test NLL (nats, 6D pose
-        features) and the mode's 2D keypoint error (pixels of the crop, visible keypoints)."""
+        features), the mode's 2D keypoint error (pixels of the crop, visible keypoints) and
+        the uncertainty metrics of :class:`SampleEvaluation`. The regression baseline
+        (``model.kind: regression``) gets the deterministic metrics only."""
         e: MeshEval = self.cfg.eval
         model.eval()
         gen = torch.Generator(device=device).manual_seed(self.cfg.seed)
         mean_body, mean_betas = (t.to(device) for t in self.mean_pose())
-        n_max = max(e.num_samples)
+        probabilistic = model.probabilistic
+        samples_eval = SampleEvaluation(e.num_samples, e.uncertainty_samples, e.sample_chunk,
+                                        root_index=None)
         sums: dict[str, float] = {}
         count = 0
 
@@ -403,23 +439,22 @@ class MeshTask(Task):
             gt = j14(model.keypoints(rotmat, betas)[1])
             c = model.context(batch["img"])
             mode = model.mode(c)
-            samples = model.sample(n_max, c, generator=gen)
             pred = j14(mode.eval_joints[:, 0])
             # The mode's pose with the true shape separates pose from shape errors.
             pose_only = j14(model.keypoints(mode.rotmat[:, 0], betas)[1])
             terms = {"mode/mpjpe": mpjpe(pred, gt, None), "mode/pa_mpjpe": pa_mpjpe(pred, gt),
                      "mode_gt_shape/mpjpe": mpjpe(pose_only, gt, None),
                      "mode_gt_shape/pa_mpjpe": pa_mpjpe(pose_only, gt)}
+            if probabilistic:
+                samples_eval.add(
+                    lambda k, c=c: j14(model.sample(k, c, generator=gen).eval_joints), gt,
+                    terms["mode/mpjpe"], pred, mode.log_prob[:, 0])
+                terms["nll"] = -model.log_prob(rotmat, c)
             terms = {k: v.mean().item() for k, v in terms.items()}
-            for metric in ("mpjpe", "pa_mpjpe"):
-                ns = e.num_samples
-                for n, v in min_of_n_mpjpe(j14(samples.eval_joints), gt, ns, metric, None).items():
-                    terms[f"min_of_{n}/{metric}"] = v
             base_rot = torch.cat([rotmat[:, :1], mean_body.expand(b, 23, 3, 3)], 1)
             base = j14(model.keypoints(base_rot, mean_betas.expand(b, 10))[1])
             terms["mean_pose/mpjpe"] = mpjpe(base, gt, None).mean().item()
             terms["mean_pose/pa_mpjpe"] = pa_mpjpe(base, gt).mean().item()
-            terms["nll"] = -model.log_prob(rotmat, c).mean().item()
             kp = batch["keypoints_2d"]
             err = (mode.keypoints_2d[:, 0] - kp[..., :2]).norm(dim=-1) * (model.img_res / 2)
             visible = kp[..., 2] > 0
@@ -430,6 +465,8 @@ class MeshTask(Task):
                 sums[k] = sums.get(k, 0.0) + v * b
             count += b
         metrics: dict[str, Any] = {k: v / count for k, v in sums.items()}
+        if probabilistic:
+            metrics.update(samples_eval.metrics(model.flow.volume_depends_on_context))
         metrics["examples"] = count
         return metrics
 
@@ -471,6 +508,7 @@ def table(metrics: dict[str, Any], num_samples: list[int]) -> str:
         notes.append(f"{metrics['examples']} test images")
     if notes:
         rows.append("\n" + ", ".join(notes))
+    rows += uncertainty_lines(metrics)
     return "\n".join(rows)
 
 

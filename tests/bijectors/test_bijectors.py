@@ -1,4 +1,5 @@
-"""Per-bijector properties: invertibility, exact log-det, z-independence flags, caching."""
+"""Per-bijector properties: invertibility, exact log-det, z- and c-independence flags,
+caching, per-context nets evaluated once per context."""
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from condflow.bijectors import (
     AdditiveCoupling,
     AffineCoupling,
     Compose,
+    ConditionalAffine,
     FixedAffine,
     GlowBlock,
     Inverse,
@@ -51,6 +53,9 @@ def make_all():
         "nflows_lu": NflowsLULinear(D),
         "additive_alternate1": AdditiveCoupling(D, C, parity=1, split="alternate", **kw),
         "glow_nflows": GlowBlock(D, C, hidden_features=16, convention="nflows"),
+        "conditional_affine": ConditionalAffine(D, C, hidden_features=8),
+        "volume_glow": GlowBlock(D, C, hidden_features=16, conditional_volume=True,
+                                 volume_hidden=8),
     }
 
 
@@ -96,6 +101,13 @@ def test_constant_logdet_flag_is_truthful(bijector):
     _, logdet = bijector(3 * torch.randn(50, D), c)
     varies = (logdet - logdet[0]).abs().max() > 1e-6
     assert bool(varies) == (not bijector.constant_logdet)
+
+
+def test_context_flag_is_truthful(bijector):
+    z = torch.randn(1, D).expand(50, D)
+    _, logdet = bijector(z, 3 * torch.randn(50, C))
+    varies = (logdet - logdet[0]).abs().max() > 1e-6
+    assert bool(varies) == bijector.logdet_depends_on_context
 
 
 def test_sample_dimension_broadcasts_context(bijector):
@@ -173,3 +185,50 @@ def test_alternate_split_transforms_odd_features_at_parity_0_and_even_at_1(featu
         changed = torch.ones(features, dtype=torch.bool)
         changed[kept] = False
         assert bool((x[:, changed] != z[:, changed]).all())
+def _flow(conditional_volume: bool):
+    from condflow import ConditionalGlow
+
+    flow = ConditionalGlow(D, C, num_blocks=3, hidden_features=16,
+                           conditional_volume=conditional_volume, volume_hidden=8)
+    return perturb(flow, 0.2)
+
+
+def test_conditional_affine_starts_as_identity():
+    z, c = torch.randn(5, 3, D), torch.randn(5, C)
+    x, logdet = ConditionalAffine(D, C)(z, c)
+    assert torch.equal(x, z) and torch.equal(logdet, torch.zeros(5, 3))
+
+
+def test_conditional_volume_mode_is_the_argmax_and_its_density_varies():
+    flow = _flow(True).double()
+    c = torch.randn(6, C, dtype=torch.float64)
+    mode, mode_log_prob = flow.mode_and_log_prob(c)
+    assert flow.volume_depends_on_context
+    assert torch.allclose(mode_log_prob, flow.log_prob(mode, c), atol=1e-9)
+    gen = torch.Generator().manual_seed(0)
+    for scale in (1e-3, 1e-1, 1.0):
+        near = mode[:, None] + scale * torch.randn(6, 200, D, generator=gen, dtype=c.dtype)
+        assert bool((flow.log_prob(near, c) < mode_log_prob[:, None]).all())
+    # The volume is per input: log p(mode | c) spreads over contexts by more than rounding.
+    assert mode_log_prob.std() > 0.1
+
+
+def test_prohmr_blocks_have_one_volume_for_every_input():
+    flow = _flow(False)
+    _, mode_log_prob = flow.mode_and_log_prob(3 * torch.randn(20, C))
+    assert not flow.volume_depends_on_context
+    assert (mode_log_prob - mode_log_prob[0]).abs().max() < 1e-4
+
+
+def test_conditional_volume_net_runs_once_per_context():
+    flow = _flow(True)
+    seen: list[tuple[int, ...]] = []
+    nets = [m.net for m in flow.modules() if isinstance(m, ConditionalAffine)]
+    for net in nets:
+        net.register_forward_hook(lambda mod, inp, out: seen.append(tuple(inp[0].shape)))
+    c = torch.randn(4, C)
+    flow.sample(50, c)
+    assert seen == [(4, C)] * len(nets)  # one [B, C] evaluation per net, not B·n rows
+    seen.clear()
+    flow.log_prob(torch.randn(4, 50, D), c)
+    assert seen == [(4, C)] * len(nets)

@@ -1,4 +1,5 @@
-"""``condflow fit``: keypoint files in, fitted parameters + PNG out; clear errors."""
+"""``condflow fit`` and ``condflow fuse``: keypoint files / views in, fitted parameters (+ PNG)
+out; clear errors."""
 
 import json
 
@@ -114,3 +115,50 @@ def test_fit_says_when_a_person_did_not_converge_and_records_the_image_size(tmp_
     assert "no --image-size or --image; normalizing by the training images' size 1000x1000" \
         in capsys.readouterr().err
     assert json.loads((tmp_path / "o2" / "fit.json").read_text())["image_size"] == [1000, 1000]
+# -- condflow fuse ---------------------------------------------------------------------------
+
+FUSE_TINY = {"context_features": 16, "cnn_width": 4, "flow_blocks": 2, "flow_hidden": 16,
+        "point_hidden": 16, "conditional_volume": True, "volume_hidden": 8}
+
+
+def test_fuse_views_with_keypoints_writes_consensus_pose(tmp_path, capsys):
+    model = saved(tmp_path, {"task": "mesh", "data": {"res": 32}, "model": FUSE_TINY}, "mesh.pt")
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(3):
+        path = tmp_path / f"view{i}.png"
+        Image.fromarray(rng.integers(0, 255, (200, 240, 3), dtype=np.uint8)).save(path)
+        kp = standing_body25()
+        kp[:, :2] = kp[:, :2] * 0.2 + 10 * i
+        write_openpose(tmp_path / f"view{i}_keypoints.json", [kp])
+        images.append(str(path))
+    out = tmp_path / "out"
+    assert main(["fuse", str(model), *images, "--keypoints", "--iters", "5", "--out",
+                 str(out)]) == 0
+    assert "view 2 (view2.png)" in capsys.readouterr().out
+    arrays = np.load(out / "fuse.npz")
+    assert arrays["body_pose_rotmat"].shape == (23, 3, 3) and arrays["body_pose"].shape == (69,)
+    assert arrays["view_rotmat"].shape == (3, 24, 3, 3) and arrays["cam"].shape == (3, 3)
+    assert arrays["neg_log_prob"].shape == (3,) and arrays["mode_log_prob"].shape == (3,)
+    det = np.linalg.det(arrays["body_pose_rotmat"])
+    assert np.allclose(det, 1.0, atol=1e-4)
+    info = json.loads((out / "fuse.json").read_text())
+    assert info["volume_depends_on_context"] is True and info["keypoints"] is True
+    assert info["boxes_from"][1].endswith("view1_keypoints.json")
+
+
+def test_fuse_errors_name_the_problem(tmp_path, capsys):
+    model = saved(tmp_path, {"task": "mesh", "data": {"res": 32}, "model": FUSE_TINY}, "mesh.pt")
+    Image.fromarray(np.zeros((50, 50, 3), np.uint8)).save(tmp_path / "a.png")
+    assert main(["fuse", str(model), str(tmp_path / "a.png")]) == 2
+    assert "IMAGES: fusion needs at least 2 views" in capsys.readouterr().err
+    assert main(["fuse", str(model), str(tmp_path / "a.png"), str(tmp_path / "b.png")]) == 2
+    err = capsys.readouterr().err
+    assert "IMAGES: no such file" in err and "b.png" in err
+    assert main(["fuse", str(model), str(tmp_path / "a.png"), str(tmp_path / "a.png"),
+                 "--keypoints"]) == 2
+    assert "--keypoints: no OpenPose JSON next to" in capsys.readouterr().err
+    lifting = saved(tmp_path, {"task": "lifting", "model": {"lifter_hidden": 8,
+                                                           "flow_hidden": 8}}, "lift.pt")
+    assert main(["fuse", str(lifting), str(tmp_path / "a.png"), str(tmp_path / "a.png")]) == 2
+    assert "probabilistic mesh model" in capsys.readouterr().err

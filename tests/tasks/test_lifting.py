@@ -126,3 +126,29 @@ def test_h36m_source_loads_standard_files_with_subject_split(tmp_path):
                 {"task": "lifting", "data": {"source": "h36m", "h36m_3d": "a", "h36m_2d": "b"}}
             )
         ).datasets()
+
+
+def test_evaluation_reports_uncertainty_with_and_without_conditional_volume(tmp_path):
+    from condflow.train import evaluate, train
+
+    base = {"task": "lifting", "data": {"train_size": 256, "test_size": 64},
+            "model": {"lifter_hidden": 32, "lifter_blocks": 1, "flow_blocks": 2,
+                      "flow_hidden": 16, "flow_residual_blocks": 1},
+            "train": {"steps": 30, "batch_size": 32, "lr": 3e-3, "threads": 1},
+            "eval": {"num_samples": [1, 5, 300], "batch_size": 32, "sample_chunk": 128,
+                     "uncertainty_samples": 50}}
+    results = {}
+    for volume in (False, True):
+        cfg = load_config({**base, "output_dir": str(tmp_path / str(volume)),
+                           "model": {**base["model"], "conditional_volume": volume}})
+        results[volume] = evaluate(cfg, train(cfg, progress=False), picture=False)
+    for m in results.values():
+        assert m["min_of_300/mpjpe"] <= m["min_of_5/mpjpe"] <= m["min_of_1/mpjpe"]
+        assert -1 <= m["spearman/spread_vs_error"] <= 1
+        assert len(m["calibration/coverage"]) == 9
+        assert m["calibration/coverage"] == sorted(m["calibration/coverage"])
+    # ProHMR's blocks: one volume for every input; the conditional volume: one per input.
+    assert results[False]["mode_log_prob/std"] < 1e-3
+    assert "spearman/neg_mode_log_prob_vs_error" not in results[False]
+    assert results[True]["mode_log_prob/std"] > 1e-2
+    assert -1 <= results[True]["spearman/neg_mode_log_prob_vs_error"] <= 1

@@ -148,6 +148,40 @@ def test_evaluate_reports_mode_min_of_n_and_baseline(tmp_path):
     text = table(metrics, [2, 4])
     assert "| mode |" in text and "min-of-4" in text and "mean-pose baseline" in text
     assert (tmp_path / "eval" / "eval.png").stat().st_size > 1000
+    assert (tmp_path / "eval" / "eval_calibration.png").stat().st_size > 1000
+    assert "spearman/neg_mode_log_prob_vs_error" not in metrics  # ProHMR's blocks
+    assert len(metrics["calibration/coverage"]) == 9
+
+
+def test_conditional_volume_and_regression_baseline_train_and_evaluate(tmp_path):
+    cfg = load_config(tiny(tmp_path, "volume", train={"steps": 2},
+                           model={"conditional_volume": True}))
+    metrics = evaluate(cfg, train(cfg, progress=False), picture=False)
+    assert -1 <= metrics["spearman/neg_mode_log_prob_vs_error"] <= 1
+    assert metrics["mode_log_prob/std"] > 0
+    cfg = load_config(tiny(tmp_path, "regression", train={"steps": 2},
+                           model={"kind": "regression"}))
+    metrics = evaluate(cfg, train(cfg, progress=False))
+    for key in ("mode/mpjpe", "mode/pa_mpjpe", "mean_pose/mpjpe", "mode/keypoints_2d_px"):
+        assert torch.isfinite(torch.tensor(metrics[key])), key
+    assert "nll" not in metrics and "min_of_2/mpjpe" not in metrics
+    with pytest.raises(ValueError, match="model.kind"):
+        MeshTask(load_config(tiny(model={"kind": "regresion"}))).build_model()
+
+
+def test_regression_head_starts_at_the_mean_like_pose_and_samples_a_point_mass(task):
+    from condflow.heads import ProHMRRegressionHead
+
+    model = MeshTask(load_config(tiny(model={"kind": "regression"}))).build_model().eval()
+    assert isinstance(model, ProHMRRegressionHead) and not model.probabilistic
+    c = torch.randn(3, 32)
+    pred = model.mode(c)
+    expected = torch.eye(3).expand(3, 1, 24, 3, 3).clone()
+    expected[:, :, 0] = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
+    assert (pred.rotmat - expected).abs().max() < 0.05
+    samples = model.sample(4, c)
+    assert samples.rotmat.shape == (3, 4, 24, 3, 3)
+    assert torch.equal(samples.keypoints_3d[:, 2], pred.keypoints_3d[:, 0])
 
 
 @pytest.mark.parametrize("name", ["cpu.yaml", "paper.yaml"])

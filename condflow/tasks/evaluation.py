@@ -1,0 +1,156 @@
+"""Sample-based evaluation shared by the tasks: min-of-n as the paper measures it, and what
+the predicted uncertainty is worth.
+
+Per test batch, :meth:`SampleEvaluation.add` draws ``max(num_samples)`` samples per example
+in chunks (memory stays bounded for n = 4096) and keeps, per example, the min-of-n errors,
+the mode's error, the predicted spread (mean distance of the first ``uncertainty_samples``
+samples from the mode, per joint) and −log p(mode | c); the region coverage of those
+samples is accumulated. :meth:`SampleEvaluation.metrics` reduces them:
+
+- ``min_of_<n>/<metric>``: mean over examples of the min over the first n samples;
+- ``spearman/spread_vs_error``: rank correlation over examples between predicted spread
+  and the mode's MPJPE (positive: the model knows when it is wrong);
+- ``spearman/neg_mode_log_prob_vs_error``: the same for −log p(mode | c), only when the
+  flow's volume depends on c (otherwise it is one number for every input);
+- ``mode_log_prob/std``: its spread over the test set (0 up to rounding for ProHMR's
+  blocks);
+- ``calibration/coverage``: fraction of ground-truth joints inside the per-joint q-regions
+  of the samples, for ``calibration/levels`` q (see :func:`condflow.metrics.region_coverage`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from condflow.metrics import (
+    CALIBRATION_LEVELS,
+    min_of_n,
+    region_coverage,
+    sample_errors,
+    sample_spread,
+    spearman,
+)
+
+__all__ = ["SampleEvaluation", "uncertainty_lines"]
+
+
+class SampleEvaluation:
+    """Accumulates sample-based metrics over test batches (see the module docstring).
+
+    Args:
+        num_samples: the n of min-of-n (e.g. ``[1, 5, 10, 25, 100, 4096]``).
+        uncertainty_samples: how many of the first samples give the spread and coverage.
+        chunk: samples drawn and scored at once.
+        root_index: joint MPJPE is aligned at (``None``: joints as given).
+        region_joints: joints scored by the coverage (leave out joints fixed by
+            construction, e.g. a root at the origin); ``None``: all.
+        levels: the calibration levels q.
+    """
+
+    def __init__(
+        self,
+        num_samples: Sequence[int],
+        uncertainty_samples: int = 100,
+        chunk: int = 64,
+        root_index: int | None = 0,
+        region_joints: Sequence[int] | None = None,
+        levels: Sequence[float] = CALIBRATION_LEVELS,
+    ) -> None:
+        ns = list(num_samples)
+        if not ns or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in ns):
+            raise ValueError(f"eval.num_samples: expected integers >= 1, got {ns!r}")
+        if isinstance(uncertainty_samples, bool) or not isinstance(uncertainty_samples, int) \
+                or uncertainty_samples < 2:
+            raise ValueError(
+                f"eval.uncertainty_samples: expected an integer >= 2, got {uncertainty_samples!r}"
+            )
+        self.ns, self.n_max = ns, max(ns)
+        self.uncertainty_samples = min(uncertainty_samples, self.n_max)
+        self.chunk, self.root_index = chunk, root_index
+        self.region_joints = None if region_joints is None else list(region_joints)
+        self.levels = tuple(levels)
+        self.per_example: dict[str, list[Tensor]] = {}
+        self.coverage_sum = torch.zeros(len(self.levels), dtype=torch.float64)
+        self.count = 0
+
+    def _keep(self, name: str, value: Tensor) -> None:
+        self.per_example.setdefault(name, []).append(value.detach().double().cpu())
+
+    def add(
+        self,
+        draw: Callable[[int], Tensor],
+        gt: Tensor,
+        mode_error: Tensor,
+        mode: Tensor,
+        mode_log_prob: Tensor | None,
+    ) -> None:
+        """One batch: ``draw(k) -> [B, k, J, 3]`` new samples (mm), ``gt``/``mode``
+        ``[B, J, 3]`` (mm), ``mode_error`` ``[B]`` (mm), ``mode_log_prob`` ``[B]`` or None."""
+        kept: list[Tensor] = []
+
+        def keeping(k: int) -> Tensor:
+            samples = draw(k)
+            if sum(s.shape[1] for s in kept) < self.uncertainty_samples:
+                kept.append(samples)
+            return samples
+
+        errors = sample_errors(keeping, gt, self.n_max, root_index=self.root_index,
+                               chunk=self.chunk)
+        for metric, err in errors.items():
+            for n in self.ns:
+                self._keep(f"min_of_{n}/{metric}", min_of_n(err[:, :n]))
+        first = torch.cat(kept, 1)[:, : self.uncertainty_samples]
+        self._keep("mode_error", mode_error)
+        self._keep("spread", sample_spread(first, mode))
+        if mode_log_prob is not None:
+            self._keep("mode_log_prob", mode_log_prob)
+        joints = self.region_joints
+        region_s = first if joints is None else first[:, :, joints]
+        region_gt = gt if joints is None else gt[:, joints]
+        b = gt.shape[0]
+        self.coverage_sum += region_coverage(region_s, region_gt, self.levels).cpu() * b
+        self.count += b
+
+    def metrics(self, volume_varies: bool) -> dict[str, Any]:
+        """The reduced metrics; ``volume_varies``: whether log p(mode | c) can differ
+        between inputs (the flow's ``volume_depends_on_context``)."""
+        cat = {k: torch.cat(v) for k, v in self.per_example.items()}
+        out: dict[str, Any] = {}
+        for n in self.ns:
+            for metric in ("mpjpe", "pa_mpjpe"):
+                out[f"min_of_{n}/{metric}"] = cat[f"min_of_{n}/{metric}"].mean().item()
+        err = cat["mode_error"]
+        out["spread_mm"] = cat["spread"].mean().item()
+        out["spearman/spread_vs_error"] = spearman(cat["spread"], err)
+        if "mode_log_prob" in cat:
+            out["mode_log_prob/mean"] = cat["mode_log_prob"].mean().item()
+            out["mode_log_prob/std"] = cat["mode_log_prob"].std().item()
+            if volume_varies:
+                out["spearman/neg_mode_log_prob_vs_error"] = spearman(-cat["mode_log_prob"], err)
+        out["calibration/levels"] = list(self.levels)
+        out["calibration/coverage"] = (self.coverage_sum / max(self.count, 1)).tolist()
+        return out
+
+
+def uncertainty_lines(metrics: dict[str, Any]) -> list[str]:
+    """Markdown lines summarizing the uncertainty metrics of a task's evaluation."""
+    lines = []
+    if "spearman/spread_vs_error" in metrics:
+        line = (f"Spearman ρ over test examples, predicted spread vs mode MPJPE: "
+                f"{metrics['spearman/spread_vs_error']:.3f}")
+        if "spearman/neg_mode_log_prob_vs_error" in metrics:
+            line += (f"; −log p(mode | c) vs mode MPJPE: "
+                     f"{metrics['spearman/neg_mode_log_prob_vs_error']:.3f}")
+        if "mode_log_prob/std" in metrics:
+            std = metrics["mode_log_prob/std"]
+            line += f" (std of log p(mode | c) over the test set {std:.3g})"
+        lines.append(line)
+    if "calibration/coverage" in metrics:
+        pairs = zip(metrics["calibration/levels"], metrics["calibration/coverage"], strict=True)
+        lines.append("Coverage of per-joint q-regions (q: fraction of GT joints inside): "
+                     + ", ".join(f"{q:.1f}: {c:.3f}" for q, c in pairs))
+    return lines

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from condflow._checks import check_module_dtype, check_positive_int, check_tensor
 from condflow._recipe import Recorded
 from condflow.bijectors import Compose, Permutation
+from condflow.bijectors.nets import ResidualBlock
 from condflow.body.camera import DEFAULT_FOCAL_LENGTH, DEFAULT_IMG_RES, project_to_crop
 from condflow.body.model import BodyModel
 from condflow.flow import ConditionalFlow, ConditionalGlow
@@ -494,8 +495,6 @@ class ProHMRRegressionHead(nn.Module):
         focal_length: float | None = None,
         init_cam: tuple[float, float, float] = (0.9, 0.0, 0.0),
     ) -> None:
-        from condflow.bijectors.nets import ResidualBlock
-
         super().__init__()
         context_features = context_features or encoder.out_features
         self.context_features = check_positive_int("context_features", context_features)

@@ -361,29 +361,24 @@ class MeshTask(Task):
         res = self.cfg.data.res
         if m.kind not in ("flow", "regression"):
             raise ValueError(f"model.kind: expected 'flow' or 'regression', got {m.kind!r}")
+        # The regression baseline's pose MLP has the coupling nets' shape (same budget).
+        shared: dict[str, Any] = {
+            "hidden_features": m.flow_hidden,
+            "num_residual_blocks": m.flow_residual_blocks,
+            "dropout": m.flow_dropout,
+            "batch_norm": m.batch_norm,
+            "point_hidden": m.point_hidden,
+            "img_res": res,
+            "focal_length": m.focal_length * res / 224.0,
+        }
+        body = BodyModel(self.cfg.data.body_model)
         if m.kind == "regression":
-            return ProHMRRegressionHead(
-                encoder,
-                BodyModel(self.cfg.data.body_model),
-                hidden_features=m.flow_hidden,
-                num_residual_blocks=m.flow_residual_blocks,
-                dropout=m.flow_dropout,
-                batch_norm=m.batch_norm,
-                point_hidden=m.point_hidden,
-                img_res=res,
-                focal_length=m.focal_length * res / 224.0,
-            )
+            return ProHMRRegressionHead(encoder, body, **shared)
         return ProHMRHead(
             encoder,
-            BodyModel(self.cfg.data.body_model),
+            body,
             num_blocks=m.flow_blocks,
-            hidden_features=m.flow_hidden,
-            num_residual_blocks=m.flow_residual_blocks,
-            dropout=m.flow_dropout,
-            batch_norm=m.batch_norm,
-            point_hidden=m.point_hidden,
-            img_res=res,
-            focal_length=m.focal_length * res / 224.0,
+            **shared,
             flow_convention=m.flow_convention,
             conditional_volume=m.conditional_volume,
             volume_hidden=m.volume_hidden,

@@ -291,6 +291,42 @@ def prohmr_6d_order() -> Tensor:
     return (6 * torch.arange(SMPL_POSE_DIM // 6)[:, None] + per_joint).reshape(-1)
 
 
+def _init_image_parts(
+    head: nn.Module,
+    encoder: nn.Module,
+    context_features: int | None,
+    img_res: int,
+    focal_length: float | None,
+) -> int:
+    """What both image heads share, set on ``head``: the encoder, the crop camera
+    (``img_res``, focal length in pixels at it) and the 6D pose space, and with
+    :func:`_init_body_parts` the point head and the body. Returns the context size C."""
+    context_features = context_features or encoder.out_features
+    head.img_res = check_positive_int("img_res", img_res)
+    if focal_length is None:
+        focal_length = DEFAULT_FOCAL_LENGTH * img_res / DEFAULT_IMG_RES
+    if not focal_length > 0:
+        raise ValueError(f"focal_length: expected a positive number, got {focal_length!r}")
+    head.focal_length = float(focal_length)
+    head.encoder = encoder
+    head.space = _SPACE
+    return context_features
+
+
+def _init_body_parts(
+    head: nn.Module,
+    body: BodyModel | None,
+    context_features: int,
+    point_hidden: int,
+    init_cam: tuple[float, float, float],
+) -> None:
+    """The point head h(c) → (β, camera) and the body with its keypoints, set on ``head``
+    after its pose part (module order, hence initialization order, is kept)."""
+    head.point_head = PointHead(context_features, point_hidden, init_cam)
+    head.body = body if body is not None else BodyModel()
+    head.keypoints = BodyKeypoints(head.body)
+
+
 class ProHMRHead(Recorded, nn.Module):
     """ProHMR: a conditional Glow over the 144-d SMPL 6D pose and a point head for β and the
     camera, both conditioned on ``c = encoder(images)``.
@@ -342,15 +378,9 @@ class ProHMRHead(Recorded, nn.Module):
             raise ValueError(
                 f"flow_convention: expected 'condflow' or 'prohmr', got {flow_convention!r}"
             )
-        context_features = context_features or encoder.out_features
-        self.img_res = check_positive_int("img_res", img_res)
-        if focal_length is None:
-            focal_length = DEFAULT_FOCAL_LENGTH * img_res / DEFAULT_IMG_RES
-        if not focal_length > 0:
-            raise ValueError(f"focal_length: expected a positive number, got {focal_length!r}")
-        self.focal_length = float(focal_length)
-        self.encoder = encoder
-        self.space = _SPACE
+        context_features = _init_image_parts(
+            self, encoder, context_features, img_res, focal_length
+        )
         self.flow = ConditionalGlow(
             SMPL_POSE_DIM,
             context_features,
@@ -368,9 +398,7 @@ class ProHMRHead(Recorded, nn.Module):
             self.flow = ConditionalFlow(
                 Compose([self.flow.bijector, layout]), SMPL_POSE_DIM, context_features
             )
-        self.point_head = PointHead(context_features, point_hidden, init_cam)
-        self.body = body if body is not None else BodyModel()
-        self.keypoints = BodyKeypoints(self.body)
+        _init_body_parts(self, body, context_features, point_hidden, init_cam)
 
     # -- conditioning ---------------------------------------------------------------------
     def context(self, images: Tensor) -> Tensor:
@@ -496,16 +524,10 @@ class ProHMRRegressionHead(nn.Module):
         init_cam: tuple[float, float, float] = (0.9, 0.0, 0.0),
     ) -> None:
         super().__init__()
-        context_features = context_features or encoder.out_features
+        context_features = _init_image_parts(
+            self, encoder, context_features, img_res, focal_length
+        )
         self.context_features = check_positive_int("context_features", context_features)
-        self.img_res = check_positive_int("img_res", img_res)
-        if focal_length is None:
-            focal_length = DEFAULT_FOCAL_LENGTH * img_res / DEFAULT_IMG_RES
-        if not focal_length > 0:
-            raise ValueError(f"focal_length: expected a positive number, got {focal_length!r}")
-        self.focal_length = float(focal_length)
-        self.encoder = encoder
-        self.space = _SPACE
         output = nn.Linear(hidden_features, SMPL_POSE_DIM)
         nn.init.uniform_(output.weight, -1e-3, 1e-3)
         nn.init.zeros_(output.bias)
@@ -518,9 +540,7 @@ class ProHMRRegressionHead(nn.Module):
         init = torch.eye(3).expand(24, 3, 3).clone()
         init[0] = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
         self.register_buffer("init_pose", self.space.from_rotmat(init))
-        self.point_head = PointHead(context_features, point_hidden, init_cam)
-        self.body = body if body is not None else BodyModel()
-        self.keypoints = BodyKeypoints(self.body)
+        _init_body_parts(self, body, context_features, point_hidden, init_cam)
 
     context = ProHMRHead.context
     predict = ProHMRHead.predict

@@ -35,7 +35,7 @@ from common import (
 )
 from peers import NflowsGlow, ZukoGlow
 
-from condflow import ConditionalGlow
+from condflow import ConditionalGlow, CouplingNet
 from condflow._checks import set_finite_checks
 
 FLOWS = {"prohmr": FlowShape(features=144, context=2048), "lifting": FlowShape(48, 1024)}
@@ -97,11 +97,12 @@ def randomize_(module: nn.Module, seed: int) -> nn.Module:
 
 
 def build(shape: FlowShape, device: torch.device) -> dict[str, nn.Module]:
-    kw = dict(num_blocks=shape.blocks, num_residual_blocks=shape.residual_blocks)
-    flows = {"condflow": ConditionalGlow(shape.features, shape.context,
-                                         hidden_features=shape.hidden, **kw)}
+    net = CouplingNet(hidden_features=shape.hidden, num_residual_blocks=shape.residual_blocks)
+    flows = {"condflow": ConditionalGlow(shape.features, shape.context, num_blocks=shape.blocks,
+                                         coupling_net=net)}
     for name, cls in PEERS.items():
-        flows[name] = cls(shape.features, shape.context, hidden=shape.hidden, **kw)
+        flows[name] = cls(shape.features, shape.context, num_blocks=shape.blocks,
+                          hidden=shape.hidden, num_residual_blocks=shape.residual_blocks)
     return {k: randomize_(f, seed=i).to(device) for i, (k, f) in enumerate(flows.items())}
 
 

@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
 
-from condflow import ConditionalGlow
+from condflow import ConditionalGlow, CouplingNet
 
 VARIANTS: dict[str, dict] = {
     "default": {},
@@ -53,8 +53,9 @@ def ring(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
 def run(name: str, steps: int, hidden: int, samples: int, seed: int) -> dict:
     opts = dict(VARIANTS[name])
     lr = opts.pop("lr", 1e-3)
+    net = CouplingNet(hidden_features=hidden, batch_norm=opts.pop("batch_norm", "batch"))
     torch.manual_seed(seed)
-    flow = ConditionalGlow(2, 1, num_blocks=4, hidden_features=hidden, seed=seed, **opts)
+    flow = ConditionalGlow(2, 1, num_blocks=4, coupling_net=net, seed=seed, **opts)
     opt = torch.optim.Adam(flow.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()

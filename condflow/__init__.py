@@ -1,6 +1,7 @@
 """condflow: conditional normalizing flows for probabilistic 3D human pose and mesh recovery."""
 
 from condflow._checks import set_finite_checks
+from condflow.bijectors import CouplingNet
 from condflow.flow import ConditionalFlow, ConditionalGlow, ModeNotAvailableError
 from condflow.saving import load, save  # one-file models: weights + the config that built them
 
@@ -9,6 +10,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ConditionalFlow",
     "ConditionalGlow",
+    "CouplingNet",
     "ModeNotAvailableError",
     "load",
     "save",

@@ -12,6 +12,7 @@ from condflow._checks import check_module_dtype, check_positive_int, check_tenso
 from condflow._recipe import Recorded
 from condflow.bijectors.base import Bijector, Compose
 from condflow.bijectors.glow import GlowBlock
+from condflow.bijectors.nets import CouplingNet
 
 
 class ModeNotAvailableError(RuntimeError):
@@ -255,24 +256,22 @@ class ConditionalGlow(ConditionalFlow):
     """ProHMR's flow: ``num_blocks`` Glow blocks (ActNorm → LU linear → additive coupling,
     in the normalizing direction) with alternating coupling halves.
 
-    The coupling nets see ``[z₁, c]`` at their input layer only, then ``num_residual_blocks``
-    residual blocks of width ``hidden_features``; their output layers start near zero, so the
-    untrained flow is close to a fixed linear map. All Jacobians are constant in z, hence
-    ``mode`` is exact. The defaults are ProHMR's.
+    The coupling nets see ``[z₁, c]`` at their input layer only, then residual blocks (their
+    number, width, dropout and normalization are one :class:`~condflow.bijectors.CouplingNet`);
+    their output layers start near zero, so the untrained flow is close to a fixed linear map.
+    All Jacobians are constant in z, hence ``mode`` is exact. The defaults are ProHMR's.
 
     Args:
         features: d, the size of x and z (at least 2: each coupling transforms one half).
         context_features: C, the size of the context the coupling nets see (the output of
             ``embedding_net`` if given); 0 for an unconditional flow.
         num_blocks: number of Glow blocks.
-        hidden_features: width of the coupling nets.
-        num_residual_blocks: residual blocks per coupling net.
-        dropout: dropout probability inside the residual blocks (training mode only).
-        batch_norm: normalization inside the residual blocks. ``True`` / ``"batch"``
-            (ProHMR's) is batch norm: in training mode the ``log_prob`` of an example then
-            depends on the rest of its batch (in eval mode it does not). ``"layer"``
-            (LayerNorm, per row) is batch-independent in both modes; ``False`` / ``"none"``
-            uses none.
+        coupling_net: the coupling nets' settings, shared by every block
+            (:class:`~condflow.bijectors.CouplingNet`: ``hidden_features``,
+            ``num_residual_blocks``, ``dropout``, ``batch_norm``). Its ``batch_norm="batch"``
+            (ProHMR's) makes the train-mode ``log_prob`` of an example depend on the rest of its
+            batch (in eval mode it does not); ``"layer"`` (LayerNorm, per row) and ``"none"``
+            are batch-independent in both modes.
         seed: seed of the LU linear maps' random initial rotations (block i uses
             ``seed + i``), so equal seeds give equal initial flows.
         max_rows: bound on B·n rows pushed through the flow at once when sampling.
@@ -296,10 +295,8 @@ class ConditionalGlow(ConditionalFlow):
         features: int,
         context_features: int,
         num_blocks: int = 4,
-        hidden_features: int = 1024,
-        num_residual_blocks: int = 2,
-        dropout: float = 0.0,
-        batch_norm: bool | str = True,
+        *,
+        coupling_net: CouplingNet = CouplingNet(),
         seed: int = 0,
         max_rows: int = 16384,
         embedding_net: nn.Module | None = None,
@@ -313,10 +310,7 @@ class ConditionalGlow(ConditionalFlow):
             GlowBlock(
                 features,
                 context_features,
-                hidden_features,
-                num_residual_blocks,
-                dropout,
-                batch_norm,
+                coupling_net=coupling_net,
                 parity=i % 2,
                 seed=seed + i,
                 shift_bound=shift_bound,

@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from condflow import ConditionalGlow
+from condflow import ConditionalGlow, CouplingNet
 from condflow.checkpoint import load_checkpoint
 from condflow.cli import main as cli_main
 
@@ -16,7 +16,8 @@ CUDA = torch.device("cuda")
 
 def _flow() -> ConditionalGlow:
     torch.manual_seed(0)
-    flow = ConditionalGlow(24, 16, num_blocks=3, hidden_features=64, num_residual_blocks=2)
+    net = CouplingNet(hidden_features=64, num_residual_blocks=2)
+    flow = ConditionalGlow(24, 16, num_blocks=3, coupling_net=net)
     flow.log_prob(torch.randn(512, 24), torch.randn(512, 16))  # data-dependent ActNorm init
     return flow.eval()
 

@@ -8,14 +8,14 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
-from condflow import ConditionalFlow, ConditionalGlow, ModeNotAvailableError
+from condflow import ConditionalFlow, ConditionalGlow, CouplingNet, ModeNotAvailableError
 from condflow.bijectors import ActNorm, AffineCoupling, Compose, FromNflows, LULinear, ToNflows
 
 D, C = 6, 4
 
 
 def make_glow(features=D, context=C, dtype=torch.float32, **kw) -> ConditionalGlow:
-    kw = {"num_blocks": 3, "hidden_features": 32, **kw}
+    kw = {"num_blocks": 3, "coupling_net": CouplingNet(hidden_features=32), **kw}
     flow = ConditionalGlow(features, context, **kw)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -112,7 +112,7 @@ def test_mode_is_argmax_of_density():
 
 
 def test_mode_refuses_when_logdet_depends_on_z():
-    flow = ConditionalFlow(AffineCoupling(D, C, hidden_features=8), D, C)
+    flow = ConditionalFlow(AffineCoupling(D, C, coupling_net=CouplingNet(hidden_features=8)), D, C)
     with pytest.raises(ModeNotAvailableError, match="independent of z"):
         flow.mode(torch.randn(2, C))
 
@@ -157,7 +157,7 @@ def test_state_dict_round_trip_gives_identical_outputs():
     buf = io.BytesIO()
     torch.save(flow.state_dict(), buf)
     buf.seek(0)
-    loaded = ConditionalGlow(D, C, num_blocks=3, hidden_features=32)
+    loaded = ConditionalGlow(D, C, num_blocks=3, coupling_net=CouplingNet(hidden_features=32))
     loaded.load_state_dict(torch.load(buf, weights_only=True))
     loaded.eval()
     c, x = torch.randn(4, C), torch.randn(4, D)

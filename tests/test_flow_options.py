@@ -10,9 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from condflow import ConditionalFlow, ConditionalGlow
+from condflow import ConditionalFlow, ConditionalGlow, CouplingNet
 from condflow.bijectors import AdditiveCoupling, GlowBlock
 from condflow.cli import main as cli_main
+
+NET8, NET16 = CouplingNet(hidden_features=8), CouplingNet(hidden_features=16)
 
 
 def _init(flow: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> nn.Module:
@@ -27,7 +29,7 @@ def _init(flow: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> nn.Module
 
 def test_unconditional_flow_calls_without_context_like_nflows():
     x = 1 + 2 * torch.randn(128, 3)
-    flow = _init(ConditionalGlow(3, 0, num_blocks=2, hidden_features=16), x, None)
+    flow = _init(ConditionalGlow(3, 0, num_blocks=2, coupling_net=NET16), x, None)
     lp = flow.log_prob(x[:7])
     assert lp.shape == (7,) and torch.isfinite(lp).all()
     samples, lps = flow.sample_and_log_prob(5, generator=torch.Generator().manual_seed(0))
@@ -40,18 +42,18 @@ def test_unconditional_flow_calls_without_context_like_nflows():
     z = flow.transform_to_noise(samples)
     assert torch.allclose(flow.generate(z)[0], samples, atol=1e-4)
     # the density is normalized: 1-d marginal check through a 2-d flow on a grid
-    flow2 = _init(ConditionalGlow(2, 0, num_blocks=2, hidden_features=8), torch.randn(64, 2), None)
+    flow2 = _init(ConditionalGlow(2, 0, num_blocks=2, coupling_net=NET8), torch.randn(64, 2), None)
     g = torch.linspace(-8, 8, 321)
     grid = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
     mass = flow2.log_prob(grid).exp().sum() * (g[1] - g[0]) ** 2
     assert abs(mass.item() - 1) < 5e-3
     with pytest.raises(ValueError, match=r"context: expected a tensor of shape \[B, 2\]"):
-        ConditionalGlow(3, 2, num_blocks=1, hidden_features=8).log_prob(x)
+        ConditionalGlow(3, 2, num_blocks=1, coupling_net=NET8).log_prob(x)
 
 
 def test_embedding_net_embeds_the_raw_context_inside_the_flow():
     embed = nn.Sequential(nn.Linear(6, 4), nn.Tanh())
-    flow = ConditionalGlow(3, 4, num_blocks=2, hidden_features=16, embedding_net=embed)
+    flow = ConditionalGlow(3, 4, num_blocks=2, coupling_net=NET16, embedding_net=embed)
     x, raw = torch.randn(32, 3), torch.randn(32, 6)
     flow = _init(flow, x, raw)
     assert any(p is embed[0].weight for p in flow.parameters())  # trained with the flow
@@ -62,7 +64,7 @@ def test_embedding_net_embeds_the_raw_context_inside_the_flow():
     assert flow.sample(5, raw).shape == (32, 5, 3)
     flow.log_prob(x, raw).sum().backward()
     assert embed[0].weight.grad.abs().sum() > 0
-    bad = ConditionalGlow(3, 5, num_blocks=1, hidden_features=8, embedding_net=embed)
+    bad = ConditionalGlow(3, 5, num_blocks=1, coupling_net=NET8, embedding_net=embed)
     with pytest.raises(ValueError, match=r"embedding_net\(context\): expected shape \[32, 5\]"):
         bad.log_prob(x, raw)
     with pytest.raises(ValueError, match="embedding_net: expected a torch.nn.Module"):
@@ -73,7 +75,8 @@ def test_embedding_net_embeds_the_raw_context_inside_the_flow():
     (True, True), ("batch", True), ("layer", False), ("none", False), (False, False),
 ])
 def test_train_mode_log_prob_depends_on_the_batch_only_with_batch_norm(norm, batch_dependent):
-    flow = ConditionalGlow(4, 2, num_blocks=2, hidden_features=16, batch_norm=norm)
+    net = CouplingNet(hidden_features=16, batch_norm=norm)
+    flow = ConditionalGlow(4, 2, num_blocks=2, coupling_net=net)
     gen = torch.Generator().manual_seed(0)
     x, c = torch.randn(64, 4, generator=gen), torch.randn(64, 2, generator=gen)
     _init(flow, x, c).train()
@@ -88,11 +91,13 @@ def test_train_mode_log_prob_depends_on_the_batch_only_with_batch_norm(norm, bat
 
 def test_bad_norm_is_refused_by_name():
     with pytest.raises(ValueError, match=r"batch_norm: expected True, False or one of"):
-        ConditionalGlow(4, 2, batch_norm="group")
+        ConditionalGlow(4, 2, coupling_net=CouplingNet(batch_norm="group"))
 
 
 def test_shift_bound_bounds_the_shift_and_keeps_the_flow_exact():
-    layer = AdditiveCoupling(4, 2, hidden_features=16, num_blocks=1, shift_bound=0.5)
+    layer = AdditiveCoupling(
+        4, 2, coupling_net=CouplingNet(hidden_features=16, num_residual_blocks=1), shift_bound=0.5
+    )
     with torch.no_grad():
         for p in layer.parameters():
             p.mul_(300.0)  # a net whose raw shifts are far beyond the bound
@@ -103,9 +108,9 @@ def test_shift_bound_bounds_the_shift_and_keeps_the_flow_exact():
     assert raw.abs().max() > 10  # the bound is what keeps the shift small
     assert (x - z).abs().max() <= 0.5 and torch.equal(x[:, :2], z[:, :2])
     assert torch.allclose(layer.inverse(x, c)[0], z, atol=1e-3) and (logdet == 0).all()
-    block = GlowBlock(4, 2, hidden_features=8, shift_bound=1.0)
+    block = GlowBlock(4, 2, coupling_net=NET8, shift_bound=1.0)
     assert block.constant_logdet  # mode stays exact
-    flow = ConditionalGlow(4, 2, num_blocks=2, hidden_features=8, shift_bound=1.0)
+    flow = ConditionalGlow(4, 2, num_blocks=2, coupling_net=NET8, shift_bound=1.0)
     flow.mode(c)
     for bad in (0.0, -1.0, float("inf"), True, "2"):
         with pytest.raises(ValueError, match="shift_bound: expected a positive number"):

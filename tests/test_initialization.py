@@ -14,7 +14,7 @@ import hashlib
 import pytest
 import torch
 
-from condflow.bijectors import AffineCoupling
+from condflow.bijectors import AffineCoupling, CouplingNet
 from condflow.body.model import BodyModel
 from condflow.config import load_config
 from condflow.encoders.mlp_lifter import MLPLifter
@@ -67,31 +67,37 @@ def body() -> BodyModel:
 
 BUILDERS = {
     "glow": lambda body: ConditionalGlow(
-        6, 3, num_blocks=3, hidden_features=16, num_residual_blocks=2, dropout=0.1,
-        batch_norm="layer", seed=5, shift_bound=2.0,
+        6, 3, num_blocks=3, seed=5, shift_bound=2.0, coupling_net=CouplingNet(
+            hidden_features=16, num_residual_blocks=2, dropout=0.1, batch_norm="layer"
+        ),
     ),
     "glow_nflows_volume": lambda body: ConditionalGlow(
-        6, 3, num_blocks=2, hidden_features=8, num_residual_blocks=1, convention="nflows",
-        conditional_volume=True, volume_hidden=4,
+        6, 3, num_blocks=2, coupling_net=CouplingNet(hidden_features=8, num_residual_blocks=1),
+        convention="nflows", conditional_volume=True, volume_hidden=4,
     ),
     "affine_coupling": lambda body: AffineCoupling(
-        5, 2, hidden_features=8, num_blocks=3, batch_norm=False, parity=1
+        5, 2, parity=1,
+        coupling_net=CouplingNet(hidden_features=8, num_residual_blocks=3, batch_norm=False),
     ),
     "skeleton_head": lambda body: SkeletonHead(
-        MLPLifter(16, 3, hidden=32, num_blocks=1), SPACE, num_blocks=2, hidden_features=16,
-        num_residual_blocks=1, conditional_volume=True, volume_hidden=8,
+        MLPLifter(16, 3, hidden=32, num_blocks=1), SPACE, num_blocks=2,
+        coupling_net=CouplingNet(hidden_features=16, num_residual_blocks=1),
+        conditional_volume=True, volume_hidden=8,
     ),
     "prohmr_head": lambda body: ProHMRHead(
-        SmallCNN(3, 16, width=4), body, num_blocks=2, hidden_features=16, num_residual_blocks=1,
+        SmallCNN(3, 16, width=4), body, num_blocks=2,
+        coupling_net=CouplingNet(hidden_features=16, num_residual_blocks=1),
         point_hidden=16, img_res=64,
     ),
     "prohmr_head_prohmr": lambda body: ProHMRHead(
-        SmallCNN(3, 16, width=4), body, num_blocks=2, hidden_features=16, num_residual_blocks=3,
-        dropout=0.5, point_hidden=16, img_res=64, flow_convention="prohmr",
+        SmallCNN(3, 16, width=4), body, num_blocks=2,
+        coupling_net=CouplingNet(hidden_features=16, num_residual_blocks=3, dropout=0.5),
+        point_hidden=16, img_res=64, flow_convention="prohmr",
     ),
     "prohmr_regression": lambda body: ProHMRRegressionHead(
-        SmallCNN(3, 16, width=4), body, hidden_features=16, num_residual_blocks=3,
-        batch_norm=False, point_hidden=16,
+        SmallCNN(3, 16, width=4), body,
+        pose_net=CouplingNet(hidden_features=16, num_residual_blocks=3, batch_norm=False),
+        point_hidden=16,
     ),
     "mlp_lifter": lambda body: MLPLifter(
         16, 3, hidden=32, num_blocks=2, batch_norm=False, out_features=48
@@ -126,10 +132,10 @@ def test_initialization_is_the_recorded_one(name, body):
 
 def test_the_fingerprint_sees_a_change_of_draw_order():
     torch.manual_seed(0)
-    a = ConditionalGlow(4, 2, num_blocks=2, hidden_features=8)
+    a = ConditionalGlow(4, 2, num_blocks=2, coupling_net=CouplingNet(hidden_features=8))
     torch.manual_seed(0)
     torch.rand(1)  # one extra draw before building
-    b = ConditionalGlow(4, 2, num_blocks=2, hidden_features=8)
+    b = ConditionalGlow(4, 2, num_blocks=2, coupling_net=CouplingNet(hidden_features=8))
     (layout_a, _, weighted_a), (layout_b, _, weighted_b) = fingerprint(a), fingerprint(b)
     assert layout_a == layout_b
     assert weighted_a != pytest.approx(weighted_b, rel=1e-6)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from condflow import ConditionalFlow, ConditionalGlow, load, save
+from condflow import ConditionalFlow, ConditionalGlow, CouplingNet, load, save
 from condflow._recipe import Recorded
 from condflow.bijectors import Compose, FixedAffine, LULinear, RandomPermutation
 from condflow.checkpoint import state_checksum
@@ -12,6 +12,8 @@ from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.heads.skeleton import SkeletonHead
 from condflow.saving import load_with_config
 from condflow.spaces.skeleton import SkeletonSpace
+
+NET8, NET16 = CouplingNet(hidden_features=8), CouplingNet(hidden_features=16)
 
 
 def _trained(flow: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> nn.Module:
@@ -26,8 +28,9 @@ def _trained(flow: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> nn.Mod
 
 
 def test_conditional_glow_round_trip(tmp_path):
-    flow = ConditionalGlow(5, 3, num_blocks=2, hidden_features=16, batch_norm="layer",
-                           seed=4, shift_bound=2.0, max_rows=128)
+    net = CouplingNet(hidden_features=16, batch_norm="layer")
+    flow = ConditionalGlow(5, 3, num_blocks=2, coupling_net=net, seed=4, shift_bound=2.0,
+                           max_rows=128)
     x, c = torch.randn(64, 5), torch.randn(64, 3)
     flow = _trained(flow, x, c)
     path = save(flow, tmp_path / "flow.pt")
@@ -49,7 +52,7 @@ def test_composed_flow_and_unconditional_flow_round_trip(tmp_path):
     flow = _trained(flow, x, None)
     again = load(save(flow, tmp_path / "f.pt"))
     assert torch.equal(again.log_prob(x), flow.log_prob(x))
-    glow = _trained(ConditionalGlow(4, 0, num_blocks=2, hidden_features=8), x, None)
+    glow = _trained(ConditionalGlow(4, 0, num_blocks=2, coupling_net=NET8), x, None)
     again = load(save(glow, tmp_path / "g.pt"))
     assert torch.equal(again.log_prob(x), glow.log_prob(x))
 
@@ -57,7 +60,7 @@ def test_composed_flow_and_unconditional_flow_round_trip(tmp_path):
 def test_head_built_by_hand_round_trip(tmp_path):
     space = SkeletonSpace()
     encoder = MLPLifter(num_joints=16, in_channels=3, hidden=32, num_blocks=1)
-    head = SkeletonHead(encoder, space, num_blocks=2, hidden_features=16,
+    head = SkeletonHead(encoder, space, num_blocks=2, coupling_net=NET16,
                         mean=torch.randn(space.dim), std=torch.rand(space.dim) + 0.5)
     kp = torch.rand(8, 16, 3)
     with torch.no_grad():
@@ -81,7 +84,7 @@ def test_embedding_net_is_saved_when_recorded(tmp_path):
         def forward(self, c: torch.Tensor) -> torch.Tensor:
             return self.linear(c).tanh()
 
-    flow = ConditionalGlow(3, 4, num_blocks=1, hidden_features=8, embedding_net=Embed(6, 4))
+    flow = ConditionalGlow(3, 4, num_blocks=1, coupling_net=NET8, embedding_net=Embed(6, 4))
     x, c = torch.randn(10, 3), torch.randn(10, 6)
     flow = _trained(flow, x, c)
     again = load(save(flow, tmp_path / "e.pt"))
@@ -89,7 +92,7 @@ def test_embedding_net_is_saved_when_recorded(tmp_path):
 
 
 def test_unrecordable_module_names_the_argument(tmp_path):
-    flow = ConditionalGlow(3, 4, num_blocks=1, hidden_features=8, embedding_net=nn.Linear(6, 4))
+    flow = ConditionalGlow(3, 4, num_blocks=1, coupling_net=NET8, embedding_net=nn.Linear(6, 4))
     with pytest.raises(ValueError, match=r"model\.embedding_net: a Linear cannot be recorded"):
         save(flow, tmp_path / "x.pt")
     assert not (tmp_path / "x.pt").exists()
@@ -98,7 +101,7 @@ def test_unrecordable_module_names_the_argument(tmp_path):
 
 
 def test_unknown_class_in_file_is_refused_without_import(tmp_path):
-    flow = ConditionalGlow(2, 1, num_blocks=1, hidden_features=8)
+    flow = ConditionalGlow(2, 1, num_blocks=1, coupling_net=NET8)
     path = save(flow, tmp_path / "f.pt")
     payload = torch.load(path, weights_only=True)
     payload["recipe"]["class"] = "os:system"

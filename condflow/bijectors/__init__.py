@@ -7,7 +7,7 @@ from condflow.bijectors.conditional import ConditionalAffine
 from condflow.bijectors.coupling import AdditiveCoupling, AffineCoupling
 from condflow.bijectors.glow import GlowBlock
 from condflow.bijectors.lu import LULinear, NflowsLULinear
-from condflow.bijectors.nets import ContextResidualNet, ResidualBlock
+from condflow.bijectors.nets import ContextResidualNet, CouplingNet, ResidualBlock
 from condflow.bijectors.nflows_interop import FromNflows, ToNflows
 from condflow.bijectors.permutation import Permutation, RandomPermutation, ReversePermutation
 
@@ -21,6 +21,7 @@ __all__ = [
     "FixedAffine",
     "FromNflows",
     "ContextResidualNet",
+    "CouplingNet",
     "GlowBlock",
     "Inverse",
     "LULinear",

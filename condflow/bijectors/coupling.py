@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from condflow.bijectors.base import Bijector
-from condflow.bijectors.nets import ContextResidualNet
+from condflow.bijectors.nets import ContextResidualNet, CouplingNet, check_coupling_net
 
 
 class _Coupling(Bijector):
@@ -17,6 +17,7 @@ class _Coupling(Bijector):
     rest; ``parity=1`` the reverse. ``split="alternate"`` (nflows' ``mask[::2]``, as in
     ProHMR's flow): ``parity=0`` keeps the even-indexed features and transforms the odd
     ones; ``parity=1`` the reverse. Alternating parities transform every feature.
+    ``coupling_net`` is the shape of the net (:class:`~condflow.bijectors.CouplingNet`).
     """
 
     #: outputs of the net per transformed feature (1: shift; 2: log-scale and shift)
@@ -26,14 +27,13 @@ class _Coupling(Bijector):
         self,
         features: int,
         context_features: int,
-        hidden_features: int = 1024,
-        num_blocks: int = 2,
-        dropout: float = 0.0,
-        batch_norm: bool | str = True,
+        *,
+        coupling_net: CouplingNet = CouplingNet(),
         parity: int = 0,
         split: str = "halves",
     ) -> None:
         super().__init__()
+        check_coupling_net("coupling_net", coupling_net)
         if features < 2:
             raise ValueError(
                 f"features: a coupling layer needs at least 2 features, got {features}"
@@ -61,10 +61,7 @@ class _Coupling(Bijector):
             self.num_identity,
             self.net_outputs_per_feature * self.num_transformed,
             context_features,
-            hidden_features,
-            num_blocks,
-            dropout,
-            batch_norm,
+            settings=coupling_net,
         )
 
     def _split(self, v: Tensor) -> tuple[Tensor, Tensor]:
@@ -87,8 +84,8 @@ class AdditiveCoupling(_Coupling):
     Args:
         features: d.
         context_features: C.
-        hidden_features, num_blocks, dropout, batch_norm: the shape of the net t
-            (see :class:`ContextResidualNet`).
+        coupling_net: the shape of the net t (:class:`~condflow.bijectors.CouplingNet`:
+            width, residual blocks, dropout, normalization).
         parity: which half is transformed (0: second, 1: first).
         split: ``"halves"`` or ``"alternate"`` (even/odd features; see ``_Coupling``).
         shift_bound: if given, the shift is soft-clamped, ``t = b · tanh(t_net / b)`` with
@@ -101,17 +98,14 @@ class AdditiveCoupling(_Coupling):
         self,
         features: int,
         context_features: int,
-        hidden_features: int = 1024,
-        num_blocks: int = 2,
-        dropout: float = 0.0,
-        batch_norm: bool | str = True,
+        *,
+        coupling_net: CouplingNet = CouplingNet(),
         parity: int = 0,
         split: str = "halves",
         shift_bound: float | None = None,
     ) -> None:
         super().__init__(
-            features, context_features, hidden_features, num_blocks, dropout, batch_norm, parity,
-            split,
+            features, context_features, coupling_net=coupling_net, parity=parity, split=split
         )
         if shift_bound is not None and (
             isinstance(shift_bound, bool)
@@ -153,17 +147,14 @@ class AffineCoupling(_Coupling):
         self,
         features: int,
         context_features: int,
-        hidden_features: int = 1024,
-        num_blocks: int = 2,
-        dropout: float = 0.0,
-        batch_norm: bool | str = True,
+        *,
+        coupling_net: CouplingNet = CouplingNet(),
         parity: int = 0,
         scale_bound: float = 3.0,
         split: str = "halves",
     ) -> None:
         super().__init__(
-            features, context_features, hidden_features, num_blocks, dropout, batch_norm, parity,
-            split,
+            features, context_features, coupling_net=coupling_net, parity=parity, split=split
         )
         self.scale_bound = scale_bound
 

@@ -8,6 +8,7 @@ from condflow.bijectors.base import Compose
 from condflow.bijectors.conditional import ConditionalAffine
 from condflow.bijectors.coupling import AdditiveCoupling
 from condflow.bijectors.lu import LULinear, NflowsLULinear
+from condflow.bijectors.nets import CouplingNet
 
 
 class GlowBlock(Compose):
@@ -36,10 +37,8 @@ class GlowBlock(Compose):
         self,
         features: int,
         context_features: int,
-        hidden_features: int = 1024,
-        num_residual_blocks: int = 2,
-        dropout: float = 0.0,
-        batch_norm: bool | str = True,
+        *,
+        coupling_net: CouplingNet = CouplingNet(),
         parity: int = 0,
         seed: int = 0,
         convention: str = "condflow",
@@ -53,11 +52,8 @@ class GlowBlock(Compose):
         coupling = AdditiveCoupling(
             features,
             context_features,
-            hidden_features,
-            num_residual_blocks,
-            dropout,
-            batch_norm,
-            parity,
+            coupling_net=coupling_net,
+            parity=parity,
             split="alternate" if nflows else "halves",
             shift_bound=shift_bound,
         )

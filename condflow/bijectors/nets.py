@@ -1,38 +1,73 @@
-"""The context-conditioned residual MLP used inside coupling layers.
+"""The context-conditioned residual MLP used inside coupling layers, and its settings
+(:class:`CouplingNet`).
 
-Normalization (``batch_norm``): ``True`` or ``"batch"`` is ProHMR's batch norm. In training
-mode its statistics come from the current batch, so the train-mode ``log_prob`` of an
-example depends on the other examples of its batch (in eval mode the running statistics are
-used and it does not). ``"layer"`` normalizes each row over its features (``LayerNorm``),
-the same in both modes and independent of the batch; ``False`` or ``"none"`` normalizes
-nothing.
+Normalization (``batch_norm``): ``"batch"`` (or ``True``) is ProHMR's batch norm, whose
+train-mode statistics make the train-mode ``log_prob`` of an example depend on the rest of
+its batch; ``"layer"`` (``LayerNorm``, per row) and ``"none"`` (or ``False``) do not (see
+:mod:`condflow._norms`).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from condflow._checks import check_positive_int
+from condflow._norms import Norm, make_norm, norm_name
 from condflow.bijectors.base import broadcast_context
 
-#: Normalizations of the residual blocks, by name (``batch_norm`` also takes True / False).
-NORMS = ("batch", "layer", "none")
+
+@dataclass(frozen=True, kw_only=True)
+class CouplingNet:
+    """The shape of a coupling layer's net t(z₁, c) (:class:`ContextResidualNet`): an input
+    layer on ``[z₁, c]`` to width ``hidden_features``, ``num_residual_blocks`` residual
+    blocks, a near-zero output layer. The defaults are ProHMR's.
+
+    One object, passed by keyword (``coupling_net=``), carries these settings from a flow or
+    a head down to every coupling layer; a head's regression baseline uses it for its pose
+    MLP, so that baseline has the coupling nets' size. What is not here belongs elsewhere:
+    how a coupling uses the net's output (``shift_bound``, ``scale_bound``) to the coupling,
+    and the width of a conditional-volume net (``volume_hidden``), a different net of c
+    alone, to :class:`~condflow.bijectors.ConditionalAffine`. The activation is ReLU.
+
+    Args:
+        hidden_features: width H of the hidden layers.
+        num_residual_blocks: residual blocks between the input and output layers (>= 0).
+        dropout: dropout probability inside the residual blocks (training mode only).
+        batch_norm: normalization inside the residual blocks, ``"batch"``, ``"layer"`` or
+            ``"none"`` (see the module docstring); ``True`` / ``False`` are stored as
+            ``"batch"`` / ``"none"``, so equal settings compare equal.
+    """
+
+    hidden_features: int = 1024
+    num_residual_blocks: int = 2
+    dropout: float = 0.0
+    batch_norm: Norm | bool = "batch"
+
+    def __post_init__(self) -> None:
+        check_positive_int("hidden_features", self.hidden_features)
+        blocks = self.num_residual_blocks
+        if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
+            raise ValueError(f"num_residual_blocks: expected an integer >= 0, got {blocks!r}")
+        p = self.dropout
+        if isinstance(p, bool) or not isinstance(p, int | float) or not (
+            math.isfinite(p) and 0.0 <= p <= 1.0
+        ):
+            raise ValueError(f"dropout: expected a probability in [0, 1], got {p!r}")
+        object.__setattr__(self, "batch_norm", norm_name(self.batch_norm))
 
 
-def norm_name(batch_norm: bool | str) -> str:
-    """``"batch"``, ``"layer"`` or ``"none"`` for a ``batch_norm`` argument; ``ValueError``
-    otherwise."""
-    if isinstance(batch_norm, bool):
-        return "batch" if batch_norm else "none"
-    if batch_norm not in NORMS:
-        raise ValueError(f"batch_norm: expected True, False or one of {NORMS}, got {batch_norm!r}")
-    return batch_norm
-
-
-def _norm(kind: str, hidden: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm1d(hidden)
-    return nn.LayerNorm(hidden) if kind == "layer" else nn.Identity()
+def check_coupling_net(name: str, value: object) -> CouplingNet:
+    """``value`` if it is a :class:`CouplingNet`, else ``ValueError`` naming ``name``."""
+    if not isinstance(value, CouplingNet):
+        raise ValueError(
+            f"{name}: expected a condflow.bijectors.CouplingNet (e.g. "
+            f"CouplingNet(hidden_features=256)), got {type(value).__name__} {value!r:.60}"
+        )
+    return value
 
 
 class ResidualBlock(nn.Module):
@@ -42,9 +77,9 @@ class ResidualBlock(nn.Module):
     def __init__(self, hidden: int, dropout: float = 0.0, batch_norm: bool | str = True) -> None:
         super().__init__()
         kind = norm_name(batch_norm)
-        self.norm0 = _norm(kind, hidden)
+        self.norm0 = make_norm(kind, hidden)
         self.linear0 = nn.Linear(hidden, hidden)
-        self.norm1 = _norm(kind, hidden)
+        self.norm1 = make_norm(kind, hidden)
         self.dropout = nn.Dropout(dropout)
         self.linear1 = nn.Linear(hidden, hidden)
         nn.init.uniform_(self.linear1.weight, -1e-3, 1e-3)
@@ -69,7 +104,7 @@ class ContextResidualNet(nn.Module):
     part is computed once per context row ``[B, H]`` and broadcast over the samples of
     that row, so n samples per context cost no extra context work. With
     ``context_features=0`` the net is unconditional and ``context`` is ignored.
-    ``batch_norm``: the residual blocks' normalization (see the module docstring).
+    ``settings``: width, residual blocks, dropout and normalization (:class:`CouplingNet`).
 
     Shapes: ``z1`` ``[B, ..., in_features]``, ``context`` ``[B, context_features]`` →
     ``[B, ..., out_features]``.
@@ -80,19 +115,19 @@ class ContextResidualNet(nn.Module):
         in_features: int,
         out_features: int,
         context_features: int,
-        hidden_features: int = 1024,
-        num_blocks: int = 2,
-        dropout: float = 0.0,
-        batch_norm: bool | str = True,
+        *,
+        settings: CouplingNet = CouplingNet(),
     ) -> None:
         super().__init__()
+        s = check_coupling_net("settings", settings)
         has_context = context_features > 0
-        self.input_z = nn.Linear(in_features, hidden_features, bias=not has_context)
-        self.input_c = nn.Linear(context_features, hidden_features) if has_context else None
+        self.input_z = nn.Linear(in_features, s.hidden_features, bias=not has_context)
+        self.input_c = nn.Linear(context_features, s.hidden_features) if has_context else None
         self.blocks = nn.ModuleList(
-            ResidualBlock(hidden_features, dropout, batch_norm) for _ in range(num_blocks)
+            ResidualBlock(s.hidden_features, dropout=s.dropout, batch_norm=s.batch_norm)
+            for _ in range(s.num_residual_blocks)
         )
-        self.output = nn.Linear(hidden_features, out_features)
+        self.output = nn.Linear(s.hidden_features, out_features)
         nn.init.uniform_(self.output.weight, -1e-3, 1e-3)
         nn.init.uniform_(self.output.bias, -1e-3, 1e-3)
 

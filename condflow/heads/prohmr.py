@@ -22,8 +22,8 @@ from torch import Tensor, nn
 
 from condflow._checks import check_module_dtype, check_positive_int, check_tensor
 from condflow._recipe import Recorded
-from condflow.bijectors import Compose, Permutation
-from condflow.bijectors.nets import ResidualBlock
+from condflow.bijectors import Compose, CouplingNet, Permutation
+from condflow.bijectors.nets import ResidualBlock, check_coupling_net
 from condflow.body.camera import DEFAULT_FOCAL_LENGTH, DEFAULT_IMG_RES, project_to_crop
 from condflow.body.model import BodyModel
 from condflow.flow import ConditionalFlow, ConditionalGlow
@@ -335,7 +335,8 @@ class ProHMRHead(Recorded, nn.Module):
         encoder: images ``[B, 3, H, W]`` → ``[B, C]`` (``C = encoder.out_features`` unless
             ``context_features`` is given).
         body: the body model (default: ``BodyModel()``); not saved in the ``state_dict``.
-        num_blocks, hidden_features, num_residual_blocks, dropout, batch_norm: the Glow's.
+        num_blocks: the Glow's blocks.
+        coupling_net: the Glow's coupling nets (:class:`~condflow.bijectors.CouplingNet`).
         point_hidden: width of the point head's hidden layer.
         img_res: side of the input crops in pixels.
         focal_length: focal length in pixels at ``img_res``; default ProHMR's 5000 px at 224 px,
@@ -361,10 +362,8 @@ class ProHMRHead(Recorded, nn.Module):
         body: BodyModel | None = None,
         context_features: int | None = None,
         num_blocks: int = 4,
-        hidden_features: int = 1024,
-        num_residual_blocks: int = 2,
-        dropout: float = 0.0,
-        batch_norm: bool = True,
+        *,
+        coupling_net: CouplingNet = CouplingNet(),
         point_hidden: int = 1024,
         img_res: int = DEFAULT_IMG_RES,
         focal_length: float | None = None,
@@ -385,10 +384,7 @@ class ProHMRHead(Recorded, nn.Module):
             SMPL_POSE_DIM,
             context_features,
             num_blocks,
-            hidden_features,
-            num_residual_blocks,
-            dropout,
-            batch_norm,
+            coupling_net=coupling_net,
             convention="nflows" if flow_convention == "prohmr" else "condflow",
             conditional_volume=conditional_volume,
             volume_hidden=volume_hidden,
@@ -502,8 +498,8 @@ class ProHMRRegressionHead(nn.Module):
     Args:
         encoder, body, context_features, point_hidden, img_res, focal_length, init_cam: as
             for :class:`ProHMRHead`.
-        hidden_features, num_residual_blocks, dropout, batch_norm: the pose MLP (input
-            layer, residual blocks, near-zero output layer; the coupling nets' shape).
+        pose_net: the shape of the pose MLP (input layer, residual blocks, near-zero output
+            layer), a :class:`~condflow.bijectors.CouplingNet` like the flow's coupling nets.
     """
 
     probabilistic = False
@@ -514,10 +510,8 @@ class ProHMRRegressionHead(nn.Module):
         encoder: nn.Module,
         body: BodyModel | None = None,
         context_features: int | None = None,
-        hidden_features: int = 1024,
-        num_residual_blocks: int = 2,
-        dropout: float = 0.0,
-        batch_norm: bool = True,
+        *,
+        pose_net: CouplingNet = CouplingNet(),
         point_hidden: int = 1024,
         img_res: int = DEFAULT_IMG_RES,
         focal_length: float | None = None,
@@ -528,13 +522,14 @@ class ProHMRRegressionHead(nn.Module):
             self, encoder, context_features, img_res, focal_length
         )
         self.context_features = check_positive_int("context_features", context_features)
-        output = nn.Linear(hidden_features, SMPL_POSE_DIM)
+        net = check_coupling_net("pose_net", pose_net)
+        output = nn.Linear(net.hidden_features, SMPL_POSE_DIM)
         nn.init.uniform_(output.weight, -1e-3, 1e-3)
         nn.init.zeros_(output.bias)
         self.regressor = nn.Sequential(
-            nn.Linear(context_features, hidden_features),
-            *(ResidualBlock(hidden_features, dropout, batch_norm)
-              for _ in range(num_residual_blocks)),
+            nn.Linear(context_features, net.hidden_features),
+            *(ResidualBlock(net.hidden_features, dropout=net.dropout, batch_norm=net.batch_norm)
+              for _ in range(net.num_residual_blocks)),
             output,
         )
         init = torch.eye(3).expand(24, 3, 3).clone()

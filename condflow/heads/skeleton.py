@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from condflow._checks import check_module_dtype
 from condflow._recipe import Recorded
-from condflow.bijectors import Compose, FixedAffine
+from condflow.bijectors import Compose, CouplingNet, FixedAffine
 from condflow.flow import ConditionalFlow, ConditionalGlow
 from condflow.spaces.skeleton import SkeletonSpace
 
@@ -19,9 +19,10 @@ class SkeletonHead(Recorded, nn.Module):
     The flow runs on standardized features; a fixed affine map (``mean``/``std`` of the
     training targets, saved in the ``state_dict``) is its last generative step, so
     ``log_prob`` is an exact density over joints in millimetres and ``mode`` is exact.
-    ``conditional_volume`` gives every Glow block a context-dependent elementwise affine map
-    (:class:`~condflow.bijectors.ConditionalAffine`), so the density's volume — and
-    log p(mode | c) — follow the input.
+    The Glow has ``num_blocks`` blocks, with coupling nets of shape ``coupling_net``
+    (:class:`~condflow.bijectors.CouplingNet`). ``conditional_volume`` gives every Glow block
+    a context-dependent elementwise affine map (:class:`~condflow.bijectors.ConditionalAffine`),
+    so the density's volume — and log p(mode | c) — follow the input.
 
     Shapes: ``inputs`` whatever the encoder takes (e.g. 2D keypoints ``[B, J2, 3]``);
     ``context`` ``[B, C]``; joints ``[B, J, 3]`` or ``[B, n, J, 3]``.
@@ -40,10 +41,8 @@ class SkeletonHead(Recorded, nn.Module):
         mean: Tensor | None = None,
         std: Tensor | None = None,
         num_blocks: int = 4,
-        hidden_features: int = 1024,
-        num_residual_blocks: int = 2,
-        dropout: float = 0.0,
-        batch_norm: bool = True,
+        *,
+        coupling_net: CouplingNet = CouplingNet(),
         conditional_volume: bool = False,
         volume_hidden: int = 128,
     ) -> None:
@@ -54,10 +53,7 @@ class SkeletonHead(Recorded, nn.Module):
             d,
             context_features,
             num_blocks,
-            hidden_features,
-            num_residual_blocks,
-            dropout,
-            batch_norm,
+            coupling_net=coupling_net,
             conditional_volume=conditional_volume,
             volume_hidden=volume_hidden,
         )

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from condflow._checks import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
 from condflow._progress import progress
+from condflow.bijectors import CouplingNet
 from condflow.body.model import BodyModel
 from condflow.data.cache import cached_tensors
 from condflow.data.synthetic_lifting import LiftingSetConfig, TensorDictDataset, make_lifting_set
@@ -203,10 +204,12 @@ class LiftingTask(Task):
             mean=mean,
             std=std,
             num_blocks=m.flow_blocks,
-            hidden_features=m.flow_hidden,
-            num_residual_blocks=m.flow_residual_blocks,
-            dropout=m.flow_dropout,
-            batch_norm=m.batch_norm,
+            coupling_net=CouplingNet(
+                hidden_features=m.flow_hidden,
+                num_residual_blocks=m.flow_residual_blocks,
+                dropout=m.flow_dropout,
+                batch_norm=m.batch_norm,
+            ),
             conditional_volume=m.conditional_volume,
             volume_hidden=m.volume_hidden,
         )

@@ -29,6 +29,7 @@ from condflow._checks import (
     Probability,
 )
 from condflow._progress import progress
+from condflow.bijectors import CouplingNet
 from condflow.body.model import BodyModel
 from condflow.body.poses import PoseGenerator
 from condflow.data.image_datasets import AugmentationConfig, ImageDataset
@@ -362,22 +363,21 @@ class MeshTask(Task):
         if m.kind not in ("flow", "regression"):
             raise ValueError(f"model.kind: expected 'flow' or 'regression', got {m.kind!r}")
         # The regression baseline's pose MLP has the coupling nets' shape (same budget).
+        net = CouplingNet(hidden_features=m.flow_hidden, num_residual_blocks=m.flow_residual_blocks,
+                          dropout=m.flow_dropout, batch_norm=m.batch_norm)
         shared: dict[str, Any] = {
-            "hidden_features": m.flow_hidden,
-            "num_residual_blocks": m.flow_residual_blocks,
-            "dropout": m.flow_dropout,
-            "batch_norm": m.batch_norm,
             "point_hidden": m.point_hidden,
             "img_res": res,
             "focal_length": m.focal_length * res / 224.0,
         }
         body = BodyModel(self.cfg.data.body_model)
         if m.kind == "regression":
-            return ProHMRRegressionHead(encoder, body, **shared)
+            return ProHMRRegressionHead(encoder, body, pose_net=net, **shared)
         return ProHMRHead(
             encoder,
             body,
             num_blocks=m.flow_blocks,
+            coupling_net=net,
             **shared,
             flow_convention=m.flow_convention,
             conditional_volume=m.conditional_volume,

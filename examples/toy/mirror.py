@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from condflow import ConditionalGlow
+from condflow import ConditionalGlow, CouplingNet
 
 NOISE = 0.15
 
@@ -44,7 +44,8 @@ def true_log_prob(x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
 def train(steps: int, seed: int) -> tuple[ConditionalGlow, float, float]:
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    flow = ConditionalGlow(2, 2, num_blocks=8, hidden_features=64, num_residual_blocks=1)
+    net = CouplingNet(hidden_features=64, num_residual_blocks=1)
+    flow = ConditionalGlow(2, 2, num_blocks=8, coupling_net=net)
     opt = torch.optim.Adam(flow.parameters(), lr=3e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     for step in range(steps):

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from condflow import ConditionalGlow
+from condflow import ConditionalGlow, CouplingNet
 from condflow.bijectors.actnorm import ActNorm
 from condflow.bijectors.lu import LULinear
 
@@ -16,7 +16,9 @@ D, C = 5, 3
 
 def glow(batch_norm: bool = True) -> ConditionalGlow:
     torch.manual_seed(0)
-    flow = ConditionalGlow(D, C, num_blocks=2, hidden_features=8, batch_norm=batch_norm)
+    flow = ConditionalGlow(
+        D, C, num_blocks=2, coupling_net=CouplingNet(hidden_features=8, batch_norm=batch_norm)
+    )
     with torch.no_grad():  # leave the near-identity start: make every block matter
         for p in flow.parameters():
             p.add_(0.2 * torch.randn_like(p))

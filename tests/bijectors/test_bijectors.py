@@ -11,6 +11,7 @@ from condflow.bijectors import (
     AffineCoupling,
     Compose,
     ConditionalAffine,
+    CouplingNet,
     FixedAffine,
     GlowBlock,
     Inverse,
@@ -34,7 +35,8 @@ def perturb(module: torch.nn.Module, scale: float = 0.1) -> torch.nn.Module:
 
 
 def make_all():
-    kw = dict(hidden_features=16, num_blocks=1)
+    kw = dict(coupling_net=CouplingNet(hidden_features=16, num_residual_blocks=1))
+    net = CouplingNet(hidden_features=16)
     return {
         "actnorm": ActNorm(D),
         "lu": LULinear(D, seed=3),
@@ -45,16 +47,18 @@ def make_all():
         "fixed_affine": FixedAffine(torch.randn(D), torch.rand(D) + 0.5),
         "reverse": ReversePermutation(D),
         "random_perm": RandomPermutation(D, seed=2),
-        "glow": GlowBlock(D, C, hidden_features=16, num_residual_blocks=2),
-        "glow_layer_norm": GlowBlock(D, C, hidden_features=16, batch_norm="layer"),
-        "inverse_glow": Inverse(GlowBlock(D, C, hidden_features=16, parity=1)),
+        "glow": GlowBlock(D, C, coupling_net=net),
+        "glow_layer_norm": GlowBlock(
+            D, C, coupling_net=CouplingNet(hidden_features=16, batch_norm="layer")
+        ),
+        "inverse_glow": Inverse(GlowBlock(D, C, coupling_net=net, parity=1)),
         # the conventions of ProHMR's nflows fork (condflow.interop.prohmr)
         "actnorm_normalizing": ActNorm(D, parametrization="normalizing"),
         "nflows_lu": NflowsLULinear(D),
         "additive_alternate1": AdditiveCoupling(D, C, parity=1, split="alternate", **kw),
-        "glow_nflows": GlowBlock(D, C, hidden_features=16, convention="nflows"),
+        "glow_nflows": GlowBlock(D, C, coupling_net=net, convention="nflows"),
         "conditional_affine": ConditionalAffine(D, C, hidden_features=8),
-        "volume_glow": GlowBlock(D, C, hidden_features=16, conditional_volume=True,
+        "volume_glow": GlowBlock(D, C, coupling_net=net, conditional_volume=True,
                                  volume_hidden=8),
     }
 
@@ -120,7 +124,8 @@ def test_sample_dimension_broadcasts_context(bijector):
 
 
 def test_compose_orders_and_flags():
-    a, b = perturb(LULinear(D, seed=1)), perturb(AffineCoupling(D, C, hidden_features=8))
+    affine = AffineCoupling(D, C, coupling_net=CouplingNet(hidden_features=8))
+    a, b = perturb(LULinear(D, seed=1)), perturb(affine)
     comp = Compose([a, b])
     z, c = torch.randn(5, D), torch.randn(5, C)
     x, ld = comp(z, c)
@@ -176,8 +181,9 @@ def test_lu_weight_cached_in_eval_and_refreshed_on_change():
 def test_alternate_split_transforms_odd_features_at_parity_0_and_even_at_1(features):
     """nflows' mask[::2] = -1 (ProHMR's flow): parity 0 keeps the even-indexed features."""
     for parity, kept in ((0, slice(0, None, 2)), (1, slice(1, None, 2))):
-        coupling = perturb(AdditiveCoupling(features, C, hidden_features=8, num_blocks=1,
-                                            parity=parity, split="alternate"))
+        net = CouplingNet(hidden_features=8, num_residual_blocks=1)
+        coupling = perturb(AdditiveCoupling(features, C, coupling_net=net, parity=parity,
+                                            split="alternate"))
         z, c = torch.randn(4, features), torch.randn(4, C)
         with torch.no_grad():
             x, _ = coupling(z, c)
@@ -188,7 +194,7 @@ def test_alternate_split_transforms_odd_features_at_parity_0_and_even_at_1(featu
 def _flow(conditional_volume: bool):
     from condflow import ConditionalGlow
 
-    flow = ConditionalGlow(D, C, num_blocks=3, hidden_features=16,
+    flow = ConditionalGlow(D, C, num_blocks=3, coupling_net=CouplingNet(hidden_features=16),
                            conditional_volume=conditional_volume, volume_hidden=8)
     return perturb(flow, 0.2)
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from condflow.bijectors import CouplingNet
 from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.heads.skeleton import SkeletonHead
 from condflow.spaces.skeleton import H36M_17, H36M_17_TO_16, SkeletonSpace
@@ -23,7 +24,7 @@ def make_skeleton_head(dtype: torch.dtype = torch.float64, seed: int = 0) -> Ske
     encoder = MLPLifter(16, 3, hidden=32, num_blocks=1, dropout=0.0)
     mean = SPACE.from_joints(STANDING_MM).float()
     head = SkeletonHead(encoder, SPACE, mean=mean, std=torch.full((48,), 40.0), num_blocks=2,
-                        hidden_features=32, num_residual_blocks=1)
+                        coupling_net=CouplingNet(hidden_features=32, num_residual_blocks=1))
     return head.to(dtype).eval()
 
 
@@ -77,8 +78,9 @@ def smpl_head():
     from condflow.heads.prohmr import ProHMRHead
 
     torch.manual_seed(0)
-    head = ProHMRHead(SmallCNN(3, 16, width=4), BodyModel(), num_blocks=2, hidden_features=16,
-                      num_residual_blocks=1, point_hidden=16, img_res=64).double()
+    net = CouplingNet(hidden_features=16, num_residual_blocks=1)
+    head = ProHMRHead(SmallCNN(3, 16, width=4), BodyModel(), num_blocks=2, coupling_net=net,
+                      point_hidden=16, img_res=64).double()
     poses = PoseGenerator(seed=0).sample(256)
     pose_6d = head.space.from_axis_angle(poses.global_orient, poses.body_pose).double()
     head.train()

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from condflow.bijectors import CouplingNet
 from condflow.body.camera import project_to_crop
 from condflow.body.model import BodyModel
 from condflow.body.poses import PoseGenerator
@@ -25,8 +26,9 @@ def random_rotmat(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 def make_head(body: BodyModel, img_res: int = 32, **kw) -> ProHMRHead:
     torch.manual_seed(0)
     enc = SmallCNN(3, 16, width=4)
-    return ProHMRHead(enc, body, num_blocks=2, hidden_features=16, num_residual_blocks=1,
-                      point_hidden=16, img_res=img_res, **kw)
+    net = CouplingNet(hidden_features=16, num_residual_blocks=1)
+    return ProHMRHead(enc, body, num_blocks=2, coupling_net=net, point_hidden=16, img_res=img_res,
+                      **kw)
 
 
 def test_body_keypoints_equal_the_full_body_model(body):

@@ -5,6 +5,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from condflow.bijectors import CouplingNet
 from condflow.config import load_config
 from condflow.data.h36m import write_h36m_cameras, write_h36m_lifting_npz
 from condflow.data.synthetic_lifting import LiftingSetConfig, make_lifting_set
@@ -38,7 +39,8 @@ def test_synthetic_set_is_seeded_occluded_and_root_relative():
 def tiny_head(**kw) -> SkeletonHead:
     mean, std = torch.randn(SPACE.dim) * 50, torch.rand(SPACE.dim) * 100 + 50
     enc = MLPLifter(16, 3, hidden=32, num_blocks=1, dropout=0.0)
-    return SkeletonHead(enc, SPACE, mean=mean, std=std, num_blocks=2, hidden_features=16, **kw)
+    return SkeletonHead(enc, SPACE, mean=mean, std=std, num_blocks=2,
+                        coupling_net=CouplingNet(hidden_features=16), **kw)
 
 
 def test_skeleton_head_density_is_in_millimetres_and_mode_is_most_likely():

@@ -54,12 +54,12 @@ class ConcatResidualNet(nn.Module):
     """
 
     def __init__(self, in_features: int, out_features: int, context_features: int,
-                 hidden: int, num_blocks: int, dropout: float, batch_norm: bool) -> None:
+                 hidden: int, num_residual_blocks: int, dropout: float, batch_norm: bool) -> None:
         super().__init__()
         self.input = nn.Linear(in_features + context_features, hidden)
         self.blocks = nn.ModuleList(
             ResidualBlock(hidden, None, dropout_probability=dropout, use_batch_norm=batch_norm)
-            for _ in range(num_blocks)
+            for _ in range(num_residual_blocks)
         )
         self.output = nn.Linear(hidden, out_features)
 
@@ -106,7 +106,8 @@ class NflowsGlow(nn.Module):
         for i in range(num_blocks):
             mask = _halves_mask(features, i % 2).int()
             net = partial(ConcatResidualNet, context_features=context_features, hidden=hidden,
-                          num_blocks=num_residual_blocks, dropout=dropout, batch_norm=batch_norm)
+                          num_residual_blocks=num_residual_blocks, dropout=dropout,
+                          batch_norm=batch_norm)
             lu = _LULinear(features, identity_init=True)
             lu.use_cache()
             layers += [ActNorm(features), lu, AdditiveCouplingTransform(mask, net)]
@@ -155,8 +156,8 @@ class ZukoGlow(nn.Module):
                  batch_norm: bool = True) -> None:
         super().__init__()
         self.features = features
-        net_kwargs = dict(hidden=hidden, num_blocks=num_residual_blocks, dropout=dropout,
-                          batch_norm=batch_norm)
+        net_kwargs = dict(hidden=hidden, num_residual_blocks=num_residual_blocks,
+                          dropout=dropout, batch_norm=batch_norm)
         zeros, eye = torch.zeros(features), torch.eye(features)
         layers = []
         for i in range(num_blocks):

@@ -80,7 +80,7 @@ BUILDERS = {
         coupling_net=CouplingNet(hidden_features=8, num_residual_blocks=3, batch_norm=False),
     ),
     "skeleton_head": lambda body: SkeletonHead(
-        MLPLifter(16, 3, hidden=32, num_blocks=1), SPACE, num_blocks=2,
+        MLPLifter(16, 3, hidden=32, num_residual_blocks=1), SPACE, num_blocks=2,
         coupling_net=CouplingNet(hidden_features=16, num_residual_blocks=1),
         conditional_volume=True, volume_hidden=8,
     ),
@@ -100,7 +100,7 @@ BUILDERS = {
         point_hidden=16,
     ),
     "mlp_lifter": lambda body: MLPLifter(
-        16, 3, hidden=32, num_blocks=2, batch_norm=False, out_features=48
+        16, 3, hidden=32, num_residual_blocks=2, batch_norm=False, out_features=48
     ),
     "lifting_flow": lambda body: task_model("lifting", {
         "lifter_hidden": 32, "lifter_blocks": 1, "flow_hidden": 16, "flow_blocks": 2,

@@ -59,7 +59,7 @@ def test_composed_flow_and_unconditional_flow_round_trip(tmp_path):
 
 def test_head_built_by_hand_round_trip(tmp_path):
     space = SkeletonSpace()
-    encoder = MLPLifter(num_joints=16, in_channels=3, hidden=32, num_blocks=1)
+    encoder = MLPLifter(num_joints=16, in_channels=3, hidden=32, num_residual_blocks=1)
     head = SkeletonHead(encoder, space, num_blocks=2, coupling_net=NET16,
                         mean=torch.randn(space.dim), std=torch.rand(space.dim) + 0.5)
     kp = torch.rand(8, 16, 3)

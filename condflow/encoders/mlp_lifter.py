@@ -39,17 +39,17 @@ class _ResidualBlock(nn.Module):
 class MLPLifter(Recorded, nn.Module):
     """Martinez et al. residual MLP over 2D keypoints.
 
-    ``Linear → BN → ReLU → Dropout`` to ``hidden``, then ``num_blocks`` residual blocks of two
-    such layers each. With ``out_features=None`` the output is the context ``c`` ``[B, hidden]``;
-    with ``out_features=d`` a final ``Linear`` maps to ``[B, d]`` (the deterministic regression
-    baseline, e.g. ``d = 3·J`` for direct 3D output).
+    ``Linear → BN → ReLU → Dropout`` to ``hidden``, then ``num_residual_blocks`` residual blocks
+    of two such layers each. With ``out_features=None`` the output is the context ``c``
+    ``[B, hidden]``; with ``out_features=d`` a final ``Linear`` maps to ``[B, d]`` (the
+    deterministic regression baseline, e.g. ``d = 3·J`` for direct 3D output).
 
     Args:
         num_joints: number of keypoints ``J``.
         in_channels: 2 for ``(x, y)``, 3 for ``(x, y, confidence)``. A confidence of 0 marks an
             occluded joint: its coordinates are zeroed (even if NaN) before the first layer.
         hidden: width of the hidden layers.
-        num_blocks: number of residual blocks.
+        num_residual_blocks: number of residual blocks.
         dropout: dropout probability.
         out_features: optional output size of a final linear layer.
         batch_norm: batch normalization after each hidden linear layer (Martinez et al.);
@@ -64,7 +64,7 @@ class MLPLifter(Recorded, nn.Module):
         num_joints: int = 16,
         in_channels: int = 2,
         hidden: int = 1024,
-        num_blocks: int = 2,
+        num_residual_blocks: int = 2,
         dropout: float = 0.5,
         out_features: int | None = None,
         batch_norm: bool = True,
@@ -74,8 +74,9 @@ class MLPLifter(Recorded, nn.Module):
         if in_channels not in (2, 3):
             raise ValueError(f"in_channels: expected 2 or 3, got {in_channels!r}")
         check_positive_int("hidden", hidden)
-        if isinstance(num_blocks, bool) or not isinstance(num_blocks, int) or num_blocks < 0:
-            raise ValueError(f"num_blocks: expected an integer >= 0, got {num_blocks!r}")
+        blocks = num_residual_blocks
+        if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
+            raise ValueError(f"num_residual_blocks: expected an integer >= 0, got {blocks!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
         if out_features is not None:
@@ -89,7 +90,7 @@ class MLPLifter(Recorded, nn.Module):
             num_joints * in_channels, hidden, dropout, batch_norm
         )
         self.blocks = nn.Sequential(
-            *[_ResidualBlock(hidden, dropout, batch_norm) for _ in range(num_blocks)]
+            *[_ResidualBlock(hidden, dropout, batch_norm) for _ in range(num_residual_blocks)]
         )
         self.output_layer = nn.Linear(hidden, out_features) if out_features is not None else None
 

@@ -134,7 +134,7 @@ class ResNet(nn.Module):
         self,
         block: type[BasicBlock] | type[Bottleneck],
         planes: int,
-        num_blocks: int,
+        num_residual_blocks: int,
         stride: int = 1,
     ) -> nn.Sequential:
         downsample = None
@@ -145,7 +145,7 @@ class ResNet(nn.Module):
             )
         blocks = [block(self._inplanes, planes, stride, downsample)]
         self._inplanes = planes * block.expansion
-        blocks += [block(self._inplanes, planes) for _ in range(1, num_blocks)]
+        blocks += [block(self._inplanes, planes) for _ in range(1, num_residual_blocks)]
         return nn.Sequential(*blocks)
 
     def features(self, images: Tensor) -> Tensor:

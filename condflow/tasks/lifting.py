@@ -188,7 +188,7 @@ class LiftingTask(Task):
             num_joints=16,
             in_channels=3 if m.use_confidence else 2,
             hidden=m.lifter_hidden,
-            num_blocks=m.lifter_blocks,
+            num_residual_blocks=m.lifter_blocks,
             dropout=m.lifter_dropout,
             out_features=SPACE.dim if regression else None,
             batch_norm=m.batch_norm,

@@ -10,7 +10,7 @@ from condflow.encoders.mlp_lifter import MLPLifter
 
 
 def test_structure_and_output_sizes():
-    lifter = MLPLifter(num_joints=16, hidden=64, num_blocks=3)
+    lifter = MLPLifter(num_joints=16, hidden=64, num_residual_blocks=3)
     linears = [m for m in lifter.modules() if isinstance(m, nn.Linear)]
     norms = [m for m in lifter.modules() if isinstance(m, nn.BatchNorm1d)]
     assert len(linears) == 1 + 2 * 3 and len(norms) == 1 + 2 * 3
@@ -48,7 +48,7 @@ def test_occluded_joint_coordinates_cannot_leak():
 
 def test_residual_skip():
     """With each block's inner branch forced to zero, the blocks are the identity."""
-    lifter = MLPLifter(num_joints=4, hidden=16, num_blocks=2, dropout=0.0).eval()
+    lifter = MLPLifter(num_joints=4, hidden=16, num_residual_blocks=2, dropout=0.0).eval()
     for block in lifter.blocks:
         last_bn = block.layers[1][1]
         nn.init.zeros_(last_bn.weight)
@@ -75,8 +75,8 @@ def test_bad_arguments():
         MLPLifter(in_channels=4)
     with pytest.raises(ValueError, match="dropout"):
         MLPLifter(dropout=1.0)
-    with pytest.raises(ValueError, match="num_blocks"):
-        MLPLifter(num_blocks=-1)
+    with pytest.raises(ValueError, match="num_residual_blocks"):
+        MLPLifter(num_residual_blocks=-1)
     lifter = MLPLifter(num_joints=16)
     with pytest.raises(ValueError, match=r"keypoints: expected shape \[B, 16, 2\]"):
         lifter(torch.randn(2, 17, 2))

@@ -21,7 +21,7 @@ STANDING_MM = torch.tensor([
 def make_skeleton_head(dtype: torch.dtype = torch.float64, seed: int = 0) -> SkeletonHead:
     """An untrained lifting head whose flow is centred on a standing skeleton (std 40 mm)."""
     torch.manual_seed(seed)
-    encoder = MLPLifter(16, 3, hidden=32, num_blocks=1, dropout=0.0)
+    encoder = MLPLifter(16, 3, hidden=32, num_residual_blocks=1, dropout=0.0)
     mean = SPACE.from_joints(STANDING_MM).float()
     head = SkeletonHead(encoder, SPACE, mean=mean, std=torch.full((48,), 40.0), num_blocks=2,
                         coupling_net=CouplingNet(hidden_features=32, num_residual_blocks=1))

@@ -38,7 +38,7 @@ def test_synthetic_set_is_seeded_occluded_and_root_relative():
 
 def tiny_head(**kw) -> SkeletonHead:
     mean, std = torch.randn(SPACE.dim) * 50, torch.rand(SPACE.dim) * 100 + 50
-    enc = MLPLifter(16, 3, hidden=32, num_blocks=1, dropout=0.0)
+    enc = MLPLifter(16, 3, hidden=32, num_residual_blocks=1, dropout=0.0)
     return SkeletonHead(enc, SPACE, mean=mean, std=std, num_blocks=2,
                         coupling_net=CouplingNet(hidden_features=16), **kw)
 
@@ -72,7 +72,7 @@ def test_skeleton_head_density_is_in_millimetres_and_mode_is_most_likely():
 
 
 def test_regression_head_outputs_millimetres():
-    enc = MLPLifter(16, 3, hidden=32, num_blocks=1, dropout=0.0, out_features=SPACE.dim)
+    enc = MLPLifter(16, 3, hidden=32, num_residual_blocks=1, dropout=0.0, out_features=SPACE.dim)
     mean, std = torch.full((SPACE.dim,), 10.0), torch.full((SPACE.dim,), 200.0)
     head = SkeletonRegressionHead(enc, SPACE, mean, std).eval()
     kp = torch.randn(3, 16, 3)

@@ -120,6 +120,8 @@ def validate(cfg: Config) -> Config:
 
 
 def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return f"one of {list(typing.get_args(hint))}"
     return getattr(hint, "__name__", str(hint))
 
 

@@ -6,30 +6,31 @@ import torch
 from torch import Tensor, nn
 
 from condflow._checks import check_positive_int, check_tensor
+from condflow._norms import Norm, make_norm, norm_name
 from condflow._recipe import Recorded
 
 __all__ = ["MLPLifter"]
 
 
-def _linear_bn_relu_dropout(
-    in_features: int, out_features: int, dropout: float, batch_norm: bool = True
+def _linear_norm_relu_dropout(
+    in_features: int, out_features: int, dropout: float, norm: Norm
 ) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(in_features, out_features),
-        nn.BatchNorm1d(out_features) if batch_norm else nn.Identity(),
+        make_norm(norm, out_features),
         nn.ReLU(inplace=True),
         nn.Dropout(dropout),
     )
 
 
 class _ResidualBlock(nn.Module):
-    """``x + f(x)`` with ``f`` two (Linear, BN, ReLU, Dropout) layers."""
+    """``x + f(x)`` with ``f`` two (Linear, norm, ReLU, Dropout) layers."""
 
-    def __init__(self, hidden: int, dropout: float, batch_norm: bool = True) -> None:
+    def __init__(self, hidden: int, dropout: float, norm: Norm) -> None:
         super().__init__()
         self.layers = nn.Sequential(
-            _linear_bn_relu_dropout(hidden, hidden, dropout, batch_norm),
-            _linear_bn_relu_dropout(hidden, hidden, dropout, batch_norm),
+            _linear_norm_relu_dropout(hidden, hidden, dropout, norm),
+            _linear_norm_relu_dropout(hidden, hidden, dropout, norm),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -39,10 +40,11 @@ class _ResidualBlock(nn.Module):
 class MLPLifter(Recorded, nn.Module):
     """Martinez et al. residual MLP over 2D keypoints.
 
-    ``Linear → BN → ReLU → Dropout`` to ``hidden``, then ``num_residual_blocks`` residual blocks
-    of two such layers each. With ``out_features=None`` the output is the context ``c``
-    ``[B, hidden]``; with ``out_features=d`` a final ``Linear`` maps to ``[B, d]`` (the
-    deterministic regression baseline, e.g. ``d = 3·J`` for direct 3D output).
+    ``Linear → BN → ReLU → Dropout`` to ``hidden`` (BN: the normalization ``batch_norm``), then
+    ``num_residual_blocks`` residual blocks of two such layers each. With ``out_features=None``
+    the output is the context ``c`` ``[B, hidden]``; with ``out_features=d`` a final ``Linear``
+    maps to ``[B, d]`` (the deterministic regression baseline, e.g. ``d = 3·J`` for direct 3D
+    output).
 
     Args:
         num_joints: number of keypoints ``J``.
@@ -52,8 +54,9 @@ class MLPLifter(Recorded, nn.Module):
         num_residual_blocks: number of residual blocks.
         dropout: dropout probability.
         out_features: optional output size of a final linear layer.
-        batch_norm: batch normalization after each hidden linear layer (Martinez et al.);
-            off makes every example independent of its batch.
+        batch_norm: normalization after each hidden linear layer: ``"batch"`` / ``True``
+            (batch norm, Martinez et al.), ``"layer"`` (LayerNorm, per row) or ``"none"`` /
+            ``False``; the last two make every example independent of its batch.
 
     ``forward``: keypoints ``[B, J, in_channels]`` or ``[B, J·in_channels]`` →
     ``[B, out_features]``.
@@ -67,7 +70,7 @@ class MLPLifter(Recorded, nn.Module):
         num_residual_blocks: int = 2,
         dropout: float = 0.5,
         out_features: int | None = None,
-        batch_norm: bool = True,
+        batch_norm: bool | str = True,
     ) -> None:
         super().__init__()
         check_positive_int("num_joints", num_joints)
@@ -81,16 +84,17 @@ class MLPLifter(Recorded, nn.Module):
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
         if out_features is not None:
             check_positive_int("out_features", out_features)
+        norm = norm_name(batch_norm)
         self.num_joints = num_joints
         self.in_channels = in_channels
         self.hidden = hidden
         self.out_features = hidden if out_features is None else out_features
 
-        self.input_layer = _linear_bn_relu_dropout(
-            num_joints * in_channels, hidden, dropout, batch_norm
+        self.input_layer = _linear_norm_relu_dropout(
+            num_joints * in_channels, hidden, dropout, norm
         )
         self.blocks = nn.Sequential(
-            *[_ResidualBlock(hidden, dropout, batch_norm) for _ in range(num_residual_blocks)]
+            *[_ResidualBlock(hidden, dropout, norm) for _ in range(num_residual_blocks)]
         )
         self.output_layer = nn.Linear(hidden, out_features) if out_features is not None else None
 

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from condflow._checks import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
+from condflow._norms import Norm
 from condflow._progress import progress
 from condflow.bijectors import CouplingNet
 from condflow.body.model import BodyModel
@@ -58,7 +59,8 @@ class LiftingModel:
     flow_hidden: PositiveInt = 256  # CPU default; the paper-sized flow uses 1024 (paper.yaml)
     flow_residual_blocks: NonNegativeInt = 2
     flow_dropout: Probability = 0.0
-    batch_norm: bool = True  # batch norm in lifter and coupling nets
+    # lifter and coupling nets: "batch" or true (batch norm), "layer" (LayerNorm) or "none"/false
+    batch_norm: bool | Norm = True
     conditional_volume: bool = False  # per-block c-dependent scale: log p(mode | c) per input
     volume_hidden: int = 128  # width of the conditional-volume nets
 

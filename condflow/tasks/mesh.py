@@ -28,6 +28,7 @@ from condflow._checks import (
     PositiveInt,
     Probability,
 )
+from condflow._norms import Norm
 from condflow._progress import progress
 from condflow.bijectors import CouplingNet
 from condflow.body.model import BodyModel
@@ -91,7 +92,8 @@ class MeshModel:
     flow_hidden: PositiveInt = 1024  # coupling-net width (ProHMR: 1024)
     flow_residual_blocks: NonNegativeInt = 2  # residual blocks per coupling net (ProHMR: 2)
     flow_dropout: Probability = 0.0  # dropout in the coupling nets
-    batch_norm: bool = True  # batch norm in the coupling nets
+    # coupling nets (and the regression pose MLP): "batch" or true (ProHMR), "layer", "none"/false
+    batch_norm: bool | Norm = True
     point_hidden: PositiveInt = 1024  # hidden width of the MLP h(c) → (β, camera)
     focal_length: PositiveFloat = 5000.0  # px at 224 px crops (ProHMR), scaled to data.res
     # "prohmr": layout of ProHMR's checkpoints (import-prohmr)

@@ -82,3 +82,22 @@ def test_bad_arguments():
         lifter(torch.randn(2, 17, 2))
     with pytest.raises(ValueError, match=r"keypoints: expected shape \[B, 32\]"):
         lifter(torch.randn(2, 34))
+
+
+@pytest.mark.parametrize(("norm", "batch_dependent"), [
+    (True, True), ("batch", True), ("layer", False), ("none", False), (False, False),
+])
+def test_train_mode_output_depends_on_the_batch_only_with_batch_norm(norm, batch_dependent):
+    lifter = MLPLifter(num_joints=4, hidden=16, dropout=0.0, batch_norm=norm).train()
+    x = torch.randn(8, 4, 2)
+    with torch.no_grad():
+        alone, in_batch = lifter(x[:2]), lifter(x)[:2]
+    assert torch.allclose(alone, in_batch, atol=1e-6) != batch_dependent
+    kinds = {type(m) for m in lifter.modules()}
+    assert (nn.BatchNorm1d in kinds) == (norm in (True, "batch"))
+    assert (nn.LayerNorm in kinds) == (norm == "layer")
+
+
+def test_bad_norm_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"batch_norm: expected True, False or one of"):
+        MLPLifter(batch_norm="group")

@@ -14,8 +14,8 @@ def run(args: argparse.Namespace) -> int:
     out = outputs(args).claim(args.out, "OUT")  # never an input, never another's file
     result = import_prohmr_file(args.ckpt, out, args.model_cfg, args.body_model, overwrite=True)
     s = result.settings
-    print(f"ProHMR model (ResNet-{s.backbone_depth}, flow {s.flow_layers} x "
-          f"{s.flow_hidden} x {s.flow_depth}, context {s.context_features}, "
+    print(f"ProHMR model (ResNet-{s.backbone_depth}, flow {s.flow_blocks} x "
+          f"{s.flow_hidden} x {s.flow_residual_blocks}, context {s.context_features}, "
           f"{s.image_size} px, f = {s.focal_length:g} px) -> {args.out}")
     for note in result.notes:
         print(f"  note: {note}")

@@ -113,9 +113,9 @@ class ProHMRSettings:
     """The model settings of a ProHMR checkpoint (ProHMR's yacs key in each comment)."""
 
     backbone_depth: int = 50  # MODEL.BACKBONE.NUM_LAYERS
-    flow_layers: int = 4  # MODEL.FLOW.NUM_LAYERS
+    flow_blocks: int = 4  # MODEL.FLOW.NUM_LAYERS (Glow blocks)
     flow_hidden: int = 1024  # MODEL.FLOW.LAYER_HIDDEN_FEATURES
-    flow_depth: int = 2  # MODEL.FLOW.LAYER_DEPTH (residual blocks per coupling net)
+    flow_residual_blocks: int = 2  # MODEL.FLOW.LAYER_DEPTH (residual blocks per coupling net)
     context_features: int = 2048  # MODEL.FLOW.CONTEXT_FEATURES
     fc_hidden: int = 1024  # MODEL.FC_HEAD.NUM_FEATURES
     image_size: int = 224  # MODEL.IMAGE_SIZE (pixels)
@@ -125,9 +125,9 @@ class ProHMRSettings:
 #: yacs key → field of :class:`ProHMRSettings`; the defaults are ProHMR's ``prohmr.yaml``.
 _CONFIG_KEYS = {
     ("MODEL", "BACKBONE", "NUM_LAYERS"): "backbone_depth",
-    ("MODEL", "FLOW", "NUM_LAYERS"): "flow_layers",
+    ("MODEL", "FLOW", "NUM_LAYERS"): "flow_blocks",
     ("MODEL", "FLOW", "LAYER_HIDDEN_FEATURES"): "flow_hidden",
-    ("MODEL", "FLOW", "LAYER_DEPTH"): "flow_depth",
+    ("MODEL", "FLOW", "LAYER_DEPTH"): "flow_residual_blocks",
     ("MODEL", "FLOW", "CONTEXT_FEATURES"): "context_features",
     ("MODEL", "FC_HEAD", "NUM_FEATURES"): "fc_hidden",
     ("MODEL", "IMAGE_SIZE"): "image_size",
@@ -256,8 +256,9 @@ def _infer_settings(state: Mapping[str, Tensor], where: str) -> dict[str, int]:
     if fc_in != context:
         raise ValueError(f"{where}: flow.fc_head.layers.0.weight takes {fc_in} features but the "
                          f"flow's context has {context}")
-    return {"backbone_depth": backbone, "flow_layers": num_layers, "flow_hidden": int(hidden),
-            "flow_depth": depth, "context_features": int(context), "fc_hidden": int(fc_hidden)}
+    return {"backbone_depth": backbone, "flow_blocks": num_layers, "flow_hidden": int(hidden),
+            "flow_residual_blocks": depth, "context_features": int(context),
+            "fc_hidden": int(fc_hidden)}
 
 
 def _settings(state: Mapping[str, Tensor], config: Mapping[tuple[str, ...], Any] | None,
@@ -283,9 +284,9 @@ def condflow_config(settings: ProHMRSettings, body_model: str | None = None) -> 
         "data": {"res": settings.image_size, "body_model": body_model},
         "model": {
             "encoder": f"resnet{settings.backbone_depth}",
-            "flow_blocks": settings.flow_layers,
+            "flow_blocks": settings.flow_blocks,
             "flow_hidden": settings.flow_hidden,
-            "flow_residual_blocks": settings.flow_depth,
+            "flow_residual_blocks": settings.flow_residual_blocks,
             "flow_dropout": 0.5,  # the fork's ConditionalGlow default, kept by ProHMR
             "batch_norm": True,
             "point_hidden": settings.fc_hidden,

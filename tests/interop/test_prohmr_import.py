@@ -104,7 +104,8 @@ def test_python_import_matches_prohmr_in_float64(reference):
 
 def test_import_reads_the_settings_off_the_checkpoint():
     s = import_prohmr(CKPT).settings  # no model config: ProHMR's defaults for the rest
-    assert (s.backbone_depth, s.flow_layers, s.flow_hidden, s.flow_depth) == (18, 2, 32, 1)
+    flow = (s.flow_blocks, s.flow_hidden, s.flow_residual_blocks)
+    assert (s.backbone_depth, *flow) == (18, 2, 32, 1)
     assert (s.context_features, s.fc_hidden, s.image_size, s.focal_length) == (512, 32, 224, 5000)
 
 

@@ -28,7 +28,7 @@ def norm_name(batch_norm: bool | str, name: str = "batch_norm") -> Norm:
         return "batch" if batch_norm else "none"
     if batch_norm not in NORMS:
         raise ValueError(f"{name}: expected True, False or one of {NORMS}, got {batch_norm!r}")
-    return batch_norm
+    return typing.cast(Norm, batch_norm)
 
 
 def make_norm(kind: Norm, features: int) -> nn.Module:

@@ -198,8 +198,7 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
             torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
         optimizer.step()
         scheduler.step()
-        if hasattr(objective, "after_step"):
-            objective.after_step(step)
+        objective.after_step(step)
         step += 1
         if not bar.disable:
             bar.update(1)
@@ -225,8 +224,9 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
                     "rng": _rng_state(),
                     "config": config_to_dict(cfg),
                 }
-                if hasattr(objective, "extra_state"):
-                    state["extra"] = objective.extra_state()
+                extra = objective.extra_state()
+                if extra:
+                    state["extra"] = extra
                 save_checkpoint(state, last)
     bar.close()
     if board is not None:

@@ -9,17 +9,16 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from condflow.config import Config
+from condflow.losses.objective import Objective
 
 
 class Task:
     """A task plugs data, a model and an objective into :func:`condflow.train.train`.
 
     Subclasses set ``name``, the dataclasses of their config sections, and implement the
-    methods below. The model is any ``nn.Module``; the objective is a module whose
-    ``forward(batch)`` returns a dict of scalar losses with the total under ``"loss"`` (so
-    ``DistributedDataParallel`` can wrap it). An objective with state of its own beyond the
-    model (e.g. a discriminator and its optimizer) may define ``extra_state() -> dict``,
-    ``load_extra_state(dict)`` and ``after_step(step)``; the loop checkpoints and calls them.
+    methods below. The model is any ``nn.Module``; the objective an
+    :class:`~condflow.losses.objective.Objective` (losses, and any state of its own that the
+    loop checkpoints and updates after each step).
     """
 
     name: ClassVar[str]
@@ -51,8 +50,8 @@ class Task:
         """``(train, test)`` datasets yielding dicts of tensors."""
         raise NotImplementedError
 
-    def objective(self, model: nn.Module) -> nn.Module:
-        """A module whose ``forward(batch) -> dict[str, Tensor]`` computes the losses."""
+    def objective(self, model: nn.Module) -> Objective:
+        """The training objective of ``model``."""
         raise NotImplementedError
 
     def evaluate(self, model: nn.Module, data: Dataset, device: torch.device) -> dict[str, Any]:

@@ -14,13 +14,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from condflow._checks import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
+from condflow._checks import NonNegativeInt, PositiveInt, Probability
 from condflow._progress import progress
 from condflow.body.model import BodyModel
 from condflow.data.cache import cached_tensors
 from condflow.data.synthetic_lifting import LiftingSetConfig, TensorDictDataset, make_lifting_set
 from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
+from condflow.losses.lifting import LiftingLoss, LiftingObjective
 from condflow.metrics import mpjpe, pa_mpjpe
 from condflow.spaces.skeleton import H36M_17, H36M_17_TO_16, SkeletonSpace
 from condflow.tasks.base import Task, to_device
@@ -63,15 +64,6 @@ class LiftingModel:
 
 
 @dataclass
-class LiftingLoss:
-    """λ_nll · L_nll (per-dimension NLL of standardized joints) + λ_mode · L_mode (mean
-    per-joint error of the mode, metres)."""
-
-    nll: NonNegativeFloat = 1.0
-    mode: NonNegativeFloat = 10.0
-
-
-@dataclass
 class LiftingEval:
     """Min-of-n for ``num_samples`` (the paper's "min" is min-of-4096), and the uncertainty
     metrics of :mod:`condflow.tasks.evaluation` from the first ``uncertainty_samples``."""
@@ -81,33 +73,6 @@ class LiftingEval:
     picture_examples: NonNegativeInt = 4
     uncertainty_samples: PositiveInt = 100  # samples giving the spread and the calibration
     sample_chunk: PositiveInt = 64  # samples per example drawn and scored at once
-
-
-SPACE = SkeletonSpace(H36M_17, drop_root=True)  # targets: 16 non-root joints, d = 48
-
-
-class LiftingObjective(nn.Module):
-    def __init__(self, model: nn.Module, weights: LiftingLoss) -> None:
-        super().__init__()
-        self.model = model
-        self.weights = weights
-
-    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        gt = batch["joints_3d"]
-        out: dict[str, Tensor] = {}
-        if isinstance(self.model, SkeletonHead):
-            c = self.model.context(batch["keypoints_2d"])
-            x = SPACE.from_joints(gt)
-            log_prob = self.model.flow.log_prob(x, c)
-            log_std = self.model.standardization.scale.log().sum()
-            out["nll"] = -(log_prob + log_std).mean() / SPACE.dim
-            mode = self.model.mode(c)
-        else:
-            out["nll"] = gt.new_zeros(())
-            mode = self.model(batch["keypoints_2d"])
-        out["mode"] = mpjpe(mode, gt).mean() / 1000.0
-        out["loss"] = self.weights.nll * out["nll"] + self.weights.mode * out["mode"]
-        return out
 
 
 class LiftingTask(Task):
@@ -176,9 +141,10 @@ class LiftingTask(Task):
 
     def build_model(self, train_data: Dataset | None = None) -> nn.Module:
         m: LiftingModel = self.cfg.model
+        space = SkeletonSpace(H36M_17, drop_root=True)  # targets: 16 non-root joints, d = 48
         mean = std = None
         if train_data is not None:
-            x = SPACE.from_joints(train_data.tensors["joints_3d"])
+            x = space.from_joints(train_data.tensors["joints_3d"])
             mean, std = x.mean(0), x.std(0).clamp_min(1.0)
         regression = m.kind == "regression"
         if m.kind not in ("flow", "regression"):
@@ -189,17 +155,17 @@ class LiftingTask(Task):
             hidden=m.lifter_hidden,
             num_blocks=m.lifter_blocks,
             dropout=m.lifter_dropout,
-            out_features=SPACE.dim if regression else None,
+            out_features=space.dim if regression else None,
             batch_norm=m.batch_norm,
         )
         if not m.use_confidence:
             encoder = nn.Sequential(_DropConfidence(), encoder)
             encoder.out_features = encoder[1].out_features
         if regression:
-            return SkeletonRegressionHead(encoder, SPACE, mean, std)
+            return SkeletonRegressionHead(encoder, space, mean, std)
         return SkeletonHead(
             encoder,
-            SPACE,
+            space,
             mean=mean,
             std=std,
             num_blocks=m.flow_blocks,
@@ -211,7 +177,7 @@ class LiftingTask(Task):
             volume_hidden=m.volume_hidden,
         )
 
-    def objective(self, model: nn.Module) -> nn.Module:
+    def objective(self, model: nn.Module) -> LiftingObjective:
         return LiftingObjective(model, self.cfg.loss)
 
     @torch.no_grad()

@@ -1,0 +1,192 @@
+"""ProHMR's objective for a mesh head, as trained by :class:`condflow.tasks.mesh.MeshTask`.
+
+L = λ_nll L_nll + λ_exp L_exp + λ_mode L_mode + λ_orth L_orth + an adversarial prior, whose
+discriminator (and its optimizer) lives in the objective and is updated after every step
+from "real" poses of the pose generator versus the head's outputs (the terms:
+:mod:`condflow.losses.prohmr`). ``use_mode_loss: false`` drops L_mode (the paper's Table 5
+ablation); a deterministic head (``probabilistic`` false) gets the terms that need no
+density.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from condflow._checks import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from condflow.body.poses import PoseGenerator
+from condflow.heads.prohmr import KEYPOINT_PELVIS
+from condflow.losses.adversarial import PoseShapeDiscriminator, adversarial_discriminator_loss
+from condflow.losses.objective import Objective
+from condflow.losses.prohmr import (
+    ProHMRLossWeights,
+    SupervisionBatch,
+    SupervisionWeights,
+    prohmr_loss,
+)
+from condflow.spaces.rotations import axis_angle_to_matrix
+
+if TYPE_CHECKING:
+    from condflow.heads.prohmr import ProHMRHead
+
+__all__ = ["MeshLoss", "MeshObjective", "gt_rotmat"]
+
+@dataclass
+class MeshLoss:
+    """Weights of ProHMR's objective (defaults: ProHMR's published values) and its knobs."""
+
+    nll: NonNegativeFloat = 0.001  # λ_nll: negative log-likelihood of the ground-truth pose
+    orth: NonNegativeFloat = 0.1  # λ_orth: orthonormality of the flow's 6D outputs (mode, samples)
+    adversarial: NonNegativeFloat = 0.0005  # adversarial prior's weight (0: no discriminator)
+    mode: SupervisionWeights = field(default_factory=SupervisionWeights)  # L_mode term weights
+    exp: SupervisionWeights = field(  # L_exp term weights (ProHMR: 2D keypoints only)
+        default_factory=lambda: ProHMRLossWeights().exp
+    )
+    use_mode_loss: bool = True  # false: drop L_mode (Table 5 ablation)
+    num_samples: NonNegativeInt = 1  # samples per image for L_exp, besides the mode (ProHMR: 1)
+    param_noise: NonNegativeFloat = 0.005  # std of noise on ground-truth 6D poses in L_nll (ProHMR)
+    kind: Literal["l1", "l2"] = "l1"  # keypoint penalty: "l1" (ProHMR) or "l2"
+    disc_lr: PositiveFloat = 1e-4  # discriminator's Adam learning rate (ProHMR)
+    disc_weight_decay: NonNegativeFloat = 1e-4  # discriminator's weight decay (ProHMR)
+    mocap_size: PositiveInt = 20000  # "real" poses drawn once from the pose generator for the prior
+
+
+def gt_rotmat(batch: dict[str, Tensor]) -> Tensor:
+    """Ground-truth rotations ``[B, 24, 3, 3]`` from ``global_orient [B, 3]`` and
+    ``body_pose [B, 23, 3]`` (axis-angle)."""
+    return axis_angle_to_matrix(torch.cat([batch["global_orient"][:, None], batch["body_pose"]], 1))
+
+
+class MeshObjective(Objective):
+    """ProHMR's objective for a :class:`ProHMRHead`, with the adversarial prior's
+    discriminator and optimizer as extra state (updated in :meth:`after_step`)."""
+
+    def __init__(self, model: ProHMRHead, loss: MeshLoss, seed: int = 0) -> None:
+        super().__init__()
+        self.model = model
+        self.cfg = loss
+        if loss.num_samples < 0:
+            raise ValueError(f"loss.num_samples: expected >= 0, got {loss.num_samples}")
+        if loss.kind not in ("l1", "l2"):
+            raise ValueError(f"loss.kind: expected 'l1' or 'l2', got {loss.kind!r}")
+        mode = loss.mode if loss.use_mode_loss else SupervisionWeights(0.0, 0.0, 0.0, 0.0)
+        self.weights = ProHMRLossWeights(
+            nll=loss.nll, orth=loss.orth, adversarial=loss.adversarial, mode=mode, exp=loss.exp
+        )
+        self.seed = seed
+        device = next(model.parameters()).device
+        self._fake: tuple[Tensor, Tensor] | None = None
+        # The discriminator is kept outside the module tree: only its own optimizer (in
+        # after_step) trains it, DDP does not synchronize it with the model, and the
+        # generator loss needs no gradients for its weights.
+        discriminator = None
+        if loss.adversarial > 0:
+            with torch.random.fork_rng(devices=[]):  # the same on every process
+                torch.manual_seed(seed + 500)
+                discriminator = PoseShapeDiscriminator().to(device)
+            self.disc_optimizer = torch.optim.Adam(
+                discriminator.parameters(), lr=loss.disc_lr, weight_decay=loss.disc_weight_decay
+            )
+            real = PoseGenerator(seed + 500, random_orient=False).sample(loss.mocap_size)
+            self.mocap_rotmat = axis_angle_to_matrix(real.body_pose).to(device)
+            self.mocap_betas = real.betas.to(device)
+        object.__setattr__(self, "discriminator", discriminator)
+
+    def _score_generated(self, rotmat: Tensor, betas: Tensor) -> Tensor:
+        """Discriminator scores of generated bodies, differentiable in the inputs only."""
+        disc = self.discriminator
+        params = {k: v.detach() for k, v in disc.named_parameters()}
+        return torch.func.functional_call(disc, params, (rotmat, betas))
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        model, cfg = self.model, self.cfg
+        images = batch["img"]
+        b = images.shape[0]
+        c = model.context(images)
+        rotmat = gt_rotmat(batch)
+        has_smpl = batch["has_smpl"] > 0
+        # L_nll on the examples with a ground-truth pose only (they also initialize ActNorm).
+        probabilistic = model.probabilistic
+        log_prob = c.new_zeros(b) if probabilistic else None
+        if probabilistic and bool(has_smpl.any()):
+            x = model.space.from_rotmat(rotmat[has_smpl])
+            if model.training and cfg.param_noise > 0:
+                x = x + cfg.param_noise * torch.randn_like(x)
+            rows = has_smpl.nonzero()[:, 0]
+            log_prob = log_prob.index_put((rows,), model.flow.log_prob(x, c[rows]))
+        # The mode (z = 0) and random samples in one pass.
+        if probabilistic:
+            noise = torch.cat([c.new_zeros(b, 1, model.space.dim),
+                               torch.randn(b, cfg.num_samples, model.space.dim, dtype=c.dtype,
+                                           device=c.device)], 1)
+            pred = model.generate(noise, c)
+        else:
+            pred = model.mode(c)
+        disc_out = None
+        if self.discriminator is not None:
+            disc_out = self._score_generated(pred.rotmat[:, :, 1:], pred.betas)
+            self._fake = (pred.rotmat[:, :, 1:].detach().reshape(-1, 23, 3, 3),
+                          pred.betas.detach().reshape(-1, 10))
+        truth = SupervisionBatch(
+            keypoints_2d=batch["keypoints_2d"],
+            keypoints_3d=batch["keypoints_3d"],
+            rotmat=rotmat,
+            betas=batch["betas"],
+            has_3d=batch["has_3d"],
+            has_smpl=batch["has_smpl"],
+        )
+        terms = prohmr_loss(
+            truth,
+            pred[0].loss_inputs(),
+            pred[1:].loss_inputs() if probabilistic and cfg.num_samples > 0 else None,
+            log_prob=log_prob,
+            pose_6d=pred.pose_6d.reshape(b, -1, 24, 6),
+            disc_out=disc_out,
+            weights=self.weights,
+            pelvis_ids=KEYPOINT_PELVIS,
+            kind=cfg.kind,
+        )
+        out = {"loss": terms.pop("total")}
+        out.update({k: v.detach() for k, v in terms.items()})
+        return out
+
+    def after_step(self, step: int) -> None:
+        """One discriminator step: mocap poses (real) against this step's predictions."""
+        if self.discriminator is None or self._fake is None:
+            return
+        fake_rotmat, fake_betas = self._fake
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + 7919 * step + rank)
+        idx = torch.randint(len(self.mocap_betas), (fake_betas.shape[0],), generator=gen)
+        idx = idx.to(self.mocap_betas.device)
+        disc, opt = self.discriminator, self.disc_optimizer
+        opt.zero_grad(set_to_none=True)
+        real_out = disc(self.mocap_rotmat[idx], self.mocap_betas[idx])
+        fake_out = disc(fake_rotmat, fake_betas)
+        loss = self.weights.adversarial * adversarial_discriminator_loss(real_out, fake_out)
+        loss.backward()
+        if dist.is_available() and dist.is_initialized():  # keep the replicas identical
+            for p in disc.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= dist.get_world_size()
+        opt.step()
+        self._fake = None
+
+    def extra_state(self) -> dict[str, Any]:
+        if self.discriminator is None:
+            return {}
+        return {"discriminator": self.discriminator.state_dict(),
+                "optimizer": self.disc_optimizer.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if self.discriminator is None:
+            return
+        if "discriminator" not in state:
+            raise ValueError("checkpoint: has no discriminator state, but loss.adversarial > 0")
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.disc_optimizer.load_state_dict(state["optimizer"])

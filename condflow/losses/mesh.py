@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
 from condflow._checks import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from condflow.body.poses import PoseGenerator
 from condflow.heads.prohmr import KEYPOINT_PELVIS
-from condflow.losses.adversarial import PoseShapeDiscriminator, adversarial_discriminator_loss
+from condflow.losses.adversarial import AdversarialPrior
 from condflow.losses.objective import Objective
 from condflow.losses.prohmr import (
     ProHMRLossWeights,
@@ -77,30 +76,15 @@ class MeshObjective(Objective):
         self.weights = ProHMRLossWeights(
             nll=loss.nll, orth=loss.orth, adversarial=loss.adversarial, mode=mode, exp=loss.exp
         )
-        self.seed = seed
-        device = next(model.parameters()).device
-        self._fake: tuple[Tensor, Tensor] | None = None
-        # The discriminator is kept outside the module tree: only its own optimizer (in
-        # after_step) trains it, DDP does not synchronize it with the model, and the
-        # generator loss needs no gradients for its weights.
-        discriminator = None
+        self.prior: AdversarialPrior | None = None
         if loss.adversarial > 0:
-            with torch.random.fork_rng(devices=[]):  # the same on every process
-                torch.manual_seed(seed + 500)
-                discriminator = PoseShapeDiscriminator().to(device)
-            self.disc_optimizer = torch.optim.Adam(
-                discriminator.parameters(), lr=loss.disc_lr, weight_decay=loss.disc_weight_decay
-            )
+            device = next(model.parameters()).device
             real = PoseGenerator(seed + 500, random_orient=False).sample(loss.mocap_size)
-            self.mocap_rotmat = axis_angle_to_matrix(real.body_pose).to(device)
-            self.mocap_betas = real.betas.to(device)
-        object.__setattr__(self, "discriminator", discriminator)
-
-    def _score_generated(self, rotmat: Tensor, betas: Tensor) -> Tensor:
-        """Discriminator scores of generated bodies, differentiable in the inputs only."""
-        disc = self.discriminator
-        params = {k: v.detach() for k, v in disc.named_parameters()}
-        return torch.func.functional_call(disc, params, (rotmat, betas))
+            self.prior = AdversarialPrior(
+                axis_angle_to_matrix(real.body_pose).to(device), real.betas.to(device),
+                weight=loss.adversarial, lr=loss.disc_lr, weight_decay=loss.disc_weight_decay,
+                seed=seed,
+            )
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         model, cfg = self.model, self.cfg
@@ -127,10 +111,8 @@ class MeshObjective(Objective):
         else:
             pred = model.mode(c)
         disc_out = None
-        if self.discriminator is not None:
-            disc_out = self._score_generated(pred.rotmat[:, :, 1:], pred.betas)
-            self._fake = (pred.rotmat[:, :, 1:].detach().reshape(-1, 23, 3, 3),
-                          pred.betas.detach().reshape(-1, 10))
+        if self.prior is not None:
+            disc_out = self.prior.score(pred.rotmat[:, :, 1:], pred.betas)
         truth = SupervisionBatch(
             keypoints_2d=batch["keypoints_2d"],
             keypoints_3d=batch["keypoints_3d"],
@@ -156,37 +138,15 @@ class MeshObjective(Objective):
 
     def after_step(self, step: int) -> None:
         """One discriminator step: mocap poses (real) against this step's predictions."""
-        if self.discriminator is None or self._fake is None:
-            return
-        fake_rotmat, fake_betas = self._fake
-        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + 7919 * step + rank)
-        idx = torch.randint(len(self.mocap_betas), (fake_betas.shape[0],), generator=gen)
-        idx = idx.to(self.mocap_betas.device)
-        disc, opt = self.discriminator, self.disc_optimizer
-        opt.zero_grad(set_to_none=True)
-        real_out = disc(self.mocap_rotmat[idx], self.mocap_betas[idx])
-        fake_out = disc(fake_rotmat, fake_betas)
-        loss = self.weights.adversarial * adversarial_discriminator_loss(real_out, fake_out)
-        loss.backward()
-        if dist.is_available() and dist.is_initialized():  # keep the replicas identical
-            for p in disc.parameters():
-                if p.grad is not None:
-                    dist.all_reduce(p.grad)
-                    p.grad /= dist.get_world_size()
-        opt.step()
-        self._fake = None
+        if self.prior is not None:
+            self.prior.step(step)
 
     def extra_state(self) -> dict[str, Any]:
-        if self.discriminator is None:
-            return {}
-        return {"discriminator": self.discriminator.state_dict(),
-                "optimizer": self.disc_optimizer.state_dict()}
+        return {} if self.prior is None else self.prior.state_dict()
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        if self.discriminator is None:
+        if self.prior is None:
             return
         if "discriminator" not in state:
             raise ValueError("checkpoint: has no discriminator state, but loss.adversarial > 0")
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.disc_optimizer.load_state_dict(state["optimizer"])
+        self.prior.load_state_dict(state)

@@ -1,6 +1,7 @@
 """Training losses: L_nll, L_mode, L_exp, L_orth, keypoint/parameter terms, adversarial prior."""
 
 from condflow.losses.adversarial import (
+    AdversarialPrior,
     PoseShapeDiscriminator,
     adversarial_discriminator_loss,
     adversarial_generator_loss,
@@ -21,6 +22,7 @@ from condflow.losses.prohmr import (
 )
 
 __all__ = [
+    "AdversarialPrior",
     "BodyPrediction",
     "PoseShapeDiscriminator",
     "ProHMRLossWeights",

@@ -23,10 +23,10 @@ from torch.utils.data import DataLoader, Dataset
 from condflow._checks import NonNegativeInt, PositiveFloat, PositiveInt, Probability
 from condflow._progress import progress
 from condflow.body.model import BodyModel
+from condflow.data.augmentation_rounds import AugmentationRounds
 from condflow.data.image_datasets import AugmentationConfig, ImageDataset
 from condflow.data.synthetic_images import SyntheticImageConfig, synthetic_image_set
-from condflow.encoders.resnet import ResNetEncoder
-from condflow.encoders.small_cnn import SmallCNN
+from condflow.encoders.registry import ImageEncoderSettings, build_image_encoder
 from condflow.heads.prohmr import ProHMRHead, ProHMRRegressionHead
 from condflow.losses.mesh import MeshLoss, MeshObjective, gt_rotmat
 from condflow.metrics import mpjpe, pa_mpjpe
@@ -66,7 +66,7 @@ class MeshModel:
     """Encoder, flow and point head."""
 
     kind: str = "flow"  # "flow" (ProHMR) or "regression" (the same CNN regressing the pose)
-    encoder: str = "small_cnn"  # "small_cnn" (CPU), "resnet18", "resnet34" or "resnet50"
+    encoder: str = "small_cnn"  # condflow.encoders.registry: "small_cnn" (CPU), "resnet18|34|50"
     pretrained: str | None = None  # ResNet: torchvision-layout weights file (never downloaded)
     context_features: PositiveInt = 256  # small_cnn: context size C (ResNets: 512 or 2048, fixed)
     cnn_width: PositiveInt = 32  # small_cnn: channels of the first stage
@@ -94,28 +94,6 @@ class MeshEval:
     sample_chunk: PositiveInt = 64  # samples per image drawn and scored at once
     picture_examples: NonNegativeInt = 4  # test images in the PNG
     picture_samples: NonNegativeInt = 3  # samples drawn per picture row
-
-
-class AugmentationRounds(Dataset):
-    """A training set seen ``rounds`` times per pass, each round with fresh augmentation.
-
-    Item ``i`` is image ``i mod N`` augmented with the draws of round ``i // N``, so the
-    augmentation depends only on the index: the same under any number of workers and after
-    resuming.
-    """
-
-    def __init__(self, dataset: ImageDataset, rounds: int) -> None:
-        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-            raise ValueError(f"augmentation_rounds: expected an integer >= 1, got {rounds!r}")
-        self.dataset, self.rounds = dataset, rounds
-
-    def __len__(self) -> int:
-        return len(self.dataset) * self.rounds
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        round_, image = divmod(int(index), len(self.dataset))
-        self.dataset.set_epoch(round_)
-        return self.dataset[image]
 
 
 class MeshTask(Task):
@@ -176,15 +154,8 @@ class MeshTask(Task):
     # -- model and objective --------------------------------------------------------------
     def build_model(self, train_data: Dataset | None = None) -> nn.Module:
         m: MeshModel = self.cfg.model
-        if m.encoder == "small_cnn":
-            encoder: nn.Module = SmallCNN(3, m.context_features, m.cnn_width)
-        elif m.encoder in ("resnet18", "resnet34", "resnet50"):
-            encoder = ResNetEncoder(int(m.encoder[len("resnet"):]), m.pretrained)
-        else:
-            raise ValueError(
-                "model.encoder: expected 'small_cnn', 'resnet18', 'resnet34' or 'resnet50', "
-                f"got {m.encoder!r}"
-            )
+        encoder = build_image_encoder(m.encoder, ImageEncoderSettings(
+            context_features=m.context_features, width=m.cnn_width, pretrained=m.pretrained))
         res = self.cfg.data.res
         if m.kind not in ("flow", "regression"):
             raise ValueError(f"model.kind: expected 'flow' or 'regression', got {m.kind!r}")

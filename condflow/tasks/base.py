@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 import torch
@@ -61,6 +62,12 @@ class Task:
     def picture(self, model: nn.Module, data: Dataset, path: str, device: torch.device) -> None:
         """Write a PNG illustrating predictions on a few examples of ``data``."""
         raise NotImplementedError
+
+    @staticmethod
+    def table(metrics: dict[str, Any], num_samples: list[int]) -> str:
+        """:meth:`evaluate`'s ``metrics`` for people (``num_samples``: the min-of-n rows);
+        JSON unless the task has a table of its own."""
+        return json.dumps(metrics, indent=2)
 
 
 def to_device(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:

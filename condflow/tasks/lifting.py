@@ -6,7 +6,6 @@ lifter with a direct 3D output trained with L_mode alone, on the same data and b
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,7 +24,7 @@ from condflow.losses.lifting import LiftingLoss, LiftingObjective
 from condflow.metrics import mpjpe, pa_mpjpe
 from condflow.spaces.skeleton import H36M_17, H36M_17_TO_16, SkeletonSpace
 from condflow.tasks.base import Task, to_device
-from condflow.tasks.evaluation import SampleEvaluation, uncertainty_lines
+from condflow.tasks.evaluation import SampleEvaluation, lifting_table
 
 
 @dataclass
@@ -226,27 +225,9 @@ class LiftingTask(Task):
 
     @staticmethod
     def table(metrics: dict[str, Any], num_samples: list[int]) -> str:
-        return table(metrics, num_samples)
+        return lifting_table(metrics, num_samples)
 
 
 class _DropConfidence(nn.Module):
     def forward(self, keypoints: Tensor) -> Tensor:
         return keypoints[..., :2]
-
-
-def table(metrics: dict[str, Any], num_samples: list[int]) -> str:
-    """A markdown table: rows mode and min-of-n, columns MPJPE and PA-MPJPE (mm)."""
-    rows = ["| prediction | MPJPE (mm) | PA-MPJPE (mm) |", "|---|---:|---:|"]
-    names = ["mode"] + [f"min_of_{n}" for n in num_samples]
-    for name in names:
-        if f"{name}/mpjpe" in metrics:
-            label = name.replace("_", "-")
-            rows.append(
-                f"| {label} | {metrics[f'{name}/mpjpe']:.1f} | {metrics[f'{name}/pa_mpjpe']:.1f} |"
-            )
-    if "nll" in metrics and math.isfinite(metrics["nll"]):
-        rows.append(
-            f"\ntest NLL {metrics['nll']:.2f} nats (joints in mm), {metrics['examples']} examples"
-        )
-    rows += uncertainty_lines(metrics)
-    return "\n".join(rows)

@@ -12,7 +12,6 @@ the same terms minus those that need a density (L_nll, L_exp) on the same data a
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,7 +32,7 @@ from condflow.metrics import mpjpe, pa_mpjpe
 from condflow.spaces.rotations import axis_angle_to_matrix
 from condflow.spaces.skeleton import H36M_TO_J14
 from condflow.tasks.base import Task, to_device
-from condflow.tasks.evaluation import SampleEvaluation, uncertainty_lines
+from condflow.tasks.evaluation import SampleEvaluation, mesh_table
 
 J14_HIPS = (2, 3)  # the two hips of the 14 LSP joints: their mean is the root
 
@@ -276,43 +275,7 @@ class MeshTask(Task):
 
     @staticmethod
     def table(metrics: dict[str, Any], num_samples: list[int]) -> str:
-        return table(metrics, num_samples)
+        return mesh_table(metrics, num_samples)
 
 
-def table(metrics: dict[str, Any], num_samples: list[int]) -> str:
-    """A markdown table: rows mode (and its pose with the true shape), min-of-n and the
-    mean-pose baseline; columns MPJPE and PA-MPJPE on the 14 LSP joints (mm)."""
-    rows = ["| prediction | MPJPE (mm) | PA-MPJPE (mm) |", "|---|---:|---:|"]
-    labels = {"mode": "mode", "mode_gt_shape": "mode pose with GT shape",
-              "mean_pose": "mean-pose baseline (GT orientation)"}
-    names = ["mode", "mode_gt_shape"] + [f"min_of_{n}" for n in num_samples] + ["mean_pose"]
-    for name in names:
-        if f"{name}/mpjpe" in metrics:
-            label = labels.get(name, name.replace("_", "-"))
-            rows.append(
-                f"| {label} | {metrics[f'{name}/mpjpe']:.1f} | {metrics[f'{name}/pa_mpjpe']:.1f} |"
-            )
-    notes = []
-    if "nll" in metrics and math.isfinite(metrics["nll"]):
-        notes.append(f"test NLL {metrics['nll']:.1f} nats (144-d 6D pose)")
-    if "mode/keypoints_2d_px" in metrics:
-        notes.append(f"mode 2D keypoint error {metrics['mode/keypoints_2d_px']:.2f} px")
-    if "examples" in metrics:
-        notes.append(f"{metrics['examples']} test images")
-    if notes:
-        rows.append("\n" + ", ".join(notes))
-    rows += uncertainty_lines(metrics)
-    return "\n".join(rows)
-
-
-__all__ = [
-    "AugmentationRounds",
-    "MeshData",
-    "MeshEval",
-    "MeshLoss",
-    "MeshModel",
-    "MeshObjective",
-    "MeshTask",
-    "gt_rotmat",
-    "table",
-]
+__all__ = ["MeshData", "MeshEval", "MeshModel", "MeshTask"]

@@ -10,7 +10,8 @@ from torch.utils.data import default_collate
 from condflow.checkpoint import load_checkpoint
 from condflow.config import load_config
 from condflow.losses.mesh import MeshObjective
-from condflow.tasks.mesh import MeshTask, table
+from condflow.tasks.evaluation import mesh_table as table
+from condflow.tasks.mesh import MeshTask
 from condflow.train import evaluate, train
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mesh_recovery"

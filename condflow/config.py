@@ -13,6 +13,7 @@ import math
 import re
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -88,7 +89,7 @@ def from_dict(cls: type[T], values: Any, where: str = "") -> T:
     name = where or "config"
     if values is not None and not isinstance(values, dict):
         raise ValueError(f"{name}: expected a mapping, got {type(values).__name__} {values!r}")
-    values = dict(values or {})
+    values = _renamed(cls, dict(values or {}), where)
     hints = typing.get_type_hints(cls, include_extras=True)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(values) - names)
@@ -106,6 +107,21 @@ def from_dict(cls: type[T], values: Any, where: str = "") -> T:
         if f.init and f.name not in values:
             _coerce(hints[f.name], getattr(obj, f.name), _key(where, f.name))
     return obj
+
+
+def _renamed(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
+    """``values`` with the old keys of ``cls.renamed_keys`` (``{old: new}``, for configs and
+    checkpoints written before a rename) under their new names, with a warning."""
+    for old, new in getattr(cls, "renamed_keys", {}).items():
+        if old not in values:
+            continue
+        if new in values:
+            raise ValueError(f"{_key(where, old)}: renamed to {_key(where, new)}; give only "
+                             f"{_key(where, new)}")
+        warnings.warn(f"{_key(where, old)} is now {_key(where, new)} (read as such)",
+                      DeprecationWarning, stacklevel=2)
+        values[new] = values.pop(old)
+    return values
 
 
 def validate(cfg: Config) -> Config:

@@ -10,8 +10,8 @@ density.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -34,24 +34,21 @@ if TYPE_CHECKING:
 
 __all__ = ["MeshLoss", "MeshObjective", "gt_rotmat"]
 
-@dataclass
-class MeshLoss:
-    """Weights of ProHMR's objective (defaults: ProHMR's published values) and its knobs."""
 
-    nll: NonNegativeFloat = 0.001  # λ_nll: negative log-likelihood of the ground-truth pose
-    orth: NonNegativeFloat = 0.1  # λ_orth: orthonormality of the flow's 6D outputs (mode, samples)
-    adversarial: NonNegativeFloat = 0.0005  # adversarial prior's weight (0: no discriminator)
-    mode: SupervisionWeights = field(default_factory=SupervisionWeights)  # L_mode term weights
-    exp: SupervisionWeights = field(  # L_exp term weights (ProHMR: 2D keypoints only)
-        default_factory=lambda: ProHMRLossWeights().exp
-    )
+@dataclass
+class MeshLoss(ProHMRLossWeights):
+    """ProHMR's weights (:class:`ProHMRLossWeights`, defaults: ProHMR's published values)
+    and how the objective is computed."""
+
     use_mode_loss: bool = True  # false: drop L_mode (Table 5 ablation)
     num_samples: NonNegativeInt = 1  # samples per image for L_exp, besides the mode (ProHMR: 1)
     param_noise: NonNegativeFloat = 0.005  # std of noise on ground-truth 6D poses in L_nll (ProHMR)
-    kind: Literal["l1", "l2"] = "l1"  # keypoint penalty: "l1" (ProHMR) or "l2"
+    keypoint_loss: Literal["l1", "l2"] = "l1"  # penalty of 2D/3D keypoint errors (ProHMR: l1)
     disc_lr: PositiveFloat = 1e-4  # discriminator's Adam learning rate (ProHMR)
     disc_weight_decay: NonNegativeFloat = 1e-4  # discriminator's weight decay (ProHMR)
     mocap_size: PositiveInt = 20000  # "real" poses drawn once from the pose generator for the prior
+    #: Keys of older configs and checkpoints, read as their new names.
+    renamed_keys: ClassVar[dict[str, str]] = {"kind": "keypoint_loss"}
 
 
 def gt_rotmat(batch: dict[str, Tensor]) -> Tensor:
@@ -70,8 +67,10 @@ class MeshObjective(Objective):
         self.cfg = loss
         if loss.num_samples < 0:
             raise ValueError(f"loss.num_samples: expected >= 0, got {loss.num_samples}")
-        if loss.kind not in ("l1", "l2"):
-            raise ValueError(f"loss.kind: expected 'l1' or 'l2', got {loss.kind!r}")
+        if loss.keypoint_loss not in ("l1", "l2"):
+            raise ValueError(
+                f"loss.keypoint_loss: expected 'l1' or 'l2', got {loss.keypoint_loss!r}"
+            )
         mode = loss.mode if loss.use_mode_loss else SupervisionWeights(0.0, 0.0, 0.0, 0.0)
         self.weights = ProHMRLossWeights(
             nll=loss.nll, orth=loss.orth, adversarial=loss.adversarial, mode=mode, exp=loss.exp
@@ -130,7 +129,7 @@ class MeshObjective(Objective):
             disc_out=disc_out,
             weights=self.weights,
             pelvis_ids=KEYPOINT_PELVIS,
-            kind=cfg.kind,
+            kind=cfg.keypoint_loss,
         )
         out = {"loss": terms.pop("total")}
         out.update({k: v.detach() for k, v in terms.items()})

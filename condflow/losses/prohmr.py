@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 import torch
 from torch import Tensor
 
-from condflow._checks import check_tensor
+from condflow._checks import NonNegativeFloat, check_tensor
 from condflow.losses.adversarial import adversarial_generator_loss
 from condflow.losses.keypoints import keypoint_2d_loss, keypoint_3d_loss
 from condflow.losses.likelihood import nll_loss
@@ -60,11 +60,11 @@ class SupervisionWeights:
 class ProHMRLossWeights:
     """Weights of the full ProHMR objective (defaults: ProHMR's published configuration)."""
 
-    nll: float = 0.001
-    orth: float = 0.1
-    adversarial: float = 0.0005
-    mode: SupervisionWeights = field(default_factory=SupervisionWeights)
-    exp: SupervisionWeights = field(
+    nll: NonNegativeFloat = 0.001  # λ_nll: negative log-likelihood of the ground-truth pose
+    orth: NonNegativeFloat = 0.1  # λ_orth: orthonormality of the flow's 6D outputs
+    adversarial: NonNegativeFloat = 0.0005  # adversarial prior's weight (0: no discriminator)
+    mode: SupervisionWeights = field(default_factory=SupervisionWeights)  # L_mode term weights
+    exp: SupervisionWeights = field(  # L_exp term weights (ProHMR: 2D keypoints only)
         default_factory=lambda: SupervisionWeights(
             keypoints_2d=0.001, keypoints_3d=0.0, rotmat=0.0, betas=0.0
         )

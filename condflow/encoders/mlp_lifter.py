@@ -50,7 +50,8 @@ class MLPLifter(Recorded, nn.Module):
             occluded joint: its coordinates are zeroed (even if NaN) before the first layer.
         hidden: width of the hidden layers.
         num_blocks: number of residual blocks.
-        dropout: dropout probability.
+        dropout: dropout probability (0.5, Martinez et al.'s; the lifting task sets its
+            ``model.lifter_dropout``, default 0: dropout in ``c`` widens a flow's density).
         out_features: optional output size of a final linear layer.
         batch_norm: batch normalization after each hidden linear layer (Martinez et al.);
             off makes every example independent of its batch.

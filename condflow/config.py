@@ -16,7 +16,7 @@ import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import yaml
 
@@ -52,17 +52,28 @@ class TrainConfig:
     tensorboard: bool = False  # also log to <output_dir>/tensorboard (torch.utils.tensorboard)
 
 
+DataT = TypeVar("DataT")
+ModelT = TypeVar("ModelT")
+LossT = TypeVar("LossT")
+EvalT = TypeVar("EvalT")
+
+
 @dataclass
-class Config:
-    """A run: which task, its data/model/loss/eval sections, training and where to write."""
+class Config(Generic[DataT, ModelT, LossT, EvalT]):
+    """A run: which task, its data/model/loss/eval sections, training and where to write.
+
+    The four sections are the task's own dataclasses (:meth:`condflow.tasks.Task.config_types`,
+    filled in by :func:`load_config`); a task names them for type checkers as e.g.
+    ``Config[MeshData, MeshModel, MeshLoss, MeshEval]``.
+    """
 
     task: NonEmptyStr
     seed: NonNegativeInt = 0
     output_dir: NonEmptyStr = "runs/default"
-    data: Any = None
-    model: Any = None
-    loss: Any = None
-    eval: Any = None
+    data: DataT = None  # type: ignore[assignment]
+    model: ModelT = None  # type: ignore[assignment]
+    loss: LossT = None  # type: ignore[assignment]
+    eval: EvalT = None  # type: ignore[assignment]
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -148,7 +159,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             if hasattr(c, "check") and value is not None:
                 c.check(value, where)
         return value
-    if hint is Any:
+    if hint is Any or isinstance(hint, TypeVar):  # a task's section: typed by the task
         return value
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where)

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from condflow._checks import NonNegativeInt, PositiveInt, Probability
 from condflow._progress import progress
 from condflow.body.model import BodyModel
+from condflow.config import Config
 from condflow.data.cache import cached_tensors
 from condflow.data.synthetic_lifting import LiftingSetConfig, TensorDictDataset, make_lifting_set
 from condflow.encoders.mlp_lifter import MLPLifter
@@ -74,7 +75,12 @@ class LiftingEval:
     sample_chunk: PositiveInt = 64  # samples per example drawn and scored at once
 
 
+#: A lifting run's config, its sections typed.
+LiftingConfig = Config[LiftingData, LiftingModel, LiftingLoss, LiftingEval]
+
+
 class LiftingTask(Task):
+    cfg: LiftingConfig
     name = "lifting"
     fast_dev_run = (
         "data.train_size=256",

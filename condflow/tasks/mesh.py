@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from condflow._checks import NonNegativeInt, PositiveFloat, PositiveInt, Probability
 from condflow._progress import progress
 from condflow.body.model import BodyModel
+from condflow.config import Config
 from condflow.data.augmentation_rounds import AugmentationRounds
 from condflow.data.image_datasets import AugmentationConfig, ImageDataset
 from condflow.data.synthetic_images import SyntheticImageConfig, synthetic_image_set
@@ -95,7 +96,12 @@ class MeshEval:
     picture_samples: NonNegativeInt = 3  # samples drawn per picture row
 
 
+#: A mesh run's config, its sections typed.
+MeshConfig = Config[MeshData, MeshModel, MeshLoss, MeshEval]
+
+
 class MeshTask(Task):
+    cfg: MeshConfig
     name = "mesh"
     fast_dev_run = (
         "data.train_size=16",
@@ -112,7 +118,7 @@ class MeshTask(Task):
     loss_config = MeshLoss
     eval_config = MeshEval
 
-    def __init__(self, cfg: Any) -> None:
+    def __init__(self, cfg: MeshConfig) -> None:
         super().__init__(cfg)
         self._datasets: tuple[Dataset, Dataset] | None = None
         self._mean: tuple[Tensor, Tensor] | None = None
@@ -278,4 +284,4 @@ class MeshTask(Task):
         return mesh_table(metrics, num_samples)
 
 
-__all__ = ["MeshData", "MeshEval", "MeshModel", "MeshTask"]
+__all__ = ["MeshConfig", "MeshData", "MeshEval", "MeshModel", "MeshTask"]

@@ -1,7 +1,8 @@
 """2D→3D lifting: MLP lifter → c → conditional Glow over root-relative 3D joints.
 
-Trained with L_nll + L_mode; the regression baseline (``model.kind: regression``) is the same
-lifter with a direct 3D output trained with L_mode alone, on the same data and budget.
+Trained with L_nll + L_mode (:class:`condflow.losses.lifting.LiftingObjective`); the
+regression baseline (``model.kind: regression``) is the same lifter with a direct 3D output
+trained with L_mode alone, on the same data and budget.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Mesh recovery (ProHMR): image encoder → c → conditional Glow over the SMPL pose, with a
 point head for shape and camera.
 
-Trained with ProHMR's objective L = λ_nll L_nll + λ_exp L_exp + λ_mode L_mode + λ_orth L_orth
-+ an adversarial prior, whose discriminator (and its optimizer) lives in the objective and is
-updated after every step from "real" poses of the pose generator versus the flow's outputs.
-``loss.use_mode_loss: false`` drops L_mode (the paper's Table 5 ablation).
+Trained with ProHMR's objective (:class:`condflow.losses.mesh.MeshObjective`: L_nll, L_exp,
+L_mode, L_orth and an adversarial prior); ``loss.use_mode_loss: false`` drops L_mode (the
+paper's Table 5 ablation).
 ``model.kind: regression`` is the deterministic baseline (the paper's Table 1 comparison):
 the same encoder regressing the pose directly (:class:`ProHMRRegressionHead`), trained with
 the same terms minus those that need a density (L_nll, L_exp) on the same data and budget.

@@ -149,7 +149,6 @@ def select_weight(args: argparse.Namespace, run, settings: list[str], methods: l
 
 
 def table3_lifting(args: argparse.Namespace) -> None:
-    from condflow.tasks.lifting import SPACE
     from condflow.train import load_trained
 
     torch.manual_seed(0)
@@ -158,7 +157,7 @@ def table3_lifting(args: argparse.Namespace) -> None:
     cfg, task, model = load_trained(checkpoint)
     train_joints = task.datasets()[0].tensors["joints_3d"]
     t0 = time.perf_counter()
-    prior = skeleton_prior(SPACE.from_joints(train_joints) / 1000.0, args.gmm_components)
+    prior = skeleton_prior(model.space.from_joints(train_joints) / 1000.0, args.gmm_components)
     print(f"skeleton GMM ({args.gmm_components} components) on {len(train_joints)} training "
           f"skeletons: {time.perf_counter() - t0:.1f} s")
     synthetic = cfg.data.synthetic
@@ -273,7 +272,7 @@ def corrupt(kp: Tensor, args: argparse.Namespace, seed: int) -> Tensor:
 def table3_mesh(args: argparse.Namespace) -> None:
     from torch.utils.data import DataLoader, Subset
 
-    from condflow.tasks.mesh import gt_rotmat
+    from condflow.losses.mesh import gt_rotmat
 
     cfg, task, model = load_mesh(args.checkpoint)
     test = task.datasets()[1]

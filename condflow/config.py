@@ -13,9 +13,10 @@ import math
 import re
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import yaml
 
@@ -51,17 +52,28 @@ class TrainConfig:
     tensorboard: bool = False  # also log to <output_dir>/tensorboard (torch.utils.tensorboard)
 
 
+DataT = TypeVar("DataT")
+ModelT = TypeVar("ModelT")
+LossT = TypeVar("LossT")
+EvalT = TypeVar("EvalT")
+
+
 @dataclass
-class Config:
-    """A run: which task, its data/model/loss/eval sections, training and where to write."""
+class Config(Generic[DataT, ModelT, LossT, EvalT]):
+    """A run: which task, its data/model/loss/eval sections, training and where to write.
+
+    The four sections are the task's own dataclasses (:meth:`condflow.tasks.Task.config_types`,
+    filled in by :func:`load_config`); a task names them for type checkers as e.g.
+    ``Config[MeshData, MeshModel, MeshLoss, MeshEval]``.
+    """
 
     task: NonEmptyStr
     seed: NonNegativeInt = 0
     output_dir: NonEmptyStr = "runs/default"
-    data: Any = None
-    model: Any = None
-    loss: Any = None
-    eval: Any = None
+    data: DataT = None  # type: ignore[assignment]
+    model: ModelT = None  # type: ignore[assignment]
+    loss: LossT = None  # type: ignore[assignment]
+    eval: EvalT = None  # type: ignore[assignment]
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -88,7 +100,7 @@ def from_dict(cls: type[T], values: Any, where: str = "") -> T:
     name = where or "config"
     if values is not None and not isinstance(values, dict):
         raise ValueError(f"{name}: expected a mapping, got {type(values).__name__} {values!r}")
-    values = dict(values or {})
+    values = _renamed(cls, dict(values or {}), where)
     hints = typing.get_type_hints(cls, include_extras=True)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(values) - names)
@@ -106,6 +118,21 @@ def from_dict(cls: type[T], values: Any, where: str = "") -> T:
         if f.init and f.name not in values:
             _coerce(hints[f.name], getattr(obj, f.name), _key(where, f.name))
     return obj
+
+
+def _renamed(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
+    """``values`` with the old keys of ``cls.renamed_keys`` (``{old: new}``, for configs and
+    checkpoints written before a rename) under their new names, with a warning."""
+    for old, new in getattr(cls, "renamed_keys", {}).items():
+        if old not in values:
+            continue
+        if new in values:
+            raise ValueError(f"{_key(where, old)}: renamed to {_key(where, new)}; give only "
+                             f"{_key(where, new)}")
+        warnings.warn(f"{_key(where, old)} is now {_key(where, new)} (read as such)",
+                      DeprecationWarning, stacklevel=2)
+        values[new] = values.pop(old)
+    return values
 
 
 def validate(cfg: Config) -> Config:
@@ -134,7 +161,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             if hasattr(c, "check") and value is not None:
                 c.check(value, where)
         return value
-    if hint is Any:
+    if hint is Any or isinstance(hint, TypeVar):  # a task's section: typed by the task
         return value
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where)

@@ -20,6 +20,7 @@ from condflow.body.paths import atomic_write
 from condflow.checkpoint import load_checkpoint, save_checkpoint
 from condflow.config import Config, config_to_dict, load_config, validate
 from condflow.distributed import DistInfo, init_distributed, resolve_device, shutdown
+from condflow.losses.objective import Objective
 from condflow.saving import check_state_dict
 from condflow.tasks import Task, get_task
 from condflow.tasks.base import to_device
@@ -143,100 +144,165 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
     start = 0
     if resume:
         path = checkpoint_path(cfg) if resume is True else Path(resume)
-        ckpt = load_checkpoint(path, map_location=device)
-        _check_resumable(ckpt, path)
-        _check_fits(model, ckpt, cfg, f"--resume {path}")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if "extra" in ckpt:
-            objective.load_extra_state(ckpt["extra"])
-        start = int(ckpt["step"])
-        if info.is_main:
-            _set_rng_state(ckpt["rng"])
-        else:
-            torch.manual_seed(cfg.seed + info.rank + 7919 * start)
+        start = _restore(path, cfg, info, device, model, optimizer, scheduler, objective)
     runner: nn.Module = objective
     if info.enabled:
         runner = DistributedDataParallel(
             objective, device_ids=[device.index] if device.type == "cuda" else None
         )
-    sampler = GlobalBatchSampler(len(train_data), t.batch_size, cfg.seed, info, start, t.steps)
+    loader = _loader(train_data, cfg, info, start, device)
+    logger = _TrainingLog(cfg, info, start, progress)
+    last = checkpoint_path(cfg)
+    step = start
+    model.train()
+    for batch in loader:
+        losses = runner(to_device(batch, device))
+        _optimizer_step(losses, step, last, params, optimizer, scheduler, t.grad_clip)
+        objective.after_step(step)
+        step += 1
+        logger.write(step, losses, scheduler.get_last_lr()[0])
+        if info.is_main and (step % t.checkpoint_every == 0 or step == t.steps):
+            _save(last, step, cfg, model, optimizer, scheduler, objective)
+    logger.close()
+    shutdown(info)
+    return last
+
+
+def _restore(
+    path: Path,
+    cfg: Config,
+    info: DistInfo,
+    device: torch.device,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    objective: Objective,
+) -> int:
+    """Load a training checkpoint into the run's objects; returns its step. The main
+    process restores the RNG state; the others reseed from (seed, rank, step)."""
+    ckpt = load_checkpoint(path, map_location=device)
+    _check_resumable(ckpt, path)
+    _check_fits(model, ckpt, cfg, f"--resume {path}")
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    if "extra" in ckpt:
+        objective.load_extra_state(ckpt["extra"])
+    start = int(ckpt["step"])
+    if info.is_main:
+        _set_rng_state(ckpt["rng"])
+    else:
+        torch.manual_seed(cfg.seed + info.rank + 7919 * start)
+    return start
+
+
+def _loader(
+    data: Dataset, cfg: Config, info: DistInfo, start: int, device: torch.device
+) -> DataLoader:
+    """This process's batches of steps ``start`` … ``train.steps - 1``."""
+    t = cfg.train
+    sampler = GlobalBatchSampler(len(data), t.batch_size, cfg.seed, info, start, t.steps)
     # The loader has its own generator so that it never draws from the global RNG, whose
     # state (dropout, sampling inside losses) is what a checkpoint restores.
-    loader = DataLoader(
-        train_data,
+    return DataLoader(
+        data,
         batch_sampler=sampler,
         num_workers=t.num_workers,
         pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(cfg.seed),
     )
-    out = Path(cfg.output_dir)
-    log = _CsvLog(out / "log.csv", keep_until=start) if info.is_main else None
-    board = None
-    if t.tensorboard and info.is_main:
-        from torch.utils.tensorboard import SummaryWriter
 
-        board = SummaryWriter(str(out / "tensorboard"), purge_step=start or None)
-    bar = progress_bar(total=t.steps, initial=start, desc=f"train {cfg.task}", unit="step",
-                       enabled=progress and info.is_main)
-    last = checkpoint_path(cfg)
-    tic = time.perf_counter()
-    step = start
-    model.train()
-    for batch in loader:
-        losses = runner(to_device(batch, device))
-        loss = losses["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"step {step}: non-finite loss "
-                f"{ {k: v.item() for k, v in losses.items()} }; last good checkpoint: {last}"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if t.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        if hasattr(objective, "after_step"):
-            objective.after_step(step)
-        step += 1
-        if not bar.disable:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        if log is not None and (step % t.log_every == 0 or step == t.steps):
-            row = {k: v.detach().item() for k, v in losses.items()}
-            log.write(
-                step=step,
-                lr=scheduler.get_last_lr()[0],
-                seconds=round(time.perf_counter() - tic, 2),
-                **row,
-            )
-            if board is not None:
-                for key, value in {"lr": scheduler.get_last_lr()[0], **row}.items():
-                    board.add_scalar(f"train/{key}", value, step)
-        if step % t.checkpoint_every == 0 or step == t.steps:
-            if info.is_main:
-                state = {
-                    "step": step,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng": _rng_state(),
-                    "config": config_to_dict(cfg),
-                }
-                if hasattr(objective, "extra_state"):
-                    state["extra"] = objective.extra_state()
-                save_checkpoint(state, last)
-    bar.close()
-    if board is not None:
-        board.close()
-    if log is not None and log.path.exists() and log.path.stat().st_size > 0:
-        from condflow.viz.curves import plot_training_log
 
-        plot_training_log(log.path, out / "loss.png", title=f"{cfg.task}: {out}")
-    shutdown(info)
-    return last
+def _optimizer_step(
+    losses: dict[str, torch.Tensor],
+    step: int,
+    last: Path,
+    params: list[nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    grad_clip: float,
+) -> None:
+    """Back-propagate ``losses["loss"]`` and step; ``FloatingPointError`` (naming the last
+    good checkpoint) before touching the weights if it is not finite."""
+    loss = losses["loss"]
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"step {step}: non-finite loss "
+            f"{ {k: v.item() for k, v in losses.items()} }; last good checkpoint: {last}"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    scheduler.step()
+
+
+def _save(
+    path: Path,
+    step: int,
+    cfg: Config,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    objective: Objective,
+) -> None:
+    """The training checkpoint of ``step``: everything :func:`_restore` reads back."""
+    state = {
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": _rng_state(),
+        "config": config_to_dict(cfg),
+    }
+    extra = objective.extra_state()
+    if extra:
+        state["extra"] = extra
+    save_checkpoint(state, path)
+
+
+class _TrainingLog:
+    """What the main process reports while training: the progress bar, the CSV log every
+    ``train.log_every`` steps (and the last), TensorBoard if asked, and ``loss.png`` at the
+    end. Other processes report nothing."""
+
+    def __init__(self, cfg: Config, info: DistInfo, start: int, progress: bool) -> None:
+        t = cfg.train
+        self.out, self.task = Path(cfg.output_dir), cfg.task
+        self.log_every, self.steps = t.log_every, t.steps
+        self.csv = _CsvLog(self.out / "log.csv", keep_until=start) if info.is_main else None
+        self.board = None
+        if t.tensorboard and info.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.board = SummaryWriter(str(self.out / "tensorboard"), purge_step=start or None)
+        self.bar = progress_bar(total=t.steps, initial=start, desc=f"train {cfg.task}",
+                                unit="step", enabled=progress and info.is_main)
+        self.tic = time.perf_counter()
+
+    def write(self, step: int, losses: dict[str, torch.Tensor], lr: float) -> None:
+        """After step ``step`` (1-based: steps done) with its ``losses`` and learning rate."""
+        if not self.bar.disable:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
+        if self.csv is None or not (step % self.log_every == 0 or step == self.steps):
+            return
+        row = {k: v.detach().item() for k, v in losses.items()}
+        self.csv.write(step=step, lr=lr, seconds=round(time.perf_counter() - self.tic, 2), **row)
+        if self.board is not None:
+            for key, value in {"lr": lr, **row}.items():
+                self.board.add_scalar(f"train/{key}", value, step)
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.board is not None:
+            self.board.close()
+        log = self.csv
+        if log is not None and log.path.exists() and log.path.stat().st_size > 0:
+            from condflow.viz.curves import plot_training_log
+
+            plot_training_log(log.path, self.out / "loss.png", title=f"{self.task}: {self.out}")
 
 
 class _CsvLog:

@@ -7,7 +7,6 @@ A command's ``run(args)`` writes files only through ``outputs(args)`` (see
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TYPE_CHECKING, Any
 
 from condflow._outputs import OutputGuard
@@ -38,12 +37,7 @@ def outputs(args: argparse.Namespace) -> OutputGuard:
 
 
 def print_table(cfg: Config, metrics: dict[str, Any]) -> None:
-    """The task's metrics table for ``metrics`` (JSON for a task without one)."""
+    """The task's metrics table for ``metrics`` (:meth:`condflow.tasks.Task.table`)."""
     from condflow.tasks import get_task
 
-    task = get_task(cfg.task)
-    print(
-        task.table(metrics, cfg.eval.num_samples)
-        if hasattr(task, "table")
-        else json.dumps(metrics, indent=2)
-    )
+    print(get_task(cfg.task).table(metrics, cfg.eval.num_samples))

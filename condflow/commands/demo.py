@@ -12,7 +12,7 @@ from condflow.commands.train import add_overrides, claim_run
 def run(args: argparse.Namespace) -> int:
     from condflow._progress import set_progress
     from condflow.config import load_config
-    from condflow.tasks.lifting import table
+    from condflow.tasks.evaluation import lifting_table
     from condflow.train import evaluate, train
 
     set_progress(not args.no_progress)
@@ -30,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
         results[kind] = evaluate(cfg, train(cfg, progress=not args.no_progress))
     print("\n## 2D→3D lifting on the synthetic test set\n")
     print("Probabilistic model (conditional Glow):\n")
-    print(table(results["flow"], cfg.eval.num_samples))
+    print(lifting_table(results["flow"], cfg.eval.num_samples))
     print("\nRegression baseline (same lifter, direct 3D output, same data and budget):\n")
-    print(table(results["regression"], cfg.eval.num_samples))
+    print(lifting_table(results["regression"], cfg.eval.num_samples))
     print(f"\npicture: {out / 'flow' / 'eval.png'}")
     return 0
 

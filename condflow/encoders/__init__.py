@@ -1,6 +1,12 @@
 """Context encoders: images or 2D keypoints → context vector ``c`` ``[B, C]``."""
 
 from condflow.encoders.mlp_lifter import MLPLifter
+from condflow.encoders.registry import (
+    IMAGE_ENCODERS,
+    ImageEncoderSettings,
+    build_image_encoder,
+    register_image_encoder,
+)
 from condflow.encoders.resnet import (
     ResNet,
     ResNetEncoder,
@@ -12,11 +18,15 @@ from condflow.encoders.resnet import (
 from condflow.encoders.small_cnn import SmallCNN
 
 __all__ = [
+    "IMAGE_ENCODERS",
+    "ImageEncoderSettings",
     "MLPLifter",
     "ResNet",
     "ResNetEncoder",
     "SmallCNN",
+    "build_image_encoder",
     "load_torchvision_state_dict",
+    "register_image_encoder",
     "resnet18",
     "resnet34",
     "resnet50",

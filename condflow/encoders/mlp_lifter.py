@@ -52,7 +52,8 @@ class MLPLifter(Recorded, nn.Module):
             occluded joint: its coordinates are zeroed (even if NaN) before the first layer.
         hidden: width of the hidden layers.
         num_residual_blocks: number of residual blocks.
-        dropout: dropout probability.
+        dropout: dropout probability (0.5, Martinez et al.'s; the lifting task sets its
+            ``model.lifter_dropout``, default 0: dropout in ``c`` widens a flow's density).
         out_features: optional output size of a final linear layer.
         batch_norm: normalization after each hidden linear layer: ``"batch"`` / ``True``
             (batch norm, Martinez et al.), ``"layer"`` (LayerNorm, per row) or ``"none"`` /

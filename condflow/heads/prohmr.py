@@ -244,8 +244,8 @@ class ProHMRPrediction:
     def loss_inputs(self) -> BodyPrediction:
         """The fields the ProHMR losses supervise."""
         return BodyPrediction(
-            keypoints2d=self.keypoints_2d,
-            joints3d=self.keypoints_3d,
+            keypoints_2d=self.keypoints_2d,
+            keypoints_3d=self.keypoints_3d,
             rotmat=self.rotmat,
             betas=self.betas,
         )

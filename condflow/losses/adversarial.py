@@ -1,15 +1,20 @@
-"""Adversarial pose-and-shape prior (HMR): a discriminator and least-squares GAN losses."""
+"""Adversarial pose-and-shape prior (HMR): a discriminator, least-squares GAN losses, and
+:class:`AdversarialPrior`, the discriminator trained alongside a model as ProHMR does."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from condflow._checks import check_trailing
 
 __all__ = [
+    "AdversarialPrior",
     "PoseShapeDiscriminator",
     "adversarial_discriminator_loss",
     "adversarial_generator_loss",
@@ -118,3 +123,89 @@ def discriminator_step(
     loss.backward()
     optimizer.step()
     return float(loss.detach())
+
+
+class AdversarialPrior:
+    """A :class:`PoseShapeDiscriminator` with its own Adam optimizer, trained alongside a
+    model: :meth:`score` gives the generator loss's scores of the model's bodies, and
+    :meth:`step`, after each model step, trains the discriminator on a batch of ``real``
+    bodies against the bodies last scored.
+
+    Deliberately not an ``nn.Module``: an objective holding it keeps the discriminator out
+    of its module tree, so the model's optimizer and its ``DistributedDataParallel`` wrapper
+    never see it. Under ``torch.distributed`` the discriminator step runs through a
+    ``DistributedDataParallel`` wrapper of its own, which averages the gradients over the
+    processes, so every replica stays identical.
+
+    Args:
+        real_rotmat: ``[N, 23, 3, 3]`` body-joint rotations (no global orientation) of the
+            "real" corpus; its device is the discriminator's.
+        real_betas: ``[N, 10]`` their shapes.
+        weight: multiplies the discriminator loss (ProHMR's adversarial weight).
+        lr, weight_decay: the discriminator's Adam settings (ProHMR: 1e-4, 1e-4).
+        seed: the initialization draws from ``seed + 500`` (the same on every process); the
+            real batch of step ``t`` on process ``r`` from ``(seed, t, r)``.
+    """
+
+    def __init__(
+        self,
+        real_rotmat: Tensor,
+        real_betas: Tensor,
+        weight: float,
+        lr: float = 1e-4,
+        weight_decay: float = 1e-4,
+        seed: int = 0,
+    ) -> None:
+        check_trailing("real_rotmat", real_rotmat, (23, 3, 3))
+        check_trailing("real_betas", real_betas, (10,))
+        if real_rotmat.dim() != 4 or real_betas.shape[0] != real_rotmat.shape[0]:
+            raise ValueError(
+                f"real_rotmat, real_betas: expected [N, 23, 3, 3] and [N, 10], got "
+                f"{list(real_rotmat.shape)} and {list(real_betas.shape)}"
+            )
+        device = real_rotmat.device
+        with torch.random.fork_rng(devices=[]):  # the same on every process
+            torch.manual_seed(seed + 500)
+            self.discriminator = PoseShapeDiscriminator().to(device)
+        self.optimizer = torch.optim.Adam(
+            self.discriminator.parameters(), lr=lr, weight_decay=weight_decay
+        )
+        self.real_rotmat, self.real_betas = real_rotmat, real_betas
+        self.weight, self.seed = weight, seed
+        self._trained: nn.Module = self.discriminator
+        if dist.is_available() and dist.is_initialized():
+            ids = [device.index] if device.type == "cuda" else None
+            self._trained = DistributedDataParallel(self.discriminator, device_ids=ids)
+        self._fake: tuple[Tensor, Tensor] | None = None
+
+    def score(self, body_rotmat: Tensor, betas: Tensor) -> Tensor:
+        """Scores ``[..., 25]`` of generated bodies ``[..., 23, 3, 3]`` and ``[..., 10]``,
+        differentiable in the inputs only; the bodies (detached) are the fakes of the next
+        :meth:`step`."""
+        self._fake = (body_rotmat.detach().reshape(-1, 23, 3, 3), betas.detach().reshape(-1, 10))
+        disc = self.discriminator
+        params = {k: v.detach() for k, v in disc.named_parameters()}
+        return torch.func.functional_call(disc, params, (body_rotmat, betas))
+
+    def step(self, step: int) -> None:
+        """One discriminator step: a random batch of real bodies against the bodies last
+        scored (as many as those); nothing if none were scored since the last step."""
+        if self._fake is None:
+            return
+        fake_rotmat, fake_betas = self._fake
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + 7919 * step + rank)
+        idx = torch.randint(len(self.real_betas), (fake_betas.shape[0],), generator=gen)
+        idx = idx.to(self.real_betas.device)
+        discriminator_step(self._trained, self.optimizer, self.real_rotmat[idx],
+                           self.real_betas[idx], fake_rotmat, fake_betas, self.weight)
+        self._fake = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The discriminator's and its optimizer's state."""
+        return {"discriminator": self.discriminator.state_dict(),
+                "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.optimizer.load_state_dict(state["optimizer"])

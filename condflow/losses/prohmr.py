@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 import torch
 from torch import Tensor
 
-from condflow._checks import check_tensor
+from condflow._checks import NonNegativeFloat, check_tensor
 from condflow.losses.adversarial import adversarial_generator_loss
 from condflow.losses.keypoints import keypoint_2d_loss, keypoint_3d_loss
 from condflow.losses.likelihood import nll_loss
@@ -60,11 +60,11 @@ class SupervisionWeights:
 class ProHMRLossWeights:
     """Weights of the full ProHMR objective (defaults: ProHMR's published configuration)."""
 
-    nll: float = 0.001
-    orth: float = 0.1
-    adversarial: float = 0.0005
-    mode: SupervisionWeights = field(default_factory=SupervisionWeights)
-    exp: SupervisionWeights = field(
+    nll: NonNegativeFloat = 0.001  # λ_nll: negative log-likelihood of the ground-truth pose
+    orth: NonNegativeFloat = 0.1  # λ_orth: orthonormality of the flow's 6D outputs
+    adversarial: NonNegativeFloat = 0.0005  # adversarial prior's weight (0: no discriminator)
+    mode: SupervisionWeights = field(default_factory=SupervisionWeights)  # L_mode term weights
+    exp: SupervisionWeights = field(  # L_exp term weights (ProHMR: 2D keypoints only)
         default_factory=lambda: SupervisionWeights(
             keypoints_2d=0.001, keypoints_3d=0.0, rotmat=0.0, betas=0.0
         )
@@ -139,14 +139,14 @@ class BodyPrediction:
     """Predictions with a sample axis ``n`` (n = 1 for the mode); fields may be ``None``.
 
     Attributes:
-        keypoints2d: ``[B, n, K2, 2]`` projected keypoints, normalised crop coordinates.
-        joints3d: ``[B, n, K3, 3]`` 3D keypoints.
+        keypoints_2d: ``[B, n, K2, 2]`` projected keypoints, normalised crop coordinates.
+        keypoints_3d: ``[B, n, K3, 3]`` 3D keypoints.
         rotmat: ``[B, n, J, 3, 3]`` joint rotations.
         betas: ``[B, n, 10]`` shape coefficients.
     """
 
-    keypoints2d: Tensor | None = None
-    joints3d: Tensor | None = None
+    keypoints_2d: Tensor | None = None
+    keypoints_3d: Tensor | None = None
     rotmat: Tensor | None = None
     betas: Tensor | None = None
 
@@ -178,27 +178,21 @@ def _supervision_terms(
     if not isinstance(weights, SupervisionWeights):
         raise ValueError(f"weights: expected SupervisionWeights, got {type(weights).__name__}")
     pred.num_samples()
-    pairs = {
-        "keypoints_2d": (pred.keypoints2d, batch.keypoints_2d, "keypoints2d"),
-        "keypoints_3d": (pred.joints3d, batch.keypoints_3d, "joints3d"),
-        "rotmat": (pred.rotmat, batch.rotmat, "rotmat"),
-        "betas": (pred.betas, batch.betas, "betas"),
-    }
     ref = next(getattr(pred, f.name) for f in fields(pred) if getattr(pred, f.name) is not None)
     zero = ref.new_zeros(())
     terms: dict[str, Tensor] = {}
     total = zero
-    for name in TERMS:
-        p, gt, pred_field = pairs[name]
+    for name in TERMS:  # the same names in the prediction and the ground truth
+        p, gt = getattr(pred, name), getattr(batch, name)
         weight = float(getattr(weights, name))
         if gt is None or (p is None and weight == 0.0):
             terms[name] = zero
             continue
         if p is None:
-            raise ValueError(f"pred.{pred_field}: required because weights.{name} is {weight}")
+            raise ValueError(f"pred.{name}: required because weights.{name} is {weight}")
         if p.dim() < 2 or p.shape[0] != batch.batch_size:
             raise ValueError(
-                f"pred.{pred_field}: expected shape [{batch.batch_size}, n, ...], "
+                f"pred.{name}: expected shape [{batch.batch_size}, n, ...], "
                 f"got {list(p.shape)}"
             )
         if name == "keypoints_2d":
@@ -210,7 +204,7 @@ def _supervision_terms(
         else:
             per_example = betas_loss(p, gt, mask=batch.has_smpl)
         if per_example.dim() != 2:
-            raise ValueError(f"pred.{pred_field}: expected a sample axis, got {list(p.shape)}")
+            raise ValueError(f"pred.{name}: expected a sample axis, got {list(p.shape)}")
         terms[name] = per_example.mean()
         total = total + weight * terms[name]
     terms["total"] = total

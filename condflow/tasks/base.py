@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 import torch
@@ -9,17 +10,16 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from condflow.config import Config
+from condflow.losses.objective import Objective
 
 
 class Task:
     """A task plugs data, a model and an objective into :func:`condflow.train.train`.
 
     Subclasses set ``name``, the dataclasses of their config sections, and implement the
-    methods below. The model is any ``nn.Module``; the objective is a module whose
-    ``forward(batch)`` returns a dict of scalar losses with the total under ``"loss"`` (so
-    ``DistributedDataParallel`` can wrap it). An objective with state of its own beyond the
-    model (e.g. a discriminator and its optimizer) may define ``extra_state() -> dict``,
-    ``load_extra_state(dict)`` and ``after_step(step)``; the loop checkpoints and calls them.
+    methods below. The model is any ``nn.Module``; the objective an
+    :class:`~condflow.losses.objective.Objective` (losses, and any state of its own that the
+    loop checkpoints and updates after each step).
     """
 
     name: ClassVar[str]
@@ -51,8 +51,8 @@ class Task:
         """``(train, test)`` datasets yielding dicts of tensors."""
         raise NotImplementedError
 
-    def objective(self, model: nn.Module) -> nn.Module:
-        """A module whose ``forward(batch) -> dict[str, Tensor]`` computes the losses."""
+    def objective(self, model: nn.Module) -> Objective:
+        """The training objective of ``model``."""
         raise NotImplementedError
 
     def evaluate(self, model: nn.Module, data: Dataset, device: torch.device) -> dict[str, Any]:
@@ -62,6 +62,12 @@ class Task:
     def picture(self, model: nn.Module, data: Dataset, path: str, device: torch.device) -> None:
         """Write a PNG illustrating predictions on a few examples of ``data``."""
         raise NotImplementedError
+
+    @staticmethod
+    def table(metrics: dict[str, Any], num_samples: list[int]) -> str:
+        """:meth:`evaluate`'s ``metrics`` for people (``num_samples``: the min-of-n rows);
+        JSON unless the task has a table of its own."""
+        return json.dumps(metrics, indent=2)
 
 
 def to_device(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:

@@ -20,6 +20,7 @@ samples is accumulated. :meth:`SampleEvaluation.metrics` reduces them:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,7 +36,7 @@ from condflow.metrics import (
     spearman,
 )
 
-__all__ = ["SampleEvaluation", "uncertainty_lines"]
+__all__ = ["SampleEvaluation", "lifting_table", "mesh_table", "uncertainty_lines"]
 
 
 class SampleEvaluation:
@@ -154,3 +155,47 @@ def uncertainty_lines(metrics: dict[str, Any]) -> list[str]:
         lines.append("Coverage of per-joint q-regions (q: fraction of GT joints inside): "
                      + ", ".join(f"{q:.1f}: {c:.3f}" for q, c in pairs))
     return lines
+
+
+def lifting_table(metrics: dict[str, Any], num_samples: list[int]) -> str:
+    """A markdown table: rows mode and min-of-n, columns MPJPE and PA-MPJPE (mm)."""
+    rows = ["| prediction | MPJPE (mm) | PA-MPJPE (mm) |", "|---|---:|---:|"]
+    names = ["mode"] + [f"min_of_{n}" for n in num_samples]
+    for name in names:
+        if f"{name}/mpjpe" in metrics:
+            label = name.replace("_", "-")
+            rows.append(
+                f"| {label} | {metrics[f'{name}/mpjpe']:.1f} | {metrics[f'{name}/pa_mpjpe']:.1f} |"
+            )
+    if "nll" in metrics and math.isfinite(metrics["nll"]):
+        rows.append(
+            f"\ntest NLL {metrics['nll']:.2f} nats (joints in mm), {metrics['examples']} examples"
+        )
+    rows += uncertainty_lines(metrics)
+    return "\n".join(rows)
+
+
+def mesh_table(metrics: dict[str, Any], num_samples: list[int]) -> str:
+    """A markdown table: rows mode (and its pose with the true shape), min-of-n and the
+    mean-pose baseline; columns MPJPE and PA-MPJPE on the 14 LSP joints (mm)."""
+    rows = ["| prediction | MPJPE (mm) | PA-MPJPE (mm) |", "|---|---:|---:|"]
+    labels = {"mode": "mode", "mode_gt_shape": "mode pose with GT shape",
+              "mean_pose": "mean-pose baseline (GT orientation)"}
+    names = ["mode", "mode_gt_shape"] + [f"min_of_{n}" for n in num_samples] + ["mean_pose"]
+    for name in names:
+        if f"{name}/mpjpe" in metrics:
+            label = labels.get(name, name.replace("_", "-"))
+            rows.append(
+                f"| {label} | {metrics[f'{name}/mpjpe']:.1f} | {metrics[f'{name}/pa_mpjpe']:.1f} |"
+            )
+    notes = []
+    if "nll" in metrics and math.isfinite(metrics["nll"]):
+        notes.append(f"test NLL {metrics['nll']:.1f} nats (144-d 6D pose)")
+    if "mode/keypoints_2d_px" in metrics:
+        notes.append(f"mode 2D keypoint error {metrics['mode/keypoints_2d_px']:.2f} px")
+    if "examples" in metrics:
+        notes.append(f"{metrics['examples']} test images")
+    if notes:
+        rows.append("\n" + ", ".join(notes))
+    rows += uncertainty_lines(metrics)
+    return "\n".join(rows)

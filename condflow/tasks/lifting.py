@@ -1,12 +1,12 @@
 """2D→3D lifting: MLP lifter → c → conditional Glow over root-relative 3D joints.
 
-Trained with L_nll + L_mode; the regression baseline (``model.kind: regression``) is the same
-lifter with a direct 3D output trained with L_mode alone, on the same data and budget.
+Trained with L_nll + L_mode (:class:`condflow.losses.lifting.LiftingObjective`); the
+regression baseline (``model.kind: regression``) is the same lifter with a direct 3D output
+trained with L_mode alone, on the same data and budget.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -14,19 +14,21 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from condflow._checks import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability
+from condflow._checks import NonNegativeInt, PositiveInt, Probability
 from condflow._norms import Norm
 from condflow._progress import progress
 from condflow.bijectors import CouplingNet
 from condflow.body.model import BodyModel
+from condflow.config import Config
 from condflow.data.cache import cached_tensors
 from condflow.data.synthetic_lifting import LiftingSetConfig, TensorDictDataset, make_lifting_set
 from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
+from condflow.losses.lifting import LiftingLoss, LiftingObjective
 from condflow.metrics import mpjpe, pa_mpjpe
 from condflow.spaces.skeleton import H36M_17, H36M_17_TO_16, SkeletonSpace
 from condflow.tasks.base import Task, to_device
-from condflow.tasks.evaluation import SampleEvaluation, uncertainty_lines
+from condflow.tasks.evaluation import SampleEvaluation, lifting_table
 
 
 @dataclass
@@ -66,15 +68,6 @@ class LiftingModel:
 
 
 @dataclass
-class LiftingLoss:
-    """λ_nll · L_nll (per-dimension NLL of standardized joints) + λ_mode · L_mode (mean
-    per-joint error of the mode, metres)."""
-
-    nll: NonNegativeFloat = 1.0
-    mode: NonNegativeFloat = 10.0
-
-
-@dataclass
 class LiftingEval:
     """Min-of-n for ``num_samples`` (the paper's "min" is min-of-4096), and the uncertainty
     metrics of :mod:`condflow.tasks.evaluation` from the first ``uncertainty_samples``."""
@@ -86,34 +79,12 @@ class LiftingEval:
     sample_chunk: PositiveInt = 64  # samples per example drawn and scored at once
 
 
-SPACE = SkeletonSpace(H36M_17, drop_root=True)  # targets: 16 non-root joints, d = 48
-
-
-class LiftingObjective(nn.Module):
-    def __init__(self, model: nn.Module, weights: LiftingLoss) -> None:
-        super().__init__()
-        self.model = model
-        self.weights = weights
-
-    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        gt = batch["joints_3d"]
-        out: dict[str, Tensor] = {}
-        if isinstance(self.model, SkeletonHead):
-            c = self.model.context(batch["keypoints_2d"])
-            x = SPACE.from_joints(gt)
-            log_prob = self.model.flow.log_prob(x, c)
-            log_std = self.model.standardization.scale.log().sum()
-            out["nll"] = -(log_prob + log_std).mean() / SPACE.dim
-            mode = self.model.mode(c)
-        else:
-            out["nll"] = gt.new_zeros(())
-            mode = self.model(batch["keypoints_2d"])
-        out["mode"] = mpjpe(mode, gt).mean() / 1000.0
-        out["loss"] = self.weights.nll * out["nll"] + self.weights.mode * out["mode"]
-        return out
+#: A lifting run's config, its sections typed.
+LiftingConfig = Config[LiftingData, LiftingModel, LiftingLoss, LiftingEval]
 
 
 class LiftingTask(Task):
+    cfg: LiftingConfig
     name = "lifting"
     fast_dev_run = (
         "data.train_size=256",
@@ -179,9 +150,10 @@ class LiftingTask(Task):
 
     def build_model(self, train_data: Dataset | None = None) -> nn.Module:
         m: LiftingModel = self.cfg.model
+        space = SkeletonSpace(H36M_17, drop_root=True)  # targets: 16 non-root joints, d = 48
         mean = std = None
         if train_data is not None:
-            x = SPACE.from_joints(train_data.tensors["joints_3d"])
+            x = space.from_joints(train_data.tensors["joints_3d"])
             mean, std = x.mean(0), x.std(0).clamp_min(1.0)
         regression = m.kind == "regression"
         if m.kind not in ("flow", "regression"):
@@ -192,17 +164,17 @@ class LiftingTask(Task):
             hidden=m.lifter_hidden,
             num_residual_blocks=m.lifter_blocks,
             dropout=m.lifter_dropout,
-            out_features=SPACE.dim if regression else None,
+            out_features=space.dim if regression else None,
             batch_norm=m.batch_norm,
         )
         if not m.use_confidence:
             encoder = nn.Sequential(_DropConfidence(), encoder)
             encoder.out_features = encoder[1].out_features
         if regression:
-            return SkeletonRegressionHead(encoder, SPACE, mean, std)
+            return SkeletonRegressionHead(encoder, space, mean, std)
         return SkeletonHead(
             encoder,
-            SPACE,
+            space,
             mean=mean,
             std=std,
             num_blocks=m.flow_blocks,
@@ -216,7 +188,7 @@ class LiftingTask(Task):
             volume_hidden=m.volume_hidden,
         )
 
-    def objective(self, model: nn.Module) -> nn.Module:
+    def objective(self, model: nn.Module) -> LiftingObjective:
         return LiftingObjective(model, self.cfg.loss)
 
     @torch.no_grad()
@@ -265,27 +237,9 @@ class LiftingTask(Task):
 
     @staticmethod
     def table(metrics: dict[str, Any], num_samples: list[int]) -> str:
-        return table(metrics, num_samples)
+        return lifting_table(metrics, num_samples)
 
 
 class _DropConfidence(nn.Module):
     def forward(self, keypoints: Tensor) -> Tensor:
         return keypoints[..., :2]
-
-
-def table(metrics: dict[str, Any], num_samples: list[int]) -> str:
-    """A markdown table: rows mode and min-of-n, columns MPJPE and PA-MPJPE (mm)."""
-    rows = ["| prediction | MPJPE (mm) | PA-MPJPE (mm) |", "|---|---:|---:|"]
-    names = ["mode"] + [f"min_of_{n}" for n in num_samples]
-    for name in names:
-        if f"{name}/mpjpe" in metrics:
-            label = name.replace("_", "-")
-            rows.append(
-                f"| {label} | {metrics[f'{name}/mpjpe']:.1f} | {metrics[f'{name}/pa_mpjpe']:.1f} |"
-            )
-    if "nll" in metrics and math.isfinite(metrics["nll"]):
-        rows.append(
-            f"\ntest NLL {metrics['nll']:.2f} nats (joints in mm), {metrics['examples']} examples"
-        )
-    rows += uncertainty_lines(metrics)
-    return "\n".join(rows)

@@ -1,10 +1,9 @@
 """Mesh recovery (ProHMR): image encoder → c → conditional Glow over the SMPL pose, with a
 point head for shape and camera.
 
-Trained with ProHMR's objective L = λ_nll L_nll + λ_exp L_exp + λ_mode L_mode + λ_orth L_orth
-+ an adversarial prior, whose discriminator (and its optimizer) lives in the objective and is
-updated after every step from "real" poses of the pose generator versus the flow's outputs.
-``loss.use_mode_loss: false`` drops L_mode (the paper's Table 5 ablation).
+Trained with ProHMR's objective (:class:`condflow.losses.mesh.MeshObjective`: L_nll, L_exp,
+L_mode, L_orth and an adversarial prior); ``loss.use_mode_loss: false`` drops L_mode (the
+paper's Table 5 ablation).
 ``model.kind: regression`` is the deterministic baseline (the paper's Table 1 comparison):
 the same encoder regressing the pose directly (:class:`ProHMRRegressionHead`), trained with
 the same terms minus those that need a density (L_nll, L_exp) on the same data and budget.
@@ -12,17 +11,14 @@ the same terms minus those that need a density (L_nll, L_exp) on the same data a
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from condflow._checks import (
-    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
@@ -32,27 +28,19 @@ from condflow._norms import Norm
 from condflow._progress import progress
 from condflow.bijectors import CouplingNet
 from condflow.body.model import BodyModel
-from condflow.body.poses import PoseGenerator
+from condflow.config import Config
+from condflow.data.augmentation_rounds import AugmentationRounds
 from condflow.data.image_datasets import AugmentationConfig, ImageDataset
 from condflow.data.synthetic_images import SyntheticImageConfig, synthetic_image_set
-from condflow.encoders.resnet import ResNetEncoder
-from condflow.encoders.small_cnn import SmallCNN
-from condflow.heads.prohmr import KEYPOINT_PELVIS, ProHMRHead, ProHMRRegressionHead
-from condflow.losses.adversarial import PoseShapeDiscriminator, adversarial_discriminator_loss
-from condflow.losses.prohmr import (
-    ProHMRLossWeights,
-    SupervisionBatch,
-    SupervisionWeights,
-    prohmr_loss,
-)
+from condflow.encoders.registry import ImageEncoderSettings, build_image_encoder
+from condflow.heads.prohmr import ProHMRHead, ProHMRRegressionHead
+from condflow.losses.mesh import MeshLoss, MeshObjective, gt_rotmat
 from condflow.metrics import mpjpe, pa_mpjpe
 from condflow.spaces.rotations import axis_angle_to_matrix
 from condflow.spaces.skeleton import H36M_TO_J14
-from condflow.spaces.smpl_pose import SMPLPoseSpace
 from condflow.tasks.base import Task, to_device
-from condflow.tasks.evaluation import SampleEvaluation, uncertainty_lines
+from condflow.tasks.evaluation import SampleEvaluation, mesh_table
 
-SPACE = SMPLPoseSpace()
 J14_HIPS = (2, 3)  # the two hips of the 14 LSP joints: their mean is the root
 
 
@@ -84,7 +72,7 @@ class MeshModel:
     """Encoder, flow and point head."""
 
     kind: str = "flow"  # "flow" (ProHMR) or "regression" (the same CNN regressing the pose)
-    encoder: str = "small_cnn"  # "small_cnn" (CPU), "resnet18", "resnet34" or "resnet50"
+    encoder: str = "small_cnn"  # condflow.encoders.registry: "small_cnn" (CPU), "resnet18|34|50"
     pretrained: str | None = None  # ResNet: torchvision-layout weights file (never downloaded)
     context_features: PositiveInt = 256  # small_cnn: context size C (ResNets: 512 or 2048, fixed)
     cnn_width: PositiveInt = 32  # small_cnn: channels of the first stage
@@ -103,26 +91,6 @@ class MeshModel:
 
 
 @dataclass
-class MeshLoss:
-    """Weights of ProHMR's objective (defaults: ProHMR's published values) and its knobs."""
-
-    nll: NonNegativeFloat = 0.001  # λ_nll: negative log-likelihood of the ground-truth pose
-    orth: NonNegativeFloat = 0.1  # λ_orth: orthonormality of the flow's 6D outputs (mode, samples)
-    adversarial: NonNegativeFloat = 0.0005  # adversarial prior's weight (0: no discriminator)
-    mode: SupervisionWeights = field(default_factory=SupervisionWeights)  # L_mode term weights
-    exp: SupervisionWeights = field(  # L_exp term weights (ProHMR: 2D keypoints only)
-        default_factory=lambda: ProHMRLossWeights().exp
-    )
-    use_mode_loss: bool = True  # false: drop L_mode (Table 5 ablation)
-    num_samples: NonNegativeInt = 1  # samples per image for L_exp, besides the mode (ProHMR: 1)
-    param_noise: NonNegativeFloat = 0.005  # std of noise on ground-truth 6D poses in L_nll (ProHMR)
-    kind: Literal["l1", "l2"] = "l1"  # keypoint penalty: "l1" (ProHMR) or "l2"
-    disc_lr: PositiveFloat = 1e-4  # discriminator's Adam learning rate (ProHMR)
-    disc_weight_decay: NonNegativeFloat = 1e-4  # discriminator's weight decay (ProHMR)
-    mocap_size: PositiveInt = 20000  # "real" poses drawn once from the pose generator for the prior
-
-
-@dataclass
 class MeshEval:
     """Min-of-n for ``num_samples`` (the paper's "min" is min-of-4096) and the uncertainty
     metrics of :mod:`condflow.tasks.evaluation` from the first ``uncertainty_samples``."""
@@ -135,166 +103,12 @@ class MeshEval:
     picture_samples: NonNegativeInt = 3  # samples drawn per picture row
 
 
-class AugmentationRounds(Dataset):
-    """A training set seen ``rounds`` times per pass, each round with fresh augmentation.
-
-    Item ``i`` is image ``i mod N`` augmented with the draws of round ``i // N``, so the
-    augmentation depends only on the index: the same under any number of workers and after
-    resuming.
-    """
-
-    def __init__(self, dataset: ImageDataset, rounds: int) -> None:
-        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-            raise ValueError(f"augmentation_rounds: expected an integer >= 1, got {rounds!r}")
-        self.dataset, self.rounds = dataset, rounds
-
-    def __len__(self) -> int:
-        return len(self.dataset) * self.rounds
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        round_, image = divmod(int(index), len(self.dataset))
-        self.dataset.set_epoch(round_)
-        return self.dataset[image]
-
-
-def gt_rotmat(batch: dict[str, Tensor]) -> Tensor:
-    """Ground-truth rotations ``[B, 24, 3, 3]`` from ``global_orient [B, 3]`` and
-    ``body_pose [B, 23, 3]`` (axis-angle)."""
-    return axis_angle_to_matrix(torch.cat([batch["global_orient"][:, None], batch["body_pose"]], 1))
-
-
-class MeshObjective(nn.Module):
-    """ProHMR's objective for a :class:`ProHMRHead`, with the adversarial prior's
-    discriminator and optimizer as extra state (updated in :meth:`after_step`)."""
-
-    def __init__(self, model: ProHMRHead, loss: MeshLoss, seed: int = 0) -> None:
-        super().__init__()
-        self.model = model
-        self.cfg = loss
-        if loss.num_samples < 0:
-            raise ValueError(f"loss.num_samples: expected >= 0, got {loss.num_samples}")
-        if loss.kind not in ("l1", "l2"):
-            raise ValueError(f"loss.kind: expected 'l1' or 'l2', got {loss.kind!r}")
-        mode = loss.mode if loss.use_mode_loss else SupervisionWeights(0.0, 0.0, 0.0, 0.0)
-        self.weights = ProHMRLossWeights(
-            nll=loss.nll, orth=loss.orth, adversarial=loss.adversarial, mode=mode, exp=loss.exp
-        )
-        self.seed = seed
-        device = next(model.parameters()).device
-        self._fake: tuple[Tensor, Tensor] | None = None
-        # The discriminator is kept outside the module tree: only its own optimizer (in
-        # after_step) trains it, DDP does not synchronize it with the model, and the
-        # generator loss needs no gradients for its weights.
-        discriminator = None
-        if loss.adversarial > 0:
-            with torch.random.fork_rng(devices=[]):  # the same on every process
-                torch.manual_seed(seed + 500)
-                discriminator = PoseShapeDiscriminator().to(device)
-            self.disc_optimizer = torch.optim.Adam(
-                discriminator.parameters(), lr=loss.disc_lr, weight_decay=loss.disc_weight_decay
-            )
-            real = PoseGenerator(seed + 500, random_orient=False).sample(loss.mocap_size)
-            self.mocap_rotmat = axis_angle_to_matrix(real.body_pose).to(device)
-            self.mocap_betas = real.betas.to(device)
-        object.__setattr__(self, "discriminator", discriminator)
-
-    def _score_generated(self, rotmat: Tensor, betas: Tensor) -> Tensor:
-        """Discriminator scores of generated bodies, differentiable in the inputs only."""
-        disc = self.discriminator
-        params = {k: v.detach() for k, v in disc.named_parameters()}
-        return torch.func.functional_call(disc, params, (rotmat, betas))
-
-    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        model, cfg = self.model, self.cfg
-        images = batch["img"]
-        b = images.shape[0]
-        c = model.context(images)
-        rotmat = gt_rotmat(batch)
-        has_smpl = batch["has_smpl"] > 0
-        # L_nll on the examples with a ground-truth pose only (they also initialize ActNorm).
-        probabilistic = model.probabilistic
-        log_prob = c.new_zeros(b) if probabilistic else None
-        if probabilistic and bool(has_smpl.any()):
-            x = SPACE.from_rotmat(rotmat[has_smpl])
-            if model.training and cfg.param_noise > 0:
-                x = x + cfg.param_noise * torch.randn_like(x)
-            rows = has_smpl.nonzero()[:, 0]
-            log_prob = log_prob.index_put((rows,), model.flow.log_prob(x, c[rows]))
-        # The mode (z = 0) and random samples in one pass.
-        if probabilistic:
-            noise = torch.cat([c.new_zeros(b, 1, SPACE.dim),
-                               torch.randn(b, cfg.num_samples, SPACE.dim, dtype=c.dtype,
-                                           device=c.device)], 1)
-            pred = model.generate(noise, c)
-        else:
-            pred = model.mode(c)
-        disc_out = None
-        if self.discriminator is not None:
-            disc_out = self._score_generated(pred.rotmat[:, :, 1:], pred.betas)
-            self._fake = (pred.rotmat[:, :, 1:].detach().reshape(-1, 23, 3, 3),
-                          pred.betas.detach().reshape(-1, 10))
-        truth = SupervisionBatch(
-            keypoints_2d=batch["keypoints_2d"],
-            keypoints_3d=batch["keypoints_3d"],
-            rotmat=rotmat,
-            betas=batch["betas"],
-            has_3d=batch["has_3d"],
-            has_smpl=batch["has_smpl"],
-        )
-        terms = prohmr_loss(
-            truth,
-            pred[0].loss_inputs(),
-            pred[1:].loss_inputs() if probabilistic and cfg.num_samples > 0 else None,
-            log_prob=log_prob,
-            pose_6d=pred.pose_6d.reshape(b, -1, 24, 6),
-            disc_out=disc_out,
-            weights=self.weights,
-            pelvis_ids=KEYPOINT_PELVIS,
-            kind=cfg.kind,
-        )
-        out = {"loss": terms.pop("total")}
-        out.update({k: v.detach() for k, v in terms.items()})
-        return out
-
-    def after_step(self, step: int) -> None:
-        """One discriminator step: mocap poses (real) against this step's predictions."""
-        if self.discriminator is None or self._fake is None:
-            return
-        fake_rotmat, fake_betas = self._fake
-        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + 7919 * step + rank)
-        idx = torch.randint(len(self.mocap_betas), (fake_betas.shape[0],), generator=gen)
-        idx = idx.to(self.mocap_betas.device)
-        disc, opt = self.discriminator, self.disc_optimizer
-        opt.zero_grad(set_to_none=True)
-        real_out = disc(self.mocap_rotmat[idx], self.mocap_betas[idx])
-        fake_out = disc(fake_rotmat, fake_betas)
-        loss = self.weights.adversarial * adversarial_discriminator_loss(real_out, fake_out)
-        loss.backward()
-        if dist.is_available() and dist.is_initialized():  # keep the replicas identical
-            for p in disc.parameters():
-                if p.grad is not None:
-                    dist.all_reduce(p.grad)
-                    p.grad /= dist.get_world_size()
-        opt.step()
-        self._fake = None
-
-    def extra_state(self) -> dict[str, Any]:
-        if self.discriminator is None:
-            return {}
-        return {"discriminator": self.discriminator.state_dict(),
-                "optimizer": self.disc_optimizer.state_dict()}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        if self.discriminator is None:
-            return
-        if "discriminator" not in state:
-            raise ValueError("checkpoint: has no discriminator state, but loss.adversarial > 0")
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.disc_optimizer.load_state_dict(state["optimizer"])
+#: A mesh run's config, its sections typed.
+MeshConfig = Config[MeshData, MeshModel, MeshLoss, MeshEval]
 
 
 class MeshTask(Task):
+    cfg: MeshConfig
     name = "mesh"
     fast_dev_run = (
         "data.train_size=16",
@@ -311,7 +125,7 @@ class MeshTask(Task):
     loss_config = MeshLoss
     eval_config = MeshEval
 
-    def __init__(self, cfg: Any) -> None:
+    def __init__(self, cfg: MeshConfig) -> None:
         super().__init__(cfg)
         self._datasets: tuple[Dataset, Dataset] | None = None
         self._mean: tuple[Tensor, Tensor] | None = None
@@ -352,15 +166,8 @@ class MeshTask(Task):
     # -- model and objective --------------------------------------------------------------
     def build_model(self, train_data: Dataset | None = None) -> nn.Module:
         m: MeshModel = self.cfg.model
-        if m.encoder == "small_cnn":
-            encoder: nn.Module = SmallCNN(3, m.context_features, m.cnn_width)
-        elif m.encoder in ("resnet18", "resnet34", "resnet50"):
-            encoder = ResNetEncoder(int(m.encoder[len("resnet"):]), m.pretrained)
-        else:
-            raise ValueError(
-                "model.encoder: expected 'small_cnn', 'resnet18', 'resnet34' or 'resnet50', "
-                f"got {m.encoder!r}"
-            )
+        encoder = build_image_encoder(m.encoder, ImageEncoderSettings(
+            context_features=m.context_features, width=m.cnn_width, pretrained=m.pretrained))
         res = self.cfg.data.res
         if m.kind not in ("flow", "regression"):
             raise ValueError(f"model.kind: expected 'flow' or 'regression', got {m.kind!r}")
@@ -386,7 +193,7 @@ class MeshTask(Task):
             volume_hidden=m.volume_hidden,
         )
 
-    def objective(self, model: nn.Module) -> nn.Module:
+    def objective(self, model: nn.Module) -> MeshObjective:
         return MeshObjective(model, self.cfg.loss, self.cfg.seed)
 
     # -- evaluation -----------------------------------------------------------------------
@@ -480,43 +287,7 @@ class MeshTask(Task):
 
     @staticmethod
     def table(metrics: dict[str, Any], num_samples: list[int]) -> str:
-        return table(metrics, num_samples)
+        return mesh_table(metrics, num_samples)
 
 
-def table(metrics: dict[str, Any], num_samples: list[int]) -> str:
-    """A markdown table: rows mode (and its pose with the true shape), min-of-n and the
-    mean-pose baseline; columns MPJPE and PA-MPJPE on the 14 LSP joints (mm)."""
-    rows = ["| prediction | MPJPE (mm) | PA-MPJPE (mm) |", "|---|---:|---:|"]
-    labels = {"mode": "mode", "mode_gt_shape": "mode pose with GT shape",
-              "mean_pose": "mean-pose baseline (GT orientation)"}
-    names = ["mode", "mode_gt_shape"] + [f"min_of_{n}" for n in num_samples] + ["mean_pose"]
-    for name in names:
-        if f"{name}/mpjpe" in metrics:
-            label = labels.get(name, name.replace("_", "-"))
-            rows.append(
-                f"| {label} | {metrics[f'{name}/mpjpe']:.1f} | {metrics[f'{name}/pa_mpjpe']:.1f} |"
-            )
-    notes = []
-    if "nll" in metrics and math.isfinite(metrics["nll"]):
-        notes.append(f"test NLL {metrics['nll']:.1f} nats (144-d 6D pose)")
-    if "mode/keypoints_2d_px" in metrics:
-        notes.append(f"mode 2D keypoint error {metrics['mode/keypoints_2d_px']:.2f} px")
-    if "examples" in metrics:
-        notes.append(f"{metrics['examples']} test images")
-    if notes:
-        rows.append("\n" + ", ".join(notes))
-    rows += uncertainty_lines(metrics)
-    return "\n".join(rows)
-
-
-__all__ = [
-    "AugmentationRounds",
-    "MeshData",
-    "MeshEval",
-    "MeshLoss",
-    "MeshModel",
-    "MeshObjective",
-    "MeshTask",
-    "gt_rotmat",
-    "table",
-]
+__all__ = ["MeshConfig", "MeshData", "MeshEval", "MeshModel", "MeshTask"]

@@ -84,7 +84,7 @@ MESH_BAD = [
                                       r"and <= 1"),
     ("data.synthetic.size=0", r"data\.synthetic\.size: expected an integer >= 1"),
     ("model.context_features=0", r"model\.context_features: expected an integer >= 1"),
-    ("loss.kind=l3", r"loss\.kind: expected one of \['l1', 'l2'\]"),
+    ("loss.keypoint_loss=l3", r"loss\.keypoint_loss: expected one of \['l1', 'l2'\]"),
     ("loss.disc_lr=0", r"loss\.disc_lr: expected a number > 0"),
 ]
 

@@ -1,10 +1,16 @@
+import os
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
 from condflow.losses.adversarial import (
+    AdversarialPrior,
     PoseShapeDiscriminator,
     adversarial_discriminator_loss,
     adversarial_generator_loss,
@@ -93,3 +99,59 @@ def test_bad_inputs_raise():
         disc(torch.zeros(2, 23, 3, 3), torch.zeros(2, 11))
     with pytest.raises(ValueError, match="leading dimensions"):
         disc(torch.zeros(2, 23, 3, 3), torch.zeros(3, 10))
+
+
+_TWO_PROCESS_STEP = """
+import os, sys
+import torch
+import torch.distributed as dist
+from condflow.losses.adversarial import AdversarialPrior
+
+def run(rank, out, port):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    corpus = torch.load(os.path.join(out, "corpus.pt"))
+    prior = AdversarialPrior(corpus["real_rotmat"], corpus["real_betas"], weight=0.5, lr=1e-3,
+                             seed=3)
+    prior.score(corpus["fake_rotmat"][rank], corpus["fake_betas"][rank])
+    prior.step(0)
+    torch.save(prior.state_dict()["discriminator"], os.path.join(out, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+if __name__ == "__main__":
+    torch.multiprocessing.spawn(run, args=(sys.argv[1], sys.argv[2]), nprocs=2)
+"""
+
+
+def test_adversarial_prior_under_two_processes_averages_the_discriminator_gradients(tmp_path):
+    corpus = {"real_rotmat": _plausible_poses(64, 1), "real_betas": torch.randn(64, 10),
+              "fake_rotmat": torch.stack([_uniform_poses(6, 2), _uniform_poses(6, 3)]),
+              "fake_betas": torch.randn(2, 6, 10, generator=_gen(4))}
+    torch.save(corpus, tmp_path / "corpus.pt")
+    (tmp_path / "step.py").write_text(_TWO_PROCESS_STEP)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, str(tmp_path / "step.py"), str(tmp_path), port],
+                   check=True, capture_output=True, timeout=120, env=env)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    # Reference in one process: the two processes' discriminator-loss gradients, averaged.
+    prior = AdversarialPrior(corpus["real_rotmat"], corpus["real_betas"], weight=0.5, lr=1e-3,
+                             seed=3)
+    params = list(prior.discriminator.parameters())
+    grads = []
+    for r in (0, 1):
+        idx = torch.randint(64, (6,), generator=torch.Generator().manual_seed(3 * 1_000_003 + r))
+        real = prior.discriminator(corpus["real_rotmat"][idx], corpus["real_betas"][idx])
+        fake = prior.discriminator(corpus["fake_rotmat"][r], corpus["fake_betas"][r])
+        grads.append(torch.autograd.grad(0.5 * adversarial_discriminator_loss(real, fake), params))
+    for p, g0, g1 in zip(params, *grads, strict=True):
+        p.grad = (g0 + g1) / 2
+    prior.optimizer.step()
+    expected = prior.state_dict()["discriminator"]
+    for k, v in expected.items():
+        assert torch.equal(ranks[0][k], ranks[1][k]), k  # the replicas stay identical
+        assert torch.allclose(ranks[0][k], v, atol=1e-6), k

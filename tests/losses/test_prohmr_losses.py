@@ -37,8 +37,8 @@ def _perfect(batch: SupervisionBatch, n: int) -> BodyPrediction:
         return x[:, None].expand(B, n, *x.shape[1:]).clone()
 
     return BodyPrediction(
-        keypoints2d=rep(batch.keypoints_2d[..., :2]),
-        joints3d=rep(batch.keypoints_3d[..., :3]) + 0.7,  # a translation is aligned away
+        keypoints_2d=rep(batch.keypoints_2d[..., :2]),
+        keypoints_3d=rep(batch.keypoints_3d[..., :3]) + 0.7,  # a translation is aligned away
         rotmat=rep(batch.rotmat),
         betas=rep(batch.betas),
     )
@@ -48,7 +48,7 @@ def _perturbed(pred: BodyPrediction, scale: float, seed: int) -> BodyPrediction:
     def noisy(x, s):
         return x + scale * torch.randn(x.shape, generator=_gen(seed + s))
 
-    return BodyPrediction(noisy(pred.keypoints2d, 0), noisy(pred.joints3d, 1),
+    return BodyPrediction(noisy(pred.keypoints_2d, 0), noisy(pred.keypoints_3d, 1),
                           noisy(pred.rotmat, 2), noisy(pred.betas, 3))
 
 
@@ -78,7 +78,7 @@ def test_expectation_averages_over_samples():
     pred = _perturbed(_perfect(batch, 1), 0.3, 2)
     exact = _perfect(batch, 1)
     both = BodyPrediction(*(torch.cat([getattr(exact, f), getattr(pred, f)], dim=1)
-                            for f in ("keypoints2d", "joints3d", "rotmat", "betas")))
+                            for f in ("keypoints_2d", "keypoints_3d", "rotmat", "betas")))
     weights = SupervisionWeights(1.0, 1.0, 1.0, 1.0)
     exp_terms = expectation_loss(both, batch, weights)
     mode_terms = mode_loss(pred, batch, weights)
@@ -92,28 +92,28 @@ def test_availability_flags_remove_supervision_exactly():
     has = torch.tensor([True, False, True, False])
     batch = _batch(has_3d=has, has_smpl=has.float())
     pred = _perturbed(_perfect(batch, 2), 0.5, 3)
-    for field in ("joints3d", "rotmat", "betas"):
+    for field in ("keypoints_3d", "rotmat", "betas"):
         getattr(pred, field).requires_grad_(True)
     terms = expectation_loss(pred, batch, SupervisionWeights(0.0, 1.0, 1.0, 1.0))
     terms["total"].backward()
-    for field in ("joints3d", "rotmat", "betas"):
+    for field in ("keypoints_3d", "rotmat", "betas"):
         grad = getattr(pred, field).grad
         assert (grad[~has] == 0).all(), field
         assert (grad[has].abs().sum() > 0), field
     # Equal to the loss over the available examples, scaled by their share of the batch.
     sub = SupervisionBatch(*(getattr(batch, f)[has] for f in TERMS))
     sub_pred = BodyPrediction(*(getattr(pred, f)[has] for f in
-                                ("keypoints2d", "joints3d", "rotmat", "betas")))
+                                ("keypoints_2d", "keypoints_3d", "rotmat", "betas")))
     sub_terms = expectation_loss(sub_pred, sub, SupervisionWeights(0.0, 1.0, 1.0, 1.0))
     torch.testing.assert_close(terms["total"], sub_terms["total"] / 2)
 
 
 def test_missing_ground_truth_or_prediction():
     batch = SupervisionBatch(keypoints_2d=_batch().keypoints_2d)
-    pred = BodyPrediction(keypoints2d=torch.zeros(B, 1, K2, 2))
+    pred = BodyPrediction(keypoints_2d=torch.zeros(B, 1, K2, 2))
     terms = mode_loss(pred, batch)
     assert terms["rotmat"] == 0 and terms["betas"] == 0 and terms["keypoints_2d"] > 0
-    with pytest.raises(ValueError, match="pred.joints3d: required"):
+    with pytest.raises(ValueError, match="pred.keypoints_3d: required"):
         mode_loss(pred, _batch())
     with pytest.raises(ValueError, match="at least one"):
         SupervisionBatch()

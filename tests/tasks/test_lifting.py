@@ -154,3 +154,13 @@ def test_evaluation_reports_uncertainty_with_and_without_conditional_volume(tmp_
     assert "spearman/neg_mode_log_prob_vs_error" not in results[False]
     assert results[True]["mode_log_prob/std"] > 1e-2
     assert -1 <= results[True]["spearman/neg_mode_log_prob_vs_error"] <= 1
+
+
+def test_a_task_without_a_table_of_its_own_prints_json():
+    import json
+
+    from condflow.tasks import Task
+
+    metrics = {"mode/mpjpe": 12.5, "examples": 3}
+    assert Task.table(metrics, [1, 5]) == json.dumps(metrics, indent=2)
+    assert "| mode | 12.5 |" in LiftingTask.table({**metrics, "mode/pa_mpjpe": 9.0}, [1])

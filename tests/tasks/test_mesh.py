@@ -9,7 +9,9 @@ from torch.utils.data import default_collate
 
 from condflow.checkpoint import load_checkpoint
 from condflow.config import load_config
-from condflow.tasks.mesh import MeshObjective, MeshTask, table
+from condflow.losses.mesh import MeshObjective
+from condflow.tasks.evaluation import mesh_table as table
+from condflow.tasks.mesh import MeshTask
 from condflow.train import evaluate, train
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mesh_recovery"
@@ -191,3 +193,13 @@ def test_example_configs_load(name):
     if name == "paper.yaml":
         assert cfg.model.encoder == "resnet50" and cfg.model.flow_hidden == 1024
         assert cfg.data.res == 224 and cfg.train.batch_size == 64
+
+
+def test_the_old_loss_kind_key_reads_as_keypoint_loss():
+    with pytest.warns(DeprecationWarning, match="loss.kind is now loss.keypoint_loss"):
+        cfg = load_config(tiny(loss={"kind": "l2"}))  # e.g. a checkpoint's config from before
+    assert cfg.loss.keypoint_loss == "l2" and "kind" not in vars(cfg.loss)
+    with pytest.raises(ValueError, match="loss.kind: renamed to loss.keypoint_loss"):
+        load_config(tiny(loss={"kind": "l2", "keypoint_loss": "l1"}))
+    with pytest.raises(ValueError, match="loss.keypoint_loss: expected one of"):
+        load_config(tiny(loss={"keypoint_loss": "huber"}))

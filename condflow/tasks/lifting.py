@@ -20,6 +20,7 @@ from condflow.body.model import BodyModel
 from condflow.data.cache import cached_tensors
 from condflow.data.synthetic_lifting import LiftingSetConfig, TensorDictDataset, make_lifting_set
 from condflow.encoders.mlp_lifter import MLPLifter
+from condflow.heads.base import Head
 from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
 from condflow.metrics import mpjpe, pa_mpjpe
 from condflow.spaces.skeleton import H36M_17, H36M_17_TO_16, SkeletonSpace
@@ -87,7 +88,7 @@ SPACE = SkeletonSpace(H36M_17, drop_root=True)  # targets: 16 non-root joints, d
 
 
 class LiftingObjective(nn.Module):
-    def __init__(self, model: nn.Module, weights: LiftingLoss) -> None:
+    def __init__(self, model: Head, weights: LiftingLoss) -> None:
         super().__init__()
         self.model = model
         self.weights = weights
@@ -95,16 +96,15 @@ class LiftingObjective(nn.Module):
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         gt = batch["joints_3d"]
         out: dict[str, Tensor] = {}
-        if isinstance(self.model, SkeletonHead):
-            c = self.model.context(batch["keypoints_2d"])
-            x = SPACE.from_joints(gt)
-            log_prob = self.model.flow.log_prob(x, c)
-            log_std = self.model.standardization.scale.log().sum()
-            out["nll"] = -(log_prob + log_std).mean() / SPACE.dim
-            mode = self.model.mode(c)
+        model = self.model
+        c = model.context(batch["keypoints_2d"])
+        if model.probabilistic:
+            # Per-dimension NLL of the standardized joints.
+            log_prob = model.log_prob(gt, c) + model.log_scale
+            out["nll"] = -log_prob.mean() / model.space.dim
         else:
             out["nll"] = gt.new_zeros(())
-            mode = self.model(batch["keypoints_2d"])
+        mode = model.mode(c).joints_mm[:, 0]
         out["mode"] = mpjpe(mode, gt).mean() / 1000.0
         out["loss"] = self.weights.nll * out["nll"] + self.weights.mode * out["mode"]
         return out
@@ -234,12 +234,12 @@ class LiftingTask(Task):
             terms: dict[str, float] = {}
             if probabilistic:
                 c = model.context(batch["keypoints_2d"])
-                mode = model.mode(c)
+                mode = model.mode(c).joints_mm[:, 0]
                 terms["nll"] = -model.log_prob(gt, c).mean().item()
-                samples_eval.add(lambda k, c=c: model.sample(k, c, generator=gen), gt,
-                                 mpjpe(mode, gt), mode, model.log_prob(mode, c))
+                samples_eval.add(lambda k, c=c: model.sample(k, c, generator=gen).joints_mm,
+                                 gt, mpjpe(mode, gt), mode, model.log_prob(mode, c))
             else:
-                mode = model(batch["keypoints_2d"])
+                mode = model(batch["keypoints_2d"]).joints_mm[:, 0]
             terms["mode/mpjpe"] = mpjpe(mode, gt).mean().item()
             terms["mode/pa_mpjpe"] = pa_mpjpe(mode, gt).mean().item()
             for k, v in terms.items():
@@ -247,7 +247,7 @@ class LiftingTask(Task):
             count += b
         metrics = {k: v / count for k, v in sums.items()}
         if probabilistic:
-            metrics.update(samples_eval.metrics(model.flow.volume_depends_on_context))
+            metrics.update(samples_eval.metrics(model.volume_depends_on_context))
         metrics["examples"] = count
         return metrics
 

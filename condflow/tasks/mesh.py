@@ -216,7 +216,7 @@ class MeshObjective(nn.Module):
             if model.training and cfg.param_noise > 0:
                 x = x + cfg.param_noise * torch.randn_like(x)
             rows = has_smpl.nonzero()[:, 0]
-            log_prob = log_prob.index_put((rows,), model.flow.log_prob(x, c[rows]))
+            log_prob = log_prob.index_put((rows,), model.log_prob(x, c[rows]))
         # The mode (z = 0) and random samples in one pass.
         if probabilistic:
             noise = torch.cat([c.new_zeros(b, 1, SPACE.dim),
@@ -461,7 +461,7 @@ class MeshTask(Task):
             count += b
         metrics: dict[str, Any] = {k: v / count for k, v in sums.items()}
         if probabilistic:
-            metrics.update(samples_eval.metrics(model.flow.volume_depends_on_context))
+            metrics.update(samples_eval.metrics(model.volume_depends_on_context))
         metrics["examples"] = count
         return metrics
 

@@ -81,7 +81,7 @@ def make_inputs(name: str, batch: int, device: torch.device, gen: torch.Generato
 def output(name: str, model: nn.Module, inputs: Tensor) -> Tensor:
     """What is compared: 3D keypoints (mesh: through the body model) or joints (lifting)."""
     out = model(inputs)
-    return out.keypoints_3d if name == "mesh" else out
+    return out.keypoints_3d if name == "mesh" else out.joints[:, 0]
 
 
 def paths_for(name: str, args: argparse.Namespace, device: torch.device) -> list[str]:

@@ -40,7 +40,6 @@ from condflow.fitting import (
     FusionConfig,
     GenericFitConfig,
     OptimizerConfig,
-    SkeletonAdapter,
     fit_keypoints,
     fit_keypoints_generic,
     fuse_views,
@@ -161,7 +160,7 @@ def table3_lifting(args: argparse.Namespace) -> None:
     print(f"skeleton GMM ({args.gmm_components} components) on {len(train_joints)} training "
           f"skeletons: {time.perf_counter() - t0:.1f} s")
     synthetic = cfg.data.synthetic
-    adapter = SkeletonAdapter(model, focal=2.0 * synthetic.focal_px / synthetic.image_size)
+    adapter = model.fitting_adapter(focal=2.0 * synthetic.focal_px / synthetic.image_size)
     # Settings: (network input, keypoints fitted). GT 2D: the network sees the usual noisy
     # input (as an image would be), the fit explains exact keypoints of all joints.
     settings = {"GT 2D": ("noisy", "clean"), "noisy 2D": ("noisy", "noisy"),
@@ -213,7 +212,7 @@ def table3_lifting(args: argparse.Namespace) -> None:
     details: dict[str, Any] = {}
     for name, (inp, _) in settings.items():
         with torch.no_grad():
-            rows["mode (regression)"][name] = errors(model.mode(contexts[inp]), gt)
+            rows["mode (regression)"][name] = errors(model.mode(contexts[inp]).joints[:, 0], gt)
         for method in methods:
             info: dict[str, Any] = {"keypoint_weight": chosen[method][name]}
             rows[method][name] = errors(run(name, method, chosen[method][name], info), gt)

@@ -53,12 +53,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from condflow._checks import check_positive_int, check_tensor, set_finite_checks
-from condflow.encoders.mlp_lifter import MLPLifter
-from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
+from condflow.heads.base import Head
+from condflow.heads.prohmr import MESH_FIELDS
 
 __all__ = [
     "FORMATS",
@@ -74,7 +73,6 @@ __all__ = [
     "export_torchscript",
     "exportable",
     "format_for_path",
-    "head_kind",
     "latent_features",
     "read_metadata",
 ]
@@ -90,51 +88,17 @@ _SUFFIXES = {".pt2": "pt2", ".onnx": "onnx", ".pt": "torchscript", ".ts": "torch
 RTOL = 1e-4
 _METADATA_FILE = "condflow.json"
 
-#: Outputs of a mesh head's mode (and of each sample, prefixed ``sample_``), per image.
-MESH_FIELDS = ("vertices", "eval_joints", "keypoints_2d", "rotmat", "betas", "cam")
-_MESH_SAMPLE_FIELDS = ("vertices", "eval_joints", "keypoints_2d", "rotmat")
-_UNITS = {
-    "joints": "millimetres, Human3.6M-17 order, root-relative, camera frame",
-    "vertices": "metres, body frame (camera-aligned orientation, no translation)",
-    "eval_joints": "metres, Human3.6M-17 joints regressed from the vertices, body frame",
-    "keypoints_2d": "normalized crop coordinates in [-1, 1] (SPIN's 24 keypoints)",
-    "rotmat": "rotation matrices of SMPL's 24 joints, the global orientation first",
-    "betas": "SMPL shape coefficients (10)",
-    "cam": "weak-perspective camera (s, tx, ty) in normalized crop coordinates",
-}
-_LOG_PROB_UNITS = {
-    "skeleton": "nats, log density over the joint coordinates in millimetres",
-    "mesh": "nats, log density over the 144-d 6D pose (24 joints x 6)",
-}
 
 
-def _units(kind: str, names: tuple[str, ...]) -> dict[str, str]:
-    units = {}
-    for name in names:
-        base = name.removeprefix("sample_")
-        units[name] = _LOG_PROB_UNITS[kind] if name == "log_prob" else _UNITS[base]
-    return units
+def _units(model: Head, names: tuple[str, ...]) -> dict[str, str]:
+    return {name: model.output_units[name.removeprefix("sample_")] for name in names}
 
 
-def input_normalization(kind: str) -> dict[str, Any]:
-    """How the exported graph's ``inputs`` must be prepared (stored in the metadata)."""
-    if kind == "skeleton":
-        return {
-            "inputs": "2D keypoints [B, 16, 3] (x, y, confidence) in Human3.6M-16 order "
-            "(see condflow.data.keypoint_files)",
-            "xy": "VideoPose3D's screen normalization of pixel coordinates in a W x H image: "
-            "x' = 2 x / W - 1, y' = 2 y / W - H / W",
-            "confidence": "1 for a seen joint, 0 for a hidden one (whose x', y' are 0)",
-        }
-    from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD
-
-    return {
-        "inputs": "RGB crops [B, 3, R, R], R the model's img_res, of a square box around the "
-        "person (condflow predict: the box of the seen keypoints, enlarged 1.2 times)",
-        "pixels": "(rgb / 255 - mean) / std per channel",
-        "mean": [float(v) for v in IMAGENET_MEAN],
-        "std": [float(v) for v in IMAGENET_STD],
-    }
+def _check_head(model: object) -> Head:
+    if not isinstance(model, Head):
+        raise ValueError(f"model: cannot export a {type(model).__name__} (expected a condflow "
+                         "head, condflow.heads.Head)")
+    return model
 
 
 def format_for_path(path: str | Path) -> str:
@@ -149,100 +113,62 @@ def format_for_path(path: str | Path) -> str:
     return _SUFFIXES[suffix]
 
 
-def head_kind(model: nn.Module) -> str:
-    """``"skeleton"`` (flow or regression skeleton head) or ``"mesh"`` (ProHMR head)."""
-    if isinstance(model, SkeletonHead | SkeletonRegressionHead):
-        return "skeleton"
-    from condflow.heads.prohmr import ProHMRHead
-
-    if isinstance(model, ProHMRHead):
-        return "mesh"
-    raise ValueError(f"model: cannot export a {type(model).__name__}")
-
-
-def _with_vertices(model: nn.Module, prediction: Any) -> Any:
-    """``prediction`` (a ``ProHMRPrediction``) with its vertices ``[B, n, V, 3]``.
-
-    The vertices are smplx's linear blend skinning of the body model's arrays, called
-    directly: smplx's ``SMPLLayer.forward`` takes ``max(1, batch size)``, which fixes a
-    symbolic batch size to the traced one in ``torch.export``."""
-    from smplx.lbs import lbs
-
-    b, n = prediction.rotmat.shape[:2]
-    rotmat = prediction.rotmat.reshape(-1, 24, 3, 3)
-    betas = prediction.betas.reshape(rotmat.shape[0], -1)
-    smpl = model.body.smpl
-    vertices, _ = lbs(betas, rotmat, smpl.v_template, smpl.shapedirs, smpl.posedirs,
-                      smpl.J_regressor, smpl.parents, smpl.lbs_weights, pose2rot=False)
-    prediction.vertices = vertices.reshape(b, n, -1, 3)
-    return prediction
-
-
 class Predictor(nn.Module):
-    """``inputs → tuple of mode outputs`` (named by ``output_names``).
-
-    Skeleton heads: 2D keypoints ``[B, 16, 3] → (joints [B, 17, 3],)`` (mm; the mode of a
-    flow, the direct prediction of a regression head). Mesh heads: images
-    ``[B, 3, R, R] →`` the :data:`MESH_FIELDS` of the mode, e.g. ``vertices [B, V, 3]``.
+    """``inputs → tuple of mode outputs`` (named by ``output_names``, the head's
+    ``mode_outputs``): the mode f(0; c) of a flow, the direct prediction of a regression
+    head. Skeleton heads: 2D keypoints ``[B, 16, 3] → (joints [B, 17, 3],)`` (mm). Mesh
+    heads: images ``[B, 3, R, R] →`` the :data:`~condflow.heads.prohmr.MESH_FIELDS` of the
+    mode, e.g. ``vertices [B, V, 3]``.
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.kind = head_kind(model)
-        self.model = model
-        self.output_names: tuple[str, ...] = (
-            ("joints",) if self.kind == "skeleton" else MESH_FIELDS
-        )
+        self.model = _check_head(model)
+        self.output_names: tuple[str, ...] = self.model.mode_outputs
 
     def forward(self, inputs: Tensor) -> tuple[Tensor, ...]:
-        if self.kind == "skeleton":
-            return (self.model(inputs),)
-        mode = _with_vertices(self.model, self.model.mode(self.model.context(inputs)))
-        return tuple(getattr(mode, f)[:, 0] for f in MESH_FIELDS)
+        mode = self.model.export_prediction(self.model.context(inputs))
+        return tuple(getattr(mode, f)[:, 0] for f in self.output_names)
 
 
 class Sampler(nn.Module):
     """``(inputs, noise [B, n, d]) → (*mode outputs, *sample outputs, log_prob [B, n])``.
 
     ``noise[:, i]`` is the z of sample ``i`` (``noise = 0`` gives the mode); ``log_prob`` is
-    log p(sample | c). Skeleton heads: ``(joints [B, 17, 3], sample_joints [B, n, 17, 3],
-    log_prob)``. Mesh heads: the :data:`MESH_FIELDS` of the mode, then ``sample_vertices``,
-    ``sample_eval_joints``, ``sample_keypoints_2d``, ``sample_rotmat`` ``[B, n, ...]`` (shape
-    and camera are the same for every sample), then ``log_prob``.
+    log p(sample | c). The mode outputs are the head's ``mode_outputs``, the sample outputs
+    its ``sample_outputs`` prefixed ``sample_``, ``[B, n, ...]``. Skeleton heads:
+    ``(joints [B, 17, 3], sample_joints [B, n, 17, 3], log_prob)``. Mesh heads: the
+    :data:`~condflow.heads.prohmr.MESH_FIELDS` of the mode, then ``sample_vertices``,
+    ``sample_eval_joints``, ``sample_keypoints_2d``, ``sample_rotmat`` (shape and camera
+    are the same for every sample), then ``log_prob``.
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        if isinstance(model, SkeletonRegressionHead):
+        self.model = _check_head(model)
+        if not self.model.probabilistic:
             raise ValueError("model: a regression model is deterministic and has no sampler")
-        self.kind = head_kind(model)
-        self.model = model
-        if self.kind == "skeleton":
-            self.output_names: tuple[str, ...] = ("joints", "sample_joints", "log_prob")
-        else:
-            samples = tuple(f"sample_{f}" for f in _MESH_SAMPLE_FIELDS)
-            self.output_names = (*MESH_FIELDS, *samples, "log_prob")
+        samples = tuple(f"sample_{f}" for f in self.model.sample_outputs)
+        self.output_names: tuple[str, ...] = (*self.model.mode_outputs, *samples, "log_prob")
 
     def forward(self, inputs: Tensor, noise: Tensor) -> tuple[Tensor, ...]:
         c = self.model.context(inputs)
-        if self.kind == "skeleton":
-            x, log_prob = self.model.flow.generate(noise, c)
-            return self.model.mode(c), self.model.space.to_joints(x), log_prob
         # The mode is f(0; c): one pass with z = 0 prepended (one body model in the graph).
         z = torch.cat([torch.zeros_like(noise[:, :1]), noise], dim=1)
-        both = _with_vertices(self.model, self.model.generate(z, c))
+        both = self.model.export_prediction(c, z)
         return (
-            *(getattr(both, f)[:, 0] for f in MESH_FIELDS),
-            *(getattr(both, f)[:, 1:] for f in _MESH_SAMPLE_FIELDS),
+            *(getattr(both, f)[:, 0] for f in self.model.mode_outputs),
+            *(getattr(both, f)[:, 1:] for f in self.model.sample_outputs),
             both.log_prob[:, 1:],
         )
 
 
 def latent_features(model: nn.Module) -> int:
     """d, the size of the flow's z (the last axis of the sampler's noise)."""
-    if isinstance(model, SkeletonRegressionHead) or not hasattr(model, "flow"):
+    head = _check_head(model)
+    if not head.probabilistic:
         raise ValueError(f"model: a {type(model).__name__} has no flow to sample from")
-    return model.flow.features
+    return head.latent_features
 
 
 def exportable(model: nn.Module, num_samples: int | None = None) -> Predictor | Sampler:
@@ -251,26 +177,12 @@ def exportable(model: nn.Module, num_samples: int | None = None) -> Predictor | 
 
 
 def example_inputs(model: nn.Module, batch_size: int = 2, seed: int = 0) -> Tensor:
-    """Plausible random inputs of ``model``, ``[batch_size, ...]``.
-
-    Skeleton heads: normalized 2D keypoints in [-0.6, 0.6] with confidences in [0.5, 1],
-    ``[B, J, 3]`` (``[B, J, 2]`` for a lifter without confidences). Mesh heads: standardized
-    images ``[B, 3, R, R]`` with R the head's ``img_res``.
-    """
+    """Plausible random inputs of ``model``, ``[batch_size, ...]`` (the head's
+    ``example_inputs``: e.g. normalized 2D keypoints with confidences for a lifter,
+    standardized images ``[B, 3, R, R]`` for an image head)."""
     check_positive_int("batch_size", batch_size)
     gen = torch.Generator().manual_seed(seed)
-    if head_kind(model) == "mesh":
-        return torch.randn(batch_size, 3, model.img_res, model.img_res, generator=gen)
-    lifter = next((m for m in model.encoder.modules() if isinstance(m, MLPLifter)), None)
-    if lifter is None:
-        raise ValueError(f"model: no MLPLifter in the encoder of a {type(model).__name__}")
-    # A lifter that ignores confidences sits behind a module dropping them from [B, J, 3].
-    channels = 3 if lifter.in_channels == 3 or lifter is not model.encoder else 2
-    kp = torch.rand(batch_size, lifter.num_joints, channels, generator=gen)
-    kp[..., :2] = kp[..., :2] * 1.2 - 0.6
-    if channels == 3:
-        kp[..., 2] = 0.5 + 0.5 * kp[..., 2]
-    return kp
+    return _check_head(model).example_inputs(batch_size, gen)
 
 
 def _noise(model: nn.Module, batch: int, num_samples: int, seed: int) -> Tensor:
@@ -351,8 +263,8 @@ def _metadata(
             n: ["batch", *o.shape[1:]] for n, o in zip(module.output_names, outputs, strict=True)
         },
         "num_samples": args[1].shape[1] if len(args) > 1 else None,
-        "input_normalization": input_normalization(module.kind),
-        "units": _units(module.kind, module.output_names),
+        "input_normalization": module.model.input_normalization(),
+        "units": _units(module.model, module.output_names),
         **({"body_model": body} if body is not None else {}),
         **extra,
     }
@@ -383,61 +295,6 @@ def export_torchscript(
     return path
 
 
-def _rigid_transform(
-    rot_mats: Tensor, joints: Tensor, parents: tuple[int, ...]
-) -> tuple[Tensor, Tensor]:
-    """smplx's ``batch_rigid_transform`` with the kinematic tree as Python ints.
-
-    smplx indexes its Python list of transforms with ``parents[i]``, a tensor element, which
-    ``torch.export`` cannot capture (a data-dependent list index); the arithmetic is the same.
-    """
-    from smplx.lbs import transform_mat
-
-    joints = torch.unsqueeze(joints, dim=-1)
-    rel_joints = joints.clone()
-    rel_joints[:, 1:] -= joints[:, list(parents[1:])]
-    transforms_mat = transform_mat(
-        rot_mats.reshape(-1, 3, 3), rel_joints.reshape(-1, 3, 1)
-    ).reshape(-1, joints.shape[1], 4, 4)
-    chain = [transforms_mat[:, 0]]
-    for i in range(1, len(parents)):
-        chain.append(torch.matmul(chain[parents[i]], transforms_mat[:, i]))
-    transforms = torch.stack(chain, dim=1)
-    posed_joints = transforms[:, :, :3, 3]
-    joints_homogen = F.pad(joints, [0, 0, 0, 1])
-    rel_transforms = transforms - F.pad(
-        torch.matmul(transforms, joints_homogen), [3, 0, 0, 0, 0, 0, 0, 0]
-    )
-    return posed_joints, rel_transforms
-
-
-@contextmanager
-def _capturable(module: nn.Module) -> Iterator[None]:
-    """Make a mesh head's body model capturable by ``torch.export`` with a dynamic batch.
-
-    While exporting, smplx's rigid transform is :func:`_rigid_transform` (the same
-    arithmetic with the kinematic tree as Python ints).
-    """
-    if module.kind != "mesh":
-        yield
-        return
-    import smplx.lbs
-
-    parents = tuple(int(p) for p in module.model.body.parents.tolist())
-    original = smplx.lbs.batch_rigid_transform
-
-    def batch_rigid_transform(
-        rot_mats: Tensor, joints: Tensor, parents_tensor: Tensor, dtype: Any = None
-    ) -> tuple[Tensor, Tensor]:
-        return _rigid_transform(rot_mats, joints, parents)
-
-    smplx.lbs.batch_rigid_transform = batch_rigid_transform
-    try:
-        yield
-    finally:
-        smplx.lbs.batch_rigid_transform = original
-
-
 def _dynamic_shapes(args: tuple[Tensor, ...]) -> tuple[dict[int, Any], ...]:
     batch = torch.export.Dim("batch")
     return tuple({0: batch} for _ in args)
@@ -459,7 +316,7 @@ def export_program(
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = _metadata(module, args, outputs, metadata or {})
     check = _verification_args(module, example, num_samples)
-    with _tracing(), _capturable(module):
+    with _tracing(), module.model.capturable():
         program = torch.export.export(module, args, dynamic_shapes=_dynamic_shapes(args))
         torch.export.save(program, path, extra_files={_METADATA_FILE: json.dumps(meta)})
     with _tracing():  # the reference is the unmodified eager model
@@ -507,7 +364,7 @@ def export_onnx(
     input_names = ["inputs", "noise"][: len(args)]
     names = input_names + list(module.output_names)
     quiet = contextlib.redirect_stdout(io.StringIO())  # the dynamo exporter's progress lines
-    with _tracing(), quiet, _capturable(module) if dynamo else contextlib.nullcontext():
+    with _tracing(), quiet, module.model.capturable() if dynamo else contextlib.nullcontext():
         if dynamo:
             torch.onnx.export(
                 module,

@@ -48,10 +48,10 @@ def assert_matches(got, expected):
 def eager(model, x, noise=None):
     with torch.no_grad():
         if noise is None:
-            return (model(x),)
+            return (model(x).joints[:, 0],)
         c = model.context(x)
-        samples, log_prob = model.flow.generate(noise, c)
-        return model.mode(c), model.space.to_joints(samples), log_prob
+        samples = model.generate(noise, c)
+        return model.mode(c).joints[:, 0], samples.joints, samples.log_prob
 
 
 @pytest.mark.parametrize("kind", ["flow", "regression"])

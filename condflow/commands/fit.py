@@ -84,10 +84,9 @@ def _fit_config(args: argparse.Namespace, defaults: dict[str, float]) -> FitConf
 def fit_lifting(model: nn.Module, cfg: Any, args: argparse.Namespace, out: Path) -> dict:
     from condflow.commands.predict import lifting_inputs
     from condflow.data.keypoint_files import load_keypoints
-    from condflow.fitting import SkeletonAdapter
     from condflow.spaces.skeleton import H36M_17
 
-    if not getattr(model, "probabilistic", False):
+    if not model.probabilistic:
         raise ValueError("MODEL: fitting needs a probabilistic lifting model (model.kind: "
                          "flow), not the regression baseline")
     synthetic = cfg.data.synthetic
@@ -115,10 +114,10 @@ def fit_lifting(model: nn.Module, cfg: Any, args: argparse.Namespace, out: Path)
     center = args.center if args.center is not None else cfg.data.source == "synthetic"
     kp = lifting_inputs(load_keypoints(args.keypoints), image_size, args.normalized, center,
                         args.min_confidence).to(next(model.parameters()).device)
-    adapter = SkeletonAdapter(model, focal=2.0 * focal_px / image_size[0])
+    adapter = model.fitting_adapter(focal=2.0 * focal_px / image_size[0])
     with torch.no_grad():
         c = model.context(kp)
-        mode = model.mode(c)
+        mode = model.mode(c).joints_mm[:, 0]
     fit = _fit_with_progress(adapter, c, kp, _fit_config(args, LIFTING_DEFAULTS))
     with torch.no_grad():
         start = adapter.initial_extras(model.flow.mode(c), c, kp)
@@ -246,13 +245,14 @@ def run(args: argparse.Namespace) -> int:
     out = guard.directory(args.out)
     for name in ("fit.npz", "fit.json") + (() if args.no_picture else ("fit.png",)):
         guard.claim(out / name)
-    if cfg.task == "lifting":
+    if model.input_kind == "keypoints_2d":
         result = fit_lifting(model, cfg, args, out)
-    elif cfg.task == "mesh":
+    elif model.input_kind == "images":
         result = fit_mesh(model, args, out, getattr(cfg.model, "flow_convention", None)
                           == "prohmr")
     else:
-        raise ValueError(f"MODEL: fit supports lifting and mesh models, not {cfg.task!r}")
+        raise ValueError(f"MODEL: fit reads keypoint files (lifting models) or images with "
+                         f"keypoints (mesh models); this model reads {model.input_kind}")
     info = {"model": str(args.model), "keypoints": str(args.keypoints), "task": cfg.task,
             **result["info"]}
     _write(guard, out, result["arrays"], info)

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     out = guard.directory(args.out)
     for name in ("fuse.npz", "fuse.json"):
         guard.claim(out / name)
-    if cfg.task != "mesh" or not getattr(model, "probabilistic", False):
+    if model.input_kind != "images" or not model.probabilistic:
         raise ValueError("MODEL: fusion needs a probabilistic mesh model (task mesh, "
                          "model.kind: flow)")
     paths = [Path(p) for p in args.images]
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     info: dict[str, Any] = {
         "model": str(args.model), "views": [str(p) for p in paths], "boxes_from": sources,
         "keypoints": bool(args.keypoints), "consistency_weight": args.consistency,
-        "volume_depends_on_context": model.flow.volume_depends_on_context,
+        "volume_depends_on_context": model.volume_depends_on_context,
         "iterations": int(fused.iterations[0]), "converged": bool(fused.converged[0]),
         "consistency": float(fused.consistency[0]),
         "units": "rotations camera frame per view (joint 0) and body frame (joints 1..23); "

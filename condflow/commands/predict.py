@@ -43,11 +43,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from condflow._outputs import OutputGuard
 from condflow.commands import outputs
 from condflow.data.keypoint_files import KeypointFile, load_keypoints, to_h36m16
+from condflow.heads.base import Head
 from condflow.metrics import sample_spread
 
 KEYPOINT_SUFFIXES = (".json", ".npy", ".csv")
@@ -178,7 +179,7 @@ def image_size_for(
 
 
 def predict_lifting(
-    model: nn.Module, path: Path, stem: str, s: Settings, info: dict,
+    model: Head, path: Path, stem: str, s: Settings, info: dict,
     images: dict[str, Path] | None = None,
 ) -> None:
     """Predict for one keypoint file; writes ``stem``.npz/.json/.png into ``s.out``."""
@@ -192,18 +193,16 @@ def predict_lifting(
     arrays: dict[str, Any] = {"keypoints_2d": x}
     samples = log_prob = None
     with torch.no_grad():
-        if getattr(model, "probabilistic", False):
-            c = model.context(x)
-            arrays["mode"] = model.mode(c)
+        c = model.context(x)
+        arrays["mode"] = model.mode(c).joints_mm[:, 0]
+        if model.probabilistic:  # else the regression baseline: one deterministic prediction
             arrays["mode_log_prob"] = model.log_prob(arrays["mode"], c)
             if s.num_samples > 0:
                 gen = torch.Generator(device=s.device).manual_seed(s.seed)
                 samples, log_prob = model.sample_and_log_prob(s.num_samples, c, gen)
                 arrays["samples"], arrays["log_prob"] = samples, log_prob
                 arrays["spread_mm"] = sample_spread(samples, arrays["mode"])
-            info["volume_depends_on_context"] = model.flow.volume_depends_on_context
-        else:  # the regression baseline: one deterministic prediction
-            arrays["mode"] = model(x)
+            info["volume_depends_on_context"] = model.volume_depends_on_context
     info = {**info, "joint_names": list(H36M_17.joint_names),
             "units": "millimetres, root-relative, camera frame; log_prob over mm"}
     _write(s, stem, arrays, info)
@@ -214,7 +213,7 @@ def predict_lifting(
         plot_skeleton_rows(x[:r].cpu(), arrays["mode"][:r].cpu(), s.out / f"{stem}.png",
                            None if samples is None else samples[:r].cpu(),
                            None if log_prob is None else log_prob[:r].cpu(),
-                           point_label=getattr(model, "point_label", "prediction"))
+                           point_label=model.point_label)
 
 
 def person_boxes(json_path: Path | None, width: int, height: int) -> list[tuple[np.ndarray, float]]:
@@ -248,7 +247,7 @@ def _box_json(image: Path, given: dict[str, Path]) -> Path | None:
 
 
 def predict_mesh(
-    model: nn.Module, path: Path, stem: str, s: Settings, info: dict, boxes_from: Path | None
+    model: Head, path: Path, stem: str, s: Settings, info: dict, boxes_from: Path | None
 ) -> None:
     """Predict for one image; writes ``stem``.npz/.json/.png into ``s.out``."""
     from PIL import Image
@@ -290,7 +289,7 @@ def predict_mesh(
             arrays["spread_mm"] = 1000.0 * sample_spread(samples.eval_joints,
                                                          mode.eval_joints[:, 0])
         if model.probabilistic:
-            info["volume_depends_on_context"] = model.flow.volume_depends_on_context
+            info["volume_depends_on_context"] = model.volume_depends_on_context
     info = {**info, "boxes_from": None if boxes_from is None else str(boxes_from),
             "units": "metres, body frame (vertices, eval_joints); keypoints_2d in normalized "
             "crop coordinates; cam = weak-perspective (s, tx, ty); log_prob over the 6D pose; "
@@ -317,8 +316,11 @@ def run(args: argparse.Namespace) -> int:
     set_progress(not args.no_progress)
     device = resolve_device(args.device, arg="--device")
     cfg, model = load_with_config(args.model, device)
-    if cfg.task not in ("lifting", "mesh"):
-        raise ValueError(f"model: predict supports lifting and mesh models, not {cfg.task!r}")
+    readers = {"keypoints_2d": "keypoint files", "images": "images"}
+    if model.input_kind not in readers:
+        raise ValueError(f"model: predict reads {' or '.join(readers.values())}; this "
+                         f"{type(model).__name__} reads {model.input_kind}")
+    reads_keypoints = model.input_kind == "keypoints_2d"
     guard = outputs(args)
     out = guard.directory(args.out)
     image_size = None
@@ -332,7 +334,7 @@ def run(args: argparse.Namespace) -> int:
     s = Settings(out, args.samples, args.seed, device, not args.no_picture, args.picture_rows,
                  image_size, (side, side), args.normalized, center, args.min_confidence, guard,
                  crop)
-    if cfg.task == "lifting":
+    if reads_keypoints:
         files = expand_inputs(args.inputs, KEYPOINT_SUFFIXES + IMAGE_SUFFIXES)
         images = {f.stem: f for f in files if f.suffix.lower() in IMAGE_SUFFIXES}
         files = [f for f in files if f.suffix.lower() not in IMAGE_SUFFIXES]
@@ -352,10 +354,10 @@ def run(args: argparse.Namespace) -> int:
         info = {"input": str(path), "model": str(args.model), "task": cfg.task,
                 "num_samples": s.num_samples, "seed": s.seed}
         try:
-            box = None if cfg.task == "lifting" else _box_json(path, boxes)
+            box = None if reads_keypoints else _box_json(path, boxes)
             guard.add_inputs([box] if box else [])
             _claim(s, stem)
-            if cfg.task == "lifting":
+            if reads_keypoints:
                 predict_lifting(model, path, stem, s, info, images)
             else:
                 predict_mesh(model, path, stem, s, info, box)

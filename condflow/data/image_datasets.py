@@ -44,6 +44,7 @@ from condflow.data.augment import (
     transform_keypoints_3d,
     transform_smpl_pose,
 )
+from condflow.encoders.resnet import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "EXTRA_FLIP_PERM",
@@ -92,8 +93,6 @@ EXTRA_FLIP_PERM: tuple[int, ...] = SPIN_FLIP_PERM[:19]
 PROHMR_KEYPOINT_NAMES: tuple[str, ...] = OPENPOSE_KEYPOINT_NAMES + EXTRA_KEYPOINT_NAMES
 PROHMR_FLIP_PERM: tuple[int, ...] = OPENPOSE_FLIP_PERM + tuple(25 + i for i in EXTRA_FLIP_PERM)
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 _SPIN_REQUIRED = ("imgname", "center", "scale", "part")
 _PROHMR_REQUIRED = ("imgname", "center", "scale")

@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from condflow._checks import check_tensor
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "BasicBlock",
     "Bottleneck",
     "ResNet",
@@ -26,6 +29,11 @@ __all__ = [
     "resnet34",
     "resnet50",
 ]
+
+#: The per-channel RGB mean and standard deviation of ImageNet, on pixel values in [0, 1]:
+#: the encoders take ``(rgb / 255 - IMAGENET_MEAN) / IMAGENET_STD``.
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 def _conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:

@@ -14,20 +14,23 @@ skinning weights into per-joint terms (exact, and ~50x cheaper than the full mes
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
 from torch import Tensor, nn
 
-from condflow._checks import check_module_dtype, check_positive_int, check_tensor
+from condflow._checks import check_positive_int, check_tensor
 from condflow._recipe import Recorded
 from condflow.bijectors import Compose, CouplingNet, Permutation
 from condflow.bijectors.nets import ResidualBlock, check_coupling_net
 from condflow.body.camera import DEFAULT_FOCAL_LENGTH, DEFAULT_IMG_RES, project_to_crop
+from condflow.body.capture import capturable, lbs_vertices
 from condflow.body.model import BodyModel
+from condflow.encoders.resnet import IMAGENET_MEAN, IMAGENET_STD
 from condflow.flow import ConditionalFlow, ConditionalGlow
-from condflow.losses.prohmr import BodyPrediction
+from condflow.heads.base import Head, HeadAdapter, Prediction, RegressionHead
 from condflow.spaces.smpl_pose import SMPL_POSE_DIM, SMPLPoseSpace
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "ProHMRHead",
     "ProHMRPrediction",
     "ProHMRRegressionHead",
+    "SMPLAdapter",
     "keypoints_from_body",
     "prohmr_6d_order",
 ]
@@ -200,7 +204,7 @@ class BodyKeypoints(nn.Module):
 
 
 @dataclass
-class ProHMRPrediction:
+class ProHMRPrediction(Prediction):
     """SMPL parameters and what they produce, for ``n`` predictions per image.
 
     Attributes (metres for 3D quantities; body frame, i.e. camera-aligned orientation
@@ -227,28 +231,14 @@ class ProHMRPrediction:
     vertices: Tensor | None = None
 
     @property
-    def num_samples(self) -> int:
-        return int(self.pose_6d.shape[1])
+    def native(self) -> Tensor:
+        """The rotation matrices ``[B, n, 24, 3, 3]``."""
+        return self.rotmat
 
-    def __getitem__(self, index: slice | int) -> ProHMRPrediction:
-        """Select along the sample axis (an int keeps the axis with size 1)."""
-        if isinstance(index, int):
-            index = slice(index, index + 1 if index != -1 else None)
-        return ProHMRPrediction(
-            **{
-                f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[:, index]
-                for f in fields(self)
-            }
-        )
-
-    def loss_inputs(self) -> BodyPrediction:
-        """The fields the ProHMR losses supervise."""
-        return BodyPrediction(
-            keypoints_2d=self.keypoints_2d,
-            keypoints_3d=self.keypoints_3d,
-            rotmat=self.rotmat,
-            betas=self.betas,
-        )
+    @property
+    def joints_mm(self) -> Tensor:
+        """The Human3.6M evaluation joints relative to the pelvis, ``[B, n, 17, 3]`` mm."""
+        return 1000.0 * (self.eval_joints - self.eval_joints[..., :1, :])
 
 
 class PointHead(nn.Module):
@@ -291,6 +281,118 @@ def prohmr_6d_order() -> Tensor:
     return (6 * torch.arange(SMPL_POSE_DIM // 6)[:, None] + per_joint).reshape(-1)
 
 
+#: Outputs of a mesh head's mode (and of each sample, prefixed ``sample_`` when exported).
+MESH_FIELDS = ("vertices", "eval_joints", "keypoints_2d", "rotmat", "betas", "cam")
+#: The fields that differ between samples (shape and camera come from h(c)).
+MESH_SAMPLE_FIELDS = ("vertices", "eval_joints", "keypoints_2d", "rotmat")
+#: Units of a mesh head's outputs.
+MESH_UNITS: dict[str, str] = {
+    "vertices": "metres, body frame (camera-aligned orientation, no translation)",
+    "eval_joints": "metres, Human3.6M-17 joints regressed from the vertices, body frame",
+    "keypoints_2d": "normalized crop coordinates in [-1, 1] (SPIN's 24 keypoints)",
+    "rotmat": "rotation matrices of SMPL's 24 joints, the global orientation first",
+    "betas": "SMPL shape coefficients (10)",
+    "cam": "weak-perspective camera (s, tx, ty) in normalized crop coordinates",
+    "log_prob": "nats, log density over the 144-d 6D pose (24 joints x 6)",
+}
+
+
+class _MeshOutputs:
+    """What both image heads share: the prediction from a 6D pose and c (body, keypoints,
+    camera), inputs, export names and units."""
+
+    input_kind: ClassVar[str] = "images"
+    input_argument: ClassVar[str] = "images"
+    mode_outputs: ClassVar[tuple[str, ...]] = MESH_FIELDS
+    sample_outputs: ClassVar[tuple[str, ...]] = MESH_SAMPLE_FIELDS
+    output_units: ClassVar[dict[str, str]] = MESH_UNITS
+    space: SMPLPoseSpace
+    point_head: PointHead
+    keypoints: BodyKeypoints
+    body: BodyModel
+    img_res: int
+    focal_length: float
+
+    def features(self, target: Tensor) -> Tensor:
+        """Accepts 6D poses ``[B, (n,) 144]`` or rotation matrices ``[B, (n,) 24, 3, 3]``."""
+        check_tensor("pose", target)
+        if target.shape[-1] == SMPL_POSE_DIM and target.dim() in (2, 3):
+            return target
+        if target.shape[-3:] == (24, 3, 3) and target.dim() in (4, 5):
+            return self.space.from_rotmat(target)
+        raise ValueError(
+            "pose: expected 6D poses [B, 144] / [B, n, 144] or rotation matrices "
+            f"[B, 24, 3, 3] / [B, n, 24, 3, 3], got {list(target.shape)}"
+        )
+
+    to_pose_6d = features
+
+    def predict(
+        self,
+        features: Tensor,
+        context: Tensor,
+        log_prob: Tensor | None = None,
+        vertices: bool = False,
+    ) -> ProHMRPrediction:
+        """Body, keypoints and camera of given poses ``[B, n, 144]`` for contexts ``[B, C]``
+        (with ``vertices``, also the mesh)."""
+        pose_6d = features
+        b, n = pose_6d.shape[:2]
+        rotmat = self.space.to_rotmat(pose_6d)  # [B, n, 24, 3, 3]
+        betas, cam = self.point_head(context)
+        betas = betas[:, None].expand(b, n, -1)
+        cam = cam[:, None].expand(b, n, -1)
+        flat_rot = rotmat.reshape(b * n, 24, 3, 3)
+        flat_betas = betas.reshape(b * n, -1)
+        joints, eval_joints, kp3d = self.keypoints(flat_rot, flat_betas)
+        kp2d = project_to_crop(kp3d, cam.reshape(b * n, 3), self.focal_length, self.img_res)
+        mesh = None
+        if vertices:
+            mesh = self.body(flat_rot[:, :1], flat_rot[:, 1:], flat_betas, eval_joints=False)
+            mesh = mesh.vertices.reshape(b, n, -1, 3)
+        return ProHMRPrediction(
+            pose_6d=pose_6d,
+            rotmat=rotmat,
+            betas=betas,
+            cam=cam,
+            joints=joints.reshape(b, n, 24, 3),
+            eval_joints=eval_joints.reshape(b, n, -1, 3),
+            keypoints_3d=kp3d.reshape(b, n, -1, 3),
+            keypoints_2d=kp2d.reshape(b, n, -1, 2),
+            log_prob=log_prob,
+            vertices=mesh,
+        )
+
+    def export_prediction(self, context: Tensor, noise: Tensor | None = None
+                          ) -> ProHMRPrediction:
+        """The mode (or f(noise; c)) with its vertices, posed by :func:`lbs_vertices`."""
+        pred = self.mode(context) if noise is None else self.generate(noise, context)  # type: ignore[attr-defined]
+        b, n = pred.rotmat.shape[:2]
+        rotmat = pred.rotmat.reshape(-1, 24, 3, 3)
+        verts = lbs_vertices(self.body, rotmat, pred.betas.reshape(rotmat.shape[0], -1))
+        pred.vertices = verts.reshape(b, n, -1, 3)
+        return pred
+
+    def capturable(self) -> Any:
+        """smplx's rigid transform made capturable (:func:`condflow.body.capture.capturable`)."""
+        return capturable(self.body)
+
+    def input_normalization(self) -> dict[str, Any]:
+        return {
+            "inputs": "RGB crops [B, 3, R, R], R the model's img_res, of a square box around "
+            "the person (condflow predict: the box of the seen keypoints, enlarged 1.2 times)",
+            "pixels": "(rgb / 255 - mean) / std per channel",
+            "mean": [float(v) for v in IMAGENET_MEAN],
+            "std": [float(v) for v in IMAGENET_STD],
+        }
+
+    def example_inputs(self, batch_size: int = 2, generator: torch.Generator | None = None
+                       ) -> Tensor:
+        """Standardized images ``[B, 3, R, R]``, R the head's ``img_res``."""
+        check_positive_int("batch_size", batch_size)
+        return torch.randn(batch_size, 3, self.img_res, self.img_res, generator=generator)
+
+
 def _init_image_parts(
     head: nn.Module,
     encoder: nn.Module,
@@ -327,7 +429,7 @@ def _init_body_parts(
     head.keypoints = BodyKeypoints(head.body)
 
 
-class ProHMRHead(Recorded, nn.Module):
+class ProHMRHead(_MeshOutputs, Recorded, Head):
     """ProHMR: a conditional Glow over the 144-d SMPL 6D pose and a point head for β and the
     camera, both conditioned on ``c = encoder(images)``.
 
@@ -350,11 +452,6 @@ class ProHMRHead(Recorded, nn.Module):
             (:class:`~condflow.bijectors.ConditionalAffine`; net width ``volume_hidden``), so
             log p(mode | c) follows the image. Default: ProHMR's blocks.
     """
-
-    #: A density over poses: ``sample``/``log_prob``/``mode`` exist.
-    probabilistic = True
-    #: What ``forward`` returns, as pictures and tables name it.
-    point_label = "mode f(0; c)"
 
     def __init__(
         self,
@@ -396,65 +493,9 @@ class ProHMRHead(Recorded, nn.Module):
             )
         _init_body_parts(self, body, context_features, point_hidden, init_cam)
 
-    # -- conditioning ---------------------------------------------------------------------
-    def context(self, images: Tensor) -> Tensor:
-        """c = encoder(images): ``[B, 3, H, W] -> [B, C]``."""
-        return self.encoder(check_module_dtype("images", images, self))
-
-    # -- density --------------------------------------------------------------------------
-    def to_pose_6d(self, pose: Tensor) -> Tensor:
-        """Accepts 6D poses ``[B, (n,) 144]`` or rotation matrices ``[B, (n,) 24, 3, 3]``."""
-        check_tensor("pose", pose)
-        if pose.shape[-1] == SMPL_POSE_DIM and pose.dim() in (2, 3):
-            return pose
-        if pose.shape[-3:] == (24, 3, 3) and pose.dim() in (4, 5):
-            return self.space.from_rotmat(pose)
-        raise ValueError(
-            "pose: expected 6D poses [B, 144] / [B, n, 144] or rotation matrices "
-            f"[B, 24, 3, 3] / [B, n, 24, 3, 3], got {list(pose.shape)}"
-        )
-
-    def log_prob(self, pose: Tensor, context: Tensor) -> Tensor:
-        """log p(θ | c): ``[B, 144]`` or ``[B, 24, 3, 3]`` → ``[B]``; with a sample axis
-        ``[B, n, ...]`` → ``[B, n]``. Densities are over the 144-d 6D features."""
-        return self.flow.log_prob(self.to_pose_6d(pose), context)
-
-    # -- prediction -----------------------------------------------------------------------
-    def predict(
-        self,
-        pose_6d: Tensor,
-        context: Tensor,
-        log_prob: Tensor | None = None,
-        vertices: bool = False,
-    ) -> ProHMRPrediction:
-        """Body, keypoints and camera of given poses ``[B, n, 144]`` for contexts ``[B, C]``."""
-        b, n = pose_6d.shape[:2]
-        rotmat = self.space.to_rotmat(pose_6d)  # [B, n, 24, 3, 3]
-        betas, cam = self.point_head(context)
-        betas = betas[:, None].expand(b, n, -1)
-        cam = cam[:, None].expand(b, n, -1)
-        flat_rot = rotmat.reshape(b * n, 24, 3, 3)
-        flat_betas = betas.reshape(b * n, -1)
-        joints, eval_joints, kp3d = self.keypoints(flat_rot, flat_betas)
-        kp2d = project_to_crop(kp3d, cam.reshape(b * n, 3), self.focal_length, self.img_res)
-        mesh = None
-        if vertices:
-            mesh = self.body(flat_rot[:, :1], flat_rot[:, 1:], flat_betas, eval_joints=False)
-            mesh = mesh.vertices.reshape(b, n, -1, 3)
-        return ProHMRPrediction(
-            pose_6d=pose_6d,
-            rotmat=rotmat,
-            betas=betas,
-            cam=cam,
-            joints=joints.reshape(b, n, 24, 3),
-            eval_joints=eval_joints.reshape(b, n, -1, 3),
-            keypoints_3d=kp3d.reshape(b, n, -1, 3),
-            keypoints_2d=kp2d.reshape(b, n, -1, 2),
-            log_prob=log_prob,
-            vertices=mesh,
-        )
-
-    def generate(self, noise: Tensor, context: Tensor, vertices: bool = False) -> ProHMRPrediction:
+    # -- density (Head's log_prob over the 144-d 6D features) -----------------------------
+    def generate(self, noise: Tensor, context: Tensor, vertices: bool = False
+                 ) -> ProHMRPrediction:
         """θ = f(z; c) for given noise ``[B, n, 144]``, with its body and log-density."""
         check_tensor("noise", noise, (context.shape[0], "n", SMPL_POSE_DIM))
         pose_6d, log_prob = self.flow.generate(noise, context)
@@ -462,9 +503,8 @@ class ProHMRHead(Recorded, nn.Module):
 
     def mode(self, context: Tensor, vertices: bool = False) -> ProHMRPrediction:
         """The most likely pose f(0; c) and its body: every field ``[B, 1, ...]``."""
-        context = check_tensor("context", context, ("B", self.flow.context_features))
-        zero = context.new_zeros(context.shape[0], 1, SMPL_POSE_DIM)
-        return self.generate(zero, context, vertices)
+        pose_6d, log_prob = self.flow.mode_and_log_prob(context)
+        return self.predict(pose_6d[:, None], context, log_prob[:, None], vertices)
 
     def sample(
         self,
@@ -474,19 +514,15 @@ class ProHMRHead(Recorded, nn.Module):
         vertices: bool = False,
     ) -> ProHMRPrediction:
         """``num_samples`` poses per image and their bodies: every field ``[B, n, ...]``."""
-        check_positive_int("num_samples", num_samples)
-        context = check_tensor("context", context, ("B", self.flow.context_features))
-        shape = (context.shape[0], num_samples, SMPL_POSE_DIM)
-        noise = torch.randn(shape, generator=generator, dtype=context.dtype,
-                            device=context.device)
-        return self.generate(noise, context, vertices)
+        pose_6d, log_prob = self.flow.sample_and_log_prob(num_samples, context, generator)
+        return self.predict(pose_6d, context, log_prob, vertices)
 
-    def forward(self, images: Tensor) -> ProHMRPrediction:
-        """The mode prediction from images (the deterministic predictor): ``[B, 1, ...]``."""
-        return self.mode(self.context(images))
+    def fitting_adapter(self, **kwargs: Any) -> SMPLAdapter:
+        """:class:`SMPLAdapter` (no options)."""
+        return SMPLAdapter(self, **kwargs)
 
 
-class ProHMRRegressionHead(nn.Module):
+class ProHMRRegressionHead(_MeshOutputs, RegressionHead):
     """The deterministic baseline of :class:`ProHMRHead` (HMR/SPIN-style direct regression):
     the same encoder and point head, and an MLP of the flow's coupling-net shape regressing
     the 144-d 6D pose from c. It predicts what :meth:`ProHMRHead.mode` predicts, in the same
@@ -501,9 +537,6 @@ class ProHMRRegressionHead(nn.Module):
         pose_net: the shape of the pose MLP (input layer, residual blocks, near-zero output
             layer), a :class:`~condflow.bijectors.CouplingNet` like the flow's coupling nets.
     """
-
-    probabilistic = False
-    point_label = "regression"
 
     def __init__(
         self,
@@ -537,32 +570,59 @@ class ProHMRRegressionHead(nn.Module):
         self.register_buffer("init_pose", self.space.from_rotmat(init))
         _init_body_parts(self, body, context_features, point_hidden, init_cam)
 
-    context = ProHMRHead.context
-    predict = ProHMRHead.predict
+    def regress(self, context: Tensor) -> Tensor:
+        """The regressed 6D pose ``[B, C] -> [B, 144]``."""
+        context = check_tensor("context", context, ("B", self.context_features))
+        return self.regressor(context) + self.init_pose
 
     def mode(self, context: Tensor, vertices: bool = False) -> ProHMRPrediction:
         """The regressed pose and its body: every field ``[B, 1, ...]`` (``log_prob`` None)."""
-        context = check_tensor("context", context, ("B", self.context_features))
-        pose_6d = self.regressor(context) + self.init_pose
-        return self.predict(pose_6d[:, None], context, None, vertices)
+        return self.predict(self.regress(context)[:, None], context, None, vertices)
 
-    def sample(
-        self,
-        num_samples: int,
-        context: Tensor,
-        generator: torch.Generator | None = None,
-        vertices: bool = False,
-    ) -> ProHMRPrediction:
-        """A point mass: every one of the ``num_samples`` "samples" is the regressed pose
-        (fields ``[B, n, ...]``), so code written for :class:`ProHMRHead` runs unchanged."""
-        check_positive_int("num_samples", num_samples)
-        pred = self.mode(context, vertices)
-        return ProHMRPrediction(**{
-            f.name: None if getattr(pred, f.name) is None
-            else getattr(pred, f.name).expand(-1, num_samples, *getattr(pred, f.name).shape[2:])
-            for f in fields(pred)
-        })
 
-    def forward(self, images: Tensor) -> ProHMRPrediction:
-        """The prediction from images: ``[B, 1, ...]``."""
-        return self.mode(self.context(images))
+class SMPLAdapter(HeadAdapter):
+    """ProHMR head: θ = 6D SMPL pose ``[B, 144]``; extras β ``[B, 10]`` and the
+    weak-perspective camera ``[B, 3]`` (initialized from the point head h(c)); the body
+    model's 24 keypoints projected into normalized crop coordinates (focal
+    ``head.focal_length`` at ``head.img_res``); E_β = ‖β‖².
+    """
+
+    def __init__(self, head: ProHMRHead) -> None:
+        if not isinstance(head, ProHMRHead):
+            raise ValueError(f"head: expected a ProHMRHead, got {type(head).__name__}")
+        self.head = head
+        self.num_keypoints = len(KEYPOINT_SOURCES)
+
+    def initial_extras(self, theta: Tensor, context: Tensor, keypoints: Tensor
+                       ) -> dict[str, Tensor]:
+        betas, cam = self.head.point_head(context)
+        return {"betas": betas.detach(), "cam": cam.detach()}
+
+    def body(self, theta: Tensor, betas: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Rotations ``[B, 24, 3, 3]``, SMPL joints ``[B, 24, 3]``, evaluation joints
+        ``[B, 17, 3]`` and 3D keypoints ``[B, 24, 3]`` (metres, body frame)."""
+        rotmat = self.head.space.to_rotmat(theta)
+        joints, eval_joints, kp3d = self.head.keypoints(rotmat, betas)
+        return rotmat, joints, eval_joints, kp3d
+
+    def project_keypoints(self, kp3d: Tensor, cam: Tensor) -> Tensor:
+        """3D keypoints ``[B, K, 3]`` and cameras ``[B, 3]`` → ``[B, K, 2]`` crop coords."""
+        return project_to_crop(kp3d, cam, self.head.focal_length, self.head.img_res)
+
+    def project(self, theta: Tensor, extras: dict[str, Tensor]) -> Tensor:
+        kp3d = self.body(theta, extras["betas"])[3]
+        return self.project_keypoints(kp3d, extras["cam"])
+
+    def extra_energy(self, extras: dict[str, Tensor]) -> Tensor:
+        return extras["betas"].pow(2).sum(-1)
+
+    def outputs(self, theta: Tensor, extras: dict[str, Tensor]) -> dict[str, Tensor]:
+        rotmat, joints, eval_joints, kp3d = self.body(theta, extras["betas"])
+        eval_mm = 1000.0 * (eval_joints - eval_joints[:, :1])
+        return {
+            "joints_mm": eval_mm,
+            "rotmat": rotmat,
+            "betas": extras["betas"],
+            "cam": extras["cam"],
+            "keypoints_2d": self.project_keypoints(kp3d, extras["cam"]),
+        }

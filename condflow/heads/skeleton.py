@@ -2,17 +2,71 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 from torch import Tensor, nn
 
-from condflow._checks import check_module_dtype
+from condflow._checks import check_positive_int
 from condflow._recipe import Recorded
 from condflow.bijectors import Compose, CouplingNet, FixedAffine
+from condflow.body.camera import pinhole_translation
+from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.flow import ConditionalFlow, ConditionalGlow
-from condflow.spaces.skeleton import SkeletonSpace
+from condflow.heads.base import Head, HeadAdapter, RegressionHead, SkeletonPrediction
+from condflow.spaces.skeleton import H36M_17_TO_16, SkeletonSpace
+
+__all__ = ["SkeletonAdapter", "SkeletonHead", "SkeletonRegressionHead"]
+
+#: Units of a skeleton head's outputs (exported graphs, predict).
+SKELETON_UNITS: dict[str, str] = {
+    "joints": "millimetres, Human3.6M-17 order, root-relative, camera frame",
+    "log_prob": "nats, log density over the joint coordinates in millimetres",
+}
 
 
-class SkeletonHead(Recorded, nn.Module):
+class _SkeletonOutputs:
+    """What both skeleton heads share: predictions, inputs, export names and units."""
+
+    input_kind: ClassVar[str] = "keypoints_2d"
+    mode_outputs: ClassVar[tuple[str, ...]] = ("joints",)
+    sample_outputs: ClassVar[tuple[str, ...]] = ("joints",)
+    output_units: ClassVar[dict[str, str]] = SKELETON_UNITS
+    space: SkeletonSpace
+    encoder: nn.Module
+
+    def predict(self, features: Tensor, context: Tensor, log_prob: Tensor | None = None
+                ) -> SkeletonPrediction:
+        """Joints ``[B, n, J, 3]`` (mm) of features ``[B, n, d]``."""
+        return SkeletonPrediction(self.space.to_joints(features), log_prob)
+
+    def input_normalization(self) -> dict[str, Any]:
+        return {
+            "inputs": "2D keypoints [B, 16, 3] (x, y, confidence) in Human3.6M-16 order "
+            "(see condflow.data.keypoint_files)",
+            "xy": "VideoPose3D's screen normalization of pixel coordinates in a W x H image: "
+            "x' = 2 x / W - 1, y' = 2 y / W - H / W",
+            "confidence": "1 for a seen joint, 0 for a hidden one (whose x', y' are 0)",
+        }
+
+    def example_inputs(self, batch_size: int = 2, generator: torch.Generator | None = None
+                       ) -> Tensor:
+        """Normalized 2D keypoints in [-0.6, 0.6] with confidences in [0.5, 1], ``[B, J, 3]``
+        (``[B, J, 2]`` for a lifter without confidences)."""
+        check_positive_int("batch_size", batch_size)
+        lifter = next((m for m in self.encoder.modules() if isinstance(m, MLPLifter)), None)
+        if lifter is None:
+            raise ValueError(f"model: no MLPLifter in the encoder of a {type(self).__name__}")
+        # A lifter that ignores confidences sits behind a module dropping them from [B, J, 3].
+        channels = 3 if lifter.in_channels == 3 or lifter is not self.encoder else 2
+        kp = torch.rand(batch_size, lifter.num_joints, channels, generator=generator)
+        kp[..., :2] = kp[..., :2] * 1.2 - 0.6
+        if channels == 3:
+            kp[..., 2] = 0.5 + 0.5 * kp[..., 2]
+        return kp
+
+
+class SkeletonHead(_SkeletonOutputs, Recorded, Head):
     """A conditional Glow over the features of a :class:`SkeletonSpace` (d = 3J, or 3(J−1)
     with the root dropped), conditioned on ``c = encoder(inputs)``.
 
@@ -27,11 +81,6 @@ class SkeletonHead(Recorded, nn.Module):
     Shapes: ``inputs`` whatever the encoder takes (e.g. 2D keypoints ``[B, J2, 3]``);
     ``context`` ``[B, C]``; joints ``[B, J, 3]`` or ``[B, n, J, 3]``.
     """
-
-    #: A density over outputs: ``sample``/``log_prob``/``mode`` exist.
-    probabilistic = True
-    #: What ``forward`` returns, as pictures and tables name it.
-    point_label = "mode f(0; c)"
 
     def __init__(
         self,
@@ -67,48 +116,25 @@ class SkeletonHead(Recorded, nn.Module):
 
     @property
     def standardization(self) -> FixedAffine:
+        """The fixed affine map from standardized features to millimetres (the flow's last
+        generative step)."""
         return self.flow.bijector.bijectors[-1]
 
-    def context(self, inputs: Tensor) -> Tensor:
-        """c = encoder(inputs): ``[B, C]``."""
-        return self.encoder(check_module_dtype("inputs", inputs, self))
+    @property
+    def log_scale(self) -> Tensor:
+        return self.standardization.scale.log().sum()
 
-    def log_prob(self, joints: Tensor, context: Tensor) -> Tensor:
-        """log p(joints | c) in mm⁻ᵈ: ``[B, J, 3] -> [B]`` or ``[B, n, J, 3] -> [B, n]``."""
-        return self.flow.log_prob(self.space.from_joints(joints), context)
-
-    def sample(
-        self, num_samples: int, context: Tensor, generator: torch.Generator | None = None
-    ) -> Tensor:
-        """``[B, C] -> [B, n, J, 3]``."""
-        return self.space.to_joints(self.flow.sample(num_samples, context, generator))
-
-    def sample_and_log_prob(
-        self, num_samples: int, context: Tensor, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Joints ``[B, n, J, 3]`` and their log-densities ``[B, n]``."""
-        x, log_prob = self.flow.sample_and_log_prob(num_samples, context, generator)
-        return self.space.to_joints(x), log_prob
-
-    def mode(self, context: Tensor) -> Tensor:
-        """The most likely skeleton f(0; c): ``[B, C] -> [B, J, 3]``."""
-        return self.space.to_joints(self.flow.mode(context))
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        """Mode prediction from raw inputs: ``[B, J, 3]`` (the deterministic predictor)."""
-        return self.mode(self.context(inputs))
+    def fitting_adapter(self, **kwargs: Any) -> SkeletonAdapter:
+        """:class:`SkeletonAdapter` (``kwargs``: its ``focal``, ``keypoint_joints``, ...)."""
+        return SkeletonAdapter(self, **kwargs)
 
 
-class SkeletonRegressionHead(Recorded, nn.Module):
+class SkeletonRegressionHead(_SkeletonOutputs, Recorded, RegressionHead):
     """The deterministic baseline: the same encoder regressing the skeleton directly.
 
     ``encoder`` must output ``space.dim`` standardized features (e.g. an ``MLPLifter`` with
     ``out_features=space.dim``); ``mean``/``std`` map them to millimetres.
     """
-
-    #: A single prediction, no density.
-    probabilistic = False
-    point_label = "regression"
 
     def __init__(
         self,
@@ -127,7 +153,72 @@ class SkeletonRegressionHead(Recorded, nn.Module):
             torch.zeros(d) if mean is None else mean, torch.ones(d) if std is None else std
         )
 
-    def forward(self, inputs: Tensor) -> Tensor:
-        """``inputs -> [B, J, 3]`` in millimetres."""
-        inputs = check_module_dtype("inputs", inputs, self)
-        return self.space.to_joints(self.standardization(self.encoder(inputs))[0])
+    def regress(self, context: Tensor) -> Tensor:
+        """The encoder's output ``[B, d]`` (standardized features) → features in mm."""
+        return self.standardization(context)[0]
+
+
+class SkeletonAdapter(HeadAdapter):
+    """Skeleton head: root-relative joints (mm) plus a root translation T ``[B, 3]`` (metres,
+    camera frame; fitted as ``offset``/``log_depth``, see :meth:`initial_extras`), seen by a
+    pinhole camera with the principal point at the origin of the normalized screen
+    coordinates.
+
+    Args:
+        head: a :class:`SkeletonHead` over a 17-joint Human3.6M skeleton (camera frame).
+        focal: normalized focal length ``2 · focal_px / image_size`` (2.0 for the synthetic
+            lifting set: 1000 px at 1000 px).
+        keypoint_joints: which of the head's joints the K observed keypoints are
+            (default the 16 Human3.6M joints without the nose, ``H36M_17_TO_16``).
+        min_depth: depths are clamped to at least this (metres) before dividing.
+    """
+
+    def __init__(
+        self,
+        head: SkeletonHead,
+        focal: float = 2.0,
+        keypoint_joints: tuple[int, ...] = H36M_17_TO_16,
+        min_depth: float = 0.05,
+    ) -> None:
+        if not isinstance(head, SkeletonHead):
+            raise ValueError(f"head: expected a SkeletonHead, got {type(head).__name__}")
+        if not focal > 0:
+            raise ValueError(f"focal: expected a positive number, got {focal!r}")
+        self.head = head
+        self.focal = float(focal)
+        self.keypoint_joints = list(keypoint_joints)
+        self.num_keypoints = len(self.keypoint_joints)
+        self.min_depth = float(min_depth)
+
+    def joints_mm(self, theta: Tensor) -> Tensor:
+        """θ ``[B, d]`` → root-relative joints ``[B, J, 3]`` in millimetres."""
+        return self.head.space.to_joints(theta)
+
+    def initial_extras(self, theta: Tensor, context: Tensor, keypoints: Tensor
+                       ) -> dict[str, Tensor]:
+        """The root translation by least squares (:func:`pinhole_translation`) for the joints
+        ``theta``, as ``offset [B, 2]`` (the root's image position f·T_xy/T_z) and
+        ``log_depth [B, 1]`` (log T_z): a well-scaled parametrization with T_z > 0."""
+        points = self.joints_mm(theta)[:, self.keypoint_joints] / 1000.0
+        return self.from_translation(pinhole_translation(points, keypoints, self.focal))
+
+    def from_translation(self, transl: Tensor) -> dict[str, Tensor]:
+        """Translation ``[B, 3]`` (T_z > 0) → extras ``{offset, log_depth}``."""
+        depth = transl[:, 2:]
+        return {"offset": self.focal * transl[:, :2] / depth, "log_depth": depth.log()}
+
+    def translation(self, extras: dict[str, Tensor]) -> Tensor:
+        """Extras → root translation T ``[B, 3]`` (metres, camera frame)."""
+        depth = extras["log_depth"].exp()
+        return torch.cat([extras["offset"] * depth / self.focal, depth], 1)
+
+    def camera_points(self, theta: Tensor, extras: dict[str, Tensor]) -> Tensor:
+        """Joints in the camera frame ``[B, J, 3]`` (metres)."""
+        return self.joints_mm(theta) / 1000.0 + self.translation(extras)[:, None]
+
+    def project(self, theta: Tensor, extras: dict[str, Tensor]) -> Tensor:
+        p = self.camera_points(theta, extras)[:, self.keypoint_joints]
+        return self.focal * p[..., :2] / p[..., 2:].clamp_min(self.min_depth)
+
+    def outputs(self, theta: Tensor, extras: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {"joints_mm": self.joints_mm(theta), "transl": self.translation(extras)}

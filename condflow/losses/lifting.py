@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from condflow._checks import NonNegativeFloat
-from condflow.heads.skeleton import SkeletonHead
+from condflow.heads.base import Head
 from condflow.losses.objective import Objective
 from condflow.metrics import mpjpe
 
@@ -29,7 +29,7 @@ class LiftingObjective(Objective):
     """:class:`LiftingLoss` for a skeleton head (or its regression baseline) on batches of
     ``keypoints_2d [B, J, 3]`` and ``joints_3d [B, 17, 3]`` (mm, root at the origin)."""
 
-    def __init__(self, model: nn.Module, weights: LiftingLoss) -> None:
+    def __init__(self, model: Head, weights: LiftingLoss) -> None:
         super().__init__()
         self.model = model
         self.weights = weights
@@ -37,16 +37,15 @@ class LiftingObjective(Objective):
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         gt = batch["joints_3d"]
         out: dict[str, Tensor] = {}
-        if isinstance(self.model, SkeletonHead):
-            c = self.model.context(batch["keypoints_2d"])
-            x = self.model.space.from_joints(gt)
-            log_prob = self.model.flow.log_prob(x, c)
-            log_std = self.model.standardization.scale.log().sum()
-            out["nll"] = -(log_prob + log_std).mean() / self.model.space.dim
-            mode = self.model.mode(c)
+        model = self.model
+        c = model.context(batch["keypoints_2d"])
+        if model.probabilistic:
+            # Per-dimension NLL of the standardized joints.
+            log_prob = model.log_prob(gt, c) + model.log_scale
+            out["nll"] = -log_prob.mean() / model.space.dim
         else:
             out["nll"] = gt.new_zeros(())
-            mode = self.model(batch["keypoints_2d"])
+        mode = model.mode(c).joints_mm[:, 0]
         out["mode"] = mpjpe(mode, gt).mean() / 1000.0
         out["loss"] = self.weights.nll * out["nll"] + self.weights.mode * out["mode"]
         return out

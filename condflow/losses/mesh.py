@@ -22,6 +22,7 @@ from condflow.heads.prohmr import KEYPOINT_PELVIS
 from condflow.losses.adversarial import AdversarialPrior
 from condflow.losses.objective import Objective
 from condflow.losses.prohmr import (
+    BodyPrediction,
     ProHMRLossWeights,
     SupervisionBatch,
     SupervisionWeights,
@@ -30,10 +31,16 @@ from condflow.losses.prohmr import (
 from condflow.spaces.rotations import axis_angle_to_matrix
 
 if TYPE_CHECKING:
-    from condflow.heads.prohmr import ProHMRHead
+    from condflow.heads.prohmr import ProHMRHead, ProHMRPrediction
 
 __all__ = ["MeshLoss", "MeshObjective", "gt_rotmat"]
 
+
+
+def _supervised(pred: ProHMRPrediction) -> BodyPrediction:
+    """The fields of a mesh head's prediction that the ProHMR losses supervise."""
+    return BodyPrediction(keypoints_2d=pred.keypoints_2d, keypoints_3d=pred.keypoints_3d,
+                          rotmat=pred.rotmat, betas=pred.betas)
 
 @dataclass
 class MeshLoss(ProHMRLossWeights):
@@ -100,7 +107,7 @@ class MeshObjective(Objective):
             if model.training and cfg.param_noise > 0:
                 x = x + cfg.param_noise * torch.randn_like(x)
             rows = has_smpl.nonzero()[:, 0]
-            log_prob = log_prob.index_put((rows,), model.flow.log_prob(x, c[rows]))
+            log_prob = log_prob.index_put((rows,), model.log_prob(x, c[rows]))
         # The mode (z = 0) and random samples in one pass.
         if probabilistic:
             noise = torch.cat([c.new_zeros(b, 1, model.space.dim),
@@ -122,8 +129,8 @@ class MeshObjective(Objective):
         )
         terms = prohmr_loss(
             truth,
-            pred[0].loss_inputs(),
-            pred[1:].loss_inputs() if probabilistic and cfg.num_samples > 0 else None,
+            _supervised(pred[0]),
+            _supervised(pred[1:]) if probabilistic and cfg.num_samples > 0 else None,
             log_prob=log_prob,
             pose_6d=pred.pose_6d.reshape(b, -1, 24, 6),
             disc_out=disc_out,

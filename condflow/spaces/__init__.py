@@ -1,5 +1,6 @@
 """Output spaces: rotation representations, the SMPL pose space and skeleton spaces."""
 
+from condflow.spaces.base import OutputSpace
 from condflow.spaces.rotations import (
     axis_angle_to_matrix,
     matrix_to_axis_angle,
@@ -34,6 +35,7 @@ __all__ = [
     "LSP_14",
     "NUM_SMPL_BODY_JOINTS",
     "NUM_SMPL_JOINTS",
+    "OutputSpace",
     "SMPL_JOINT_NAMES",
     "SMPL_PARENTS",
     "SMPL_POSE_DIM",

@@ -223,3 +223,19 @@ class SkeletonSpace(Recorded):
     def flip(self, joints: Tensor) -> Tensor:
         """Mirror joints ``[..., J, 3]`` left/right (see ``flip_joints``)."""
         return flip_joints(joints, self.layout)
+
+    # -- the OutputSpace protocol (condflow.spaces.base) -----------------------------------
+    units = "millimetres, root-relative"
+
+    @property
+    def native_shape(self) -> tuple[int, ...]:
+        """``(J, 3)``: root-relative joints."""
+        return (self.num_joints, 3)
+
+    def to_native(self, x: Tensor) -> Tensor:
+        """:meth:`to_joints`."""
+        return self.to_joints(x)
+
+    def from_native(self, native: Tensor) -> Tensor:
+        """:meth:`from_joints` (made root-relative)."""
+        return self.from_joints(native)

@@ -44,8 +44,20 @@ class SMPLPoseSpace:
     joint_names: tuple[str, ...] = SMPL_JOINT_NAMES
     parents: tuple[int, ...] = SMPL_PARENTS
 
+    #: The OutputSpace protocol (condflow.spaces.base): native = rotation matrices.
+    native_shape: tuple[int, ...] = (NUM_SMPL_JOINTS, 3, 3)
+    units: str = "rotation matrices of SMPL's 24 joints, the global orientation first"
+
     def __repr__(self) -> str:
         return f"SMPLPoseSpace(dim={self.dim})"
+
+    def to_native(self, x: Tensor) -> Tensor:
+        """:meth:`to_rotmat`."""
+        return self.to_rotmat(x)
+
+    def from_native(self, native: Tensor) -> Tensor:
+        """:meth:`from_rotmat`."""
+        return self.from_rotmat(native)
 
     def to_rotmat(self, x: Tensor) -> Tensor:
         """6D features ``[..., 144]`` to rotation matrices ``[..., 24, 3, 3]``."""

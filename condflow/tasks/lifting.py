@@ -211,12 +211,12 @@ class LiftingTask(Task):
             terms: dict[str, float] = {}
             if probabilistic:
                 c = model.context(batch["keypoints_2d"])
-                mode = model.mode(c)
+                mode = model.mode(c).joints_mm[:, 0]
                 terms["nll"] = -model.log_prob(gt, c).mean().item()
-                samples_eval.add(lambda k, c=c: model.sample(k, c, generator=gen), gt,
-                                 mpjpe(mode, gt), mode, model.log_prob(mode, c))
+                samples_eval.add(lambda k, c=c: model.sample(k, c, generator=gen).joints_mm,
+                                 gt, mpjpe(mode, gt), mode, model.log_prob(mode, c))
             else:
-                mode = model(batch["keypoints_2d"])
+                mode = model(batch["keypoints_2d"]).joints_mm[:, 0]
             terms["mode/mpjpe"] = mpjpe(mode, gt).mean().item()
             terms["mode/pa_mpjpe"] = pa_mpjpe(mode, gt).mean().item()
             for k, v in terms.items():
@@ -224,7 +224,7 @@ class LiftingTask(Task):
             count += b
         metrics = {k: v / count for k, v in sums.items()}
         if probabilistic:
-            metrics.update(samples_eval.metrics(model.flow.volume_depends_on_context))
+            metrics.update(samples_eval.metrics(model.volume_depends_on_context))
         metrics["examples"] = count
         return metrics
 

@@ -270,7 +270,7 @@ class MeshTask(Task):
             count += b
         metrics: dict[str, Any] = {k: v / count for k, v in sums.items()}
         if probabilistic:
-            metrics.update(samples_eval.metrics(model.flow.volume_depends_on_context))
+            metrics.update(samples_eval.metrics(model.volume_depends_on_context))
         metrics["examples"] = count
         return metrics
 

@@ -135,15 +135,18 @@ def plot_mesh_predictions(
     """One row per image: the input crop, the mode mesh over it, ``num_samples`` sampled
     meshes over it, and side views of the mode (and of the ground truth when given).
 
-    ``model`` is a :class:`condflow.heads.prohmr.ProHMRHead`; ``images`` ``[K, 3, H, W]``
-    ImageNet-normalized; ``gt_rotmat`` ``[K, 24, 3, 3]`` and ``gt_betas`` ``[K, 10]``.
+    ``model`` is a mesh head (:mod:`condflow.heads.prohmr`; a regression head shows no
+    samples); ``images`` ``[K, 3, H, W]`` ImageNet-normalized; ``gt_rotmat``
+    ``[K, 24, 3, 3]`` and ``gt_betas`` ``[K, 10]``.
     """
     model.eval()
+    num_samples = num_samples if model.probabilistic else 0
     with torch.no_grad():
         c = model.context(images)
         mode = model.mode(c, vertices=True)
         gen = torch.Generator(device=c.device).manual_seed(seed)
-        samples = model.sample(num_samples, c, generator=gen, vertices=True)
+        samples = model.sample(num_samples, c, generator=gen, vertices=True) \
+            if num_samples else None
         gt = None
         if gt_rotmat is not None and gt_betas is not None:
             gt = model.body(gt_rotmat[:, :1], gt_rotmat[:, 1:], gt_betas, eval_joints=False)
@@ -155,7 +158,7 @@ def plot_mesh_predictions(
     for i in progress(range(k), desc="render", unit="image"):
         crop = denormalize_image(images[i])
         panels = [("input", np.kron(crop, np.ones((upscale, upscale, 1))))]
-        panels.append((getattr(model, "point_label", "prediction"), render_overlay(
+        panels.append((model.point_label, render_overlay(
             crop, mode.vertices[i, 0], faces, mode.cam[i, 0].cpu(), focal, upscale)))
         for s in range(num_samples):
             panels.append((f"sample {s + 1}", render_overlay(

@@ -22,8 +22,9 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Ellipse
-from torch import Tensor, nn
+from torch import Tensor
 
+from condflow.heads.base import Head
 from condflow.spaces.skeleton import H36M_16, H36M_17, SkeletonLayout
 
 __all__ = [
@@ -264,7 +265,7 @@ def plot_skeleton_rows(
 
 
 def lifting_model_figure(
-    model: nn.Module,
+    model: Head,
     keypoints_2d: Tensor,
     joints_3d: Tensor | None = None,
     num_samples: int = 10,
@@ -277,19 +278,17 @@ def lifting_model_figure(
     model.eval()
     samples = log_prob = None
     with torch.no_grad():
-        if getattr(model, "probabilistic", False):
-            c = model.context(keypoints_2d)
-            mode = model.mode(c)
+        c = model.context(keypoints_2d)
+        mode = model.mode(c).joints_mm[:, 0]
+        if model.probabilistic:
             gen = torch.Generator(device=c.device).manual_seed(seed)
             samples, log_prob = model.sample_and_log_prob(num_samples, c, gen)
-        else:
-            mode = model(keypoints_2d)
     return lifting_figure(keypoints_2d, mode, samples, log_prob, joints_3d,
-                          point_label=getattr(model, "point_label", "prediction"))
+                          point_label=model.point_label)
 
 
 def plot_lifting(
-    model: nn.Module,
+    model: Head,
     keypoints_2d: Tensor,
     joints_3d: Tensor,
     path: str,

@@ -63,12 +63,12 @@ def test_skeleton_head_density_is_in_millimetres_and_mode_is_most_likely():
     )
     assert torch.allclose(std_lp, expected, atol=1e-4)
     assert torch.allclose(head.log_prob(joints, c), std_lp)
-    mode = head.mode(c)
+    mode = head.mode(c).joints[:, 0]
     samples, lp = head.sample_and_log_prob(50, c)
     assert mode.shape == (4, 17, 3) and samples.shape == (4, 50, 17, 3)
     assert (mode[:, 0] == 0).all() and (samples[:, :, 0] == 0).all()
     assert (head.log_prob(mode, c)[:, None] >= lp - 1e-4).all()
-    assert torch.allclose(head(kp), mode)
+    assert torch.allclose(head(kp).joints[:, 0], mode)
 
 
 def test_regression_head_outputs_millimetres():
@@ -77,7 +77,7 @@ def test_regression_head_outputs_millimetres():
     head = SkeletonRegressionHead(enc, SPACE, mean, std).eval()
     kp = torch.randn(3, 16, 3)
     expected = SPACE.to_joints(enc(kp) * 200 + 10)
-    assert torch.allclose(head(kp), expected)
+    assert torch.allclose(head(kp).joints[:, 0], expected)
     with pytest.raises(ValueError, match="out_features == 48"):
         SkeletonRegressionHead(MLPLifter(16, 3, hidden=8, out_features=5), SPACE)
 

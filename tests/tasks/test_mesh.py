@@ -171,8 +171,8 @@ def test_conditional_volume_and_regression_baseline_train_and_evaluate(tmp_path)
         MeshTask(load_config(tiny(model={"kind": "regresion"}))).build_model()
 
 
-def test_regression_head_starts_at_the_mean_like_pose_and_samples_a_point_mass(task):
-    from condflow.heads import ProHMRRegressionHead
+def test_regression_head_starts_at_the_mean_like_pose_and_refuses_to_sample(task):
+    from condflow.heads import NotProbabilisticError, ProHMRRegressionHead
 
     model = MeshTask(load_config(tiny(model={"kind": "regression"}))).build_model().eval()
     assert isinstance(model, ProHMRRegressionHead) and not model.probabilistic
@@ -181,9 +181,12 @@ def test_regression_head_starts_at_the_mean_like_pose_and_samples_a_point_mass(t
     expected = torch.eye(3).expand(3, 1, 24, 3, 3).clone()
     expected[:, :, 0] = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
     assert (pred.rotmat - expected).abs().max() < 0.05
-    samples = model.sample(4, c)
-    assert samples.rotmat.shape == (3, 4, 24, 3, 3)
-    assert torch.equal(samples.keypoints_3d[:, 2], pred.keypoints_3d[:, 0])
+    assert pred.log_prob is None
+    # A regression baseline has no density: sampling, log p and fitting are refused by type.
+    for refused in (lambda: model.sample(4, c), lambda: model.log_prob(pred.rotmat[:, 0], c),
+                    lambda: model.generate(torch.zeros(3, 1, 144), c), model.fitting_adapter):
+        with pytest.raises(NotProbabilisticError, match="ProHMRRegressionHead is a deter"):
+            refused()
 
 
 @pytest.mark.parametrize("name", ["cpu.yaml", "paper.yaml"])

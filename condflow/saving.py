@@ -39,7 +39,6 @@ defined); nothing named in the file is imported.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from condflow import _recipe
+from condflow._io import file_digest
 from condflow.checkpoint import read_weights, save_checkpoint
 from condflow.config import Config, config_to_dict, load_config
 
@@ -104,12 +104,11 @@ def body_model_fingerprint(model: nn.Module) -> dict[str, Any] | None:
     body = next((m for m in model.modules() if isinstance(m, body_module.BodyModel)), None)
     if body is None:
         return None
-    digest = hashlib.sha256(Path(body.model_file).read_bytes()).hexdigest()
     return {
         "file": Path(body.model_file).name,
         "synthetic": bool(body.is_synthetic),
         "num_vertices": int(body.num_vertices),
-        "sha256": digest,
+        "sha256": file_digest(body.model_file),
     }
 
 

@@ -15,8 +15,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from condflow._io import atomic_write
 from condflow._progress import progress as progress_bar
-from condflow.body.paths import atomic_write
 from condflow.checkpoint import load_checkpoint, save_checkpoint
 from condflow.config import Config, config_to_dict, load_config, validate
 from condflow.distributed import DistInfo, init_distributed, resolve_device, shutdown

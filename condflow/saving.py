@@ -49,7 +49,8 @@ from torch import Tensor, nn
 from condflow import _recipe
 from condflow._io import file_digest
 from condflow.checkpoint import read_weights, save_checkpoint
-from condflow.config import Config, config_to_dict, load_config
+from condflow.config import Config, config_to_dict
+from condflow.tasks import get_task, load_config
 
 __all__ = [
     "FORMAT",
@@ -76,8 +77,6 @@ def _condflow_version() -> str:
 def _as_config(cfg: Config | dict[str, Any], where: str) -> Config:
     try:
         return load_config(cfg) if isinstance(cfg, dict) else cfg
-    except ImportError as err:  # a task registered but not installed
-        raise ValueError(f"{where}: task {cfg.get('task')!r} is not available: {err}") from None
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
 
@@ -88,8 +87,6 @@ def build_model(cfg: Config) -> nn.Module:
     A ``model.pretrained`` initialization file is not read: the weights come from the file
     being loaded, and the training machine's path need not exist here.
     """
-    from condflow.tasks import get_task
-
     if dataclasses.is_dataclass(cfg.model) and getattr(cfg.model, "pretrained", None):
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained=None))
     return get_task(cfg.task)(cfg).build_model().eval()

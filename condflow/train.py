@@ -18,10 +18,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from condflow._io import atomic_write
 from condflow._progress import progress as progress_bar
 from condflow.checkpoint import load_checkpoint, save_checkpoint
-from condflow.config import Config, config_to_dict, load_config, validate
+from condflow.config import Config, config_to_dict, validate
 from condflow.distributed import DistInfo, init_distributed, resolve_device, shutdown
 from condflow.saving import check_state_dict
-from condflow.tasks import Task, get_task
+from condflow.tasks import Task, get_task, load_config
 from condflow.tasks.base import to_device
 
 

@@ -12,7 +12,7 @@ import yaml
 
 from condflow.checkpoint import load_checkpoint
 from condflow.cli import main as cli_main
-from condflow.config import load_config
+from condflow.tasks import load_config
 from condflow.tasks.lifting import LiftingObjective
 from condflow.train import train
 

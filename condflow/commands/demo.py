@@ -11,7 +11,7 @@ from condflow.commands.train import add_overrides, claim_run
 
 def run(args: argparse.Namespace) -> int:
     from condflow._progress import set_progress
-    from condflow.config import load_config
+    from condflow.tasks import load_config
     from condflow.tasks.lifting import table
     from condflow.train import evaluate, train
 

@@ -28,7 +28,8 @@ def _changed(before: Any, after: Any, where: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from condflow._progress import set_progress
     from condflow.checkpoint import load_checkpoint
-    from condflow.config import config_to_dict, load_config, merge_config, read_config
+    from condflow.config import config_to_dict, merge_config, read_config
+    from condflow.tasks import load_config
     from condflow.train import evaluate, fast_dev_run_config
 
     set_progress(not args.no_progress)

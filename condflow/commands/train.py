@@ -46,7 +46,7 @@ def claim_run(guard: OutputGuard, cfg: Config) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from condflow._progress import set_progress
-    from condflow.config import load_config
+    from condflow.tasks import load_config
     from condflow.train import evaluate, fast_dev_run_config, train
 
     set_progress(not args.no_progress)

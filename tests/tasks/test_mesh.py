@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import default_collate
 
 from condflow.checkpoint import load_checkpoint
-from condflow.config import load_config
+from condflow.tasks import load_config
 from condflow.tasks.mesh import MeshObjective, MeshTask, table
 from condflow.train import evaluate, train
 

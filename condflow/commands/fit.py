@@ -82,8 +82,8 @@ def _fit_config(args: argparse.Namespace, defaults: dict[str, float]) -> FitConf
 
 # -- lifting ----------------------------------------------------------------------------------
 def fit_lifting(model: nn.Module, cfg: Any, args: argparse.Namespace, out: Path) -> dict:
-    from condflow.commands.predict import lifting_inputs
     from condflow.data.keypoint_files import load_keypoints
+    from condflow.data.screen import lifting_inputs
     from condflow.fitting import SkeletonAdapter
     from condflow.spaces.skeleton import H36M_17
 
@@ -156,8 +156,8 @@ def _spin24(path: Path) -> np.ndarray:
 def fit_mesh(model: nn.Module, args: argparse.Namespace, out: Path, prohmr: bool = False) -> dict:
     from PIL import Image
 
-    from condflow.data.augment import crop_image, transform_keypoints
-    from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD
+    from condflow.data.augment import transform_keypoints
+    from condflow.data.image_datasets import person_crop
     from condflow.spaces.rotations import matrix_to_axis_angle
 
     if args.image is None:
@@ -186,8 +186,7 @@ def fit_mesh(model: nn.Module, args: argparse.Namespace, out: Path, prohmr: bool
         else:
             lo, hi = seen.min(0), seen.max(0)
             center, scale = (lo + hi) / 2, 1.2 * float((hi - lo).max()) / 200.0
-            crops.append((crop_image(img, center, scale, res) / 255.0 - IMAGENET_MEAN)
-                         / IMAGENET_STD)
+            crops.append(person_crop(img, center, scale, res))
         kps.append(transform_keypoints(person, center, scale))
         boxes.append(np.r_[center, scale])
     if not crops:

@@ -40,8 +40,8 @@ def _views(paths: list[Path], res: int, with_keypoints: bool
 
     from condflow.commands.fit import _spin24
     from condflow.commands.predict import _box_json, person_boxes
-    from condflow.data.augment import crop_image, transform_keypoints
-    from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD
+    from condflow.data.augment import transform_keypoints
+    from condflow.data.image_datasets import person_crop
 
     crops, kps, sources = [], [], []
     for path in paths:
@@ -54,8 +54,7 @@ def _views(paths: list[Path], res: int, with_keypoints: bool
             raise ValueError(f"--keypoints: no OpenPose JSON next to {path} "
                              f"({path.stem}_keypoints.json or {path.stem}.json)")
         center, scale = person_boxes(box_json, img.shape[1], img.shape[0])[0]
-        crops.append((crop_image(img, center, scale, res) / 255.0 - IMAGENET_MEAN)
-                     / IMAGENET_STD)
+        crops.append(person_crop(img, center, scale, res))
         if with_keypoints:
             kps.append(transform_keypoints(_spin24(box_json)[0], center, scale))
         sources.append(None if box_json is None else str(box_json))

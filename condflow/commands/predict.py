@@ -47,7 +47,9 @@ from torch import Tensor, nn
 
 from condflow._outputs import OutputGuard
 from condflow.commands import outputs
-from condflow.data.keypoint_files import KeypointFile, load_keypoints, to_h36m16
+from condflow.data.image_datasets import person_crop
+from condflow.data.keypoint_files import load_keypoints
+from condflow.data.screen import lifting_inputs
 from condflow.metrics import sample_spread
 
 KEYPOINT_SUFFIXES = (".json", ".npy", ".csv")
@@ -65,33 +67,6 @@ def expand_inputs(paths: list[str], suffixes: tuple[str, ...]) -> list[Path]:
         else:
             out.append(p)
     return out
-
-
-def lifting_inputs(
-    kp: KeypointFile,
-    image_size: tuple[float, float],
-    normalized: bool,
-    center: bool,
-    min_confidence: float,
-) -> Tensor:
-    """Model inputs ``[P, 16, 3]``: Human3.6M-16 order, screen coordinates normalized as in
-    VideoPose3D (x ∈ [-1, 1], y scaled alike), confidences made 0/1 at ``min_confidence`` as
-    in training, hidden joints at 0; with ``center`` the hip (or, if hidden, the mean of the
-    seen joints) is moved to (0, 0)."""
-    h36m = to_h36m16(kp)
-    seen = h36m[..., 2] >= min_confidence
-    xy = np.where(seen[..., None], h36m[..., :2], 0.0)
-    if not np.isfinite(xy).all():
-        raise ValueError("keypoints: seen keypoints have NaN or Inf coordinates")
-    if not normalized:
-        w, h = image_size
-        xy = xy / w * 2 - np.array([1.0, h / w])
-    if center:
-        count = np.maximum(seen.sum(1), 1)[:, None]
-        mean = (xy * seen[..., None]).sum(1) / count
-        xy = xy - np.where(seen[:, :1], xy[:, 0], mean)[:, None]
-    conf = seen.astype(np.float64)[..., None]
-    return torch.from_numpy(np.concatenate([xy * conf, conf], -1)).float()
 
 
 # -- outputs ----------------------------------------------------------------------------------
@@ -253,9 +228,6 @@ def predict_mesh(
     """Predict for one image; writes ``stem``.npz/.json/.png into ``s.out``."""
     from PIL import Image
 
-    from condflow.data.augment import crop_image
-    from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD
-
     if not path.is_file():
         raise FileNotFoundError(f"no such file {path}")
     with Image.open(path) as im:
@@ -270,8 +242,7 @@ def predict_mesh(
         x = torch.from_numpy(crops).to(s.device)
     else:
         boxes = person_boxes(boxes_from, img.shape[1], img.shape[0])
-        crops = [(crop_image(img, c, sc, res) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-                 for c, sc in boxes]
+        crops = [person_crop(img, c, sc, res) for c, sc in boxes]
         x = torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2)).float().to(s.device)
     arrays: dict[str, Any] = {
         "box_center": np.array([c for c, _ in boxes]).reshape(-1, 2),

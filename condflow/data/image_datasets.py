@@ -59,6 +59,8 @@ __all__ = [
     "AugmentationConfig",
     "ImageDataset",
     "detect_layout",
+    "imagenet_normalize",
+    "person_crop",
     "write_prohmr_npz",
     "write_spin_npz",
 ]
@@ -94,6 +96,23 @@ PROHMR_FLIP_PERM: tuple[int, ...] = OPENPOSE_FLIP_PERM + tuple(25 + i for i in E
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def imagenet_normalize(img: np.ndarray) -> np.ndarray:
+    """RGB values ``[..., 3]`` in ``0..255`` → the image networks' input values
+    ``(img / 255 − IMAGENET_MEAN) / IMAGENET_STD`` (per channel); float32 stays float32."""
+    return (img / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+
+
+def person_crop(
+    img: np.ndarray, center: Sequence[float] | np.ndarray, scale: float, res: int
+) -> np.ndarray:
+    """The network input for one person box of an RGB image ``[H, W, 3]`` (``0..255``):
+    the ``res × res`` crop of the box (centre ``center`` in pixels, side ``200 · scale``
+    pixels; :func:`~condflow.data.augment.crop_image`, unaugmented), ImageNet-normalized
+    (:func:`imagenet_normalize`). Returns ``[res, res, 3]`` float32, the evaluation crop of
+    :class:`ImageDataset`."""
+    return imagenet_normalize(crop_image(img, center, scale, res))
 
 _SPIN_REQUIRED = ("imgname", "center", "scale", "part")
 _PROHMR_REQUIRED = ("imgname", "center", "scale")
@@ -284,8 +303,7 @@ class ImageDataset(Dataset):
         scale = float(self.scale[index] * aug.scale)
 
         img = crop_image(self.load_image(index), center, scale, self.res, aug.rot, aug.flip)
-        img = color_augment(img, aug.color) / 255.0
-        img = (img - IMAGENET_MEAN) / IMAGENET_STD
+        img = imagenet_normalize(color_augment(img, aug.color))
         kp2 = transform_keypoints(self.keypoints_2d[index], center, scale, aug.rot, aug.flip,
                                   self.flip_perm)
         kp3 = transform_keypoints_3d(self.keypoints_3d[index], aug.rot, aug.flip, self.flip_perm)

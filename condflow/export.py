@@ -52,13 +52,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import smplx.lbs
 import torch
 import torch.nn.functional as F
+from smplx.lbs import lbs, transform_mat
 from torch import Tensor, nn
 
 from condflow._checks import check_positive_int, check_tensor, set_finite_checks
+from condflow._version import __version__
+from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD
 from condflow.encoders.mlp_lifter import MLPLifter
+from condflow.heads.prohmr import ProHMRHead
 from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
+from condflow.saving import body_model_fingerprint, load_with_config
 
 __all__ = [
     "FORMATS",
@@ -126,7 +132,6 @@ def input_normalization(kind: str) -> dict[str, Any]:
             "x' = 2 x / W - 1, y' = 2 y / W - H / W",
             "confidence": "1 for a seen joint, 0 for a hidden one (whose x', y' are 0)",
         }
-    from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD
 
     return {
         "inputs": "RGB crops [B, 3, R, R], R the model's img_res, of a square box around the "
@@ -153,7 +158,6 @@ def head_kind(model: nn.Module) -> str:
     """``"skeleton"`` (flow or regression skeleton head) or ``"mesh"`` (ProHMR head)."""
     if isinstance(model, SkeletonHead | SkeletonRegressionHead):
         return "skeleton"
-    from condflow.heads.prohmr import ProHMRHead
 
     if isinstance(model, ProHMRHead):
         return "mesh"
@@ -166,8 +170,6 @@ def _with_vertices(model: nn.Module, prediction: Any) -> Any:
     The vertices are smplx's linear blend skinning of the body model's arrays, called
     directly: smplx's ``SMPLLayer.forward`` takes ``max(1, batch size)``, which fixes a
     symbolic batch size to the traced one in ``torch.export``."""
-    from smplx.lbs import lbs
-
     b, n = prediction.rotmat.shape[:2]
     rotmat = prediction.rotmat.reshape(-1, 24, 3, 3)
     betas = prediction.betas.reshape(rotmat.shape[0], -1)
@@ -337,14 +339,11 @@ def _metadata(
     outputs: tuple[Tensor, ...],
     extra: dict[str, Any],
 ) -> dict[str, Any]:
-    import condflow
-    from condflow.saving import body_model_fingerprint
-
     names = ("inputs", "noise")[: len(args)]
     body = body_model_fingerprint(module.model)
     return {
         "format": "condflow-export",
-        "condflow_version": condflow.__version__,
+        "condflow_version": __version__,
         "graph": "sampler" if isinstance(module, Sampler) else "predictor",
         "inputs": {n: ["batch", *a.shape[1:]] for n, a in zip(names, args, strict=True)},
         "outputs": {
@@ -391,8 +390,6 @@ def _rigid_transform(
     smplx indexes its Python list of transforms with ``parents[i]``, a tensor element, which
     ``torch.export`` cannot capture (a data-dependent list index); the arithmetic is the same.
     """
-    from smplx.lbs import transform_mat
-
     joints = torch.unsqueeze(joints, dim=-1)
     rel_joints = joints.clone()
     rel_joints[:, 1:] -= joints[:, list(parents[1:])]
@@ -421,8 +418,6 @@ def _capturable(module: nn.Module) -> Iterator[None]:
     if module.kind != "mesh":
         yield
         return
-    import smplx.lbs
-
     parents = tuple(int(p) for p in module.model.body.parents.tolist())
     original = smplx.lbs.batch_rigid_transform
 
@@ -587,8 +582,6 @@ def export_file(
     """Export the model file (or training checkpoint) ``model_path`` to ``out``; ``format``
     as in :func:`export`. The metadata also names the task and whether the training inputs
     were root-centred (lifting: the hip moved to (0, 0), as ``condflow predict`` does)."""
-    from condflow.saving import load_with_config
-
     format = format_for_path(out) if format is None else format
     if format not in FORMATS:
         raise ValueError(f"format: expected one of {FORMATS}, got {format!r}")

@@ -23,6 +23,8 @@ from condflow.distributed import DistInfo, init_distributed, resolve_device, shu
 from condflow.saving import check_state_dict
 from condflow.tasks import Task, get_task, load_config
 from condflow.tasks.base import to_device
+from condflow.viz.calibration import plot_reliability
+from condflow.viz.curves import plot_training_log
 
 
 class GlobalBatchSampler(Sampler[list[int]]):
@@ -232,8 +234,6 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
     if board is not None:
         board.close()
     if log is not None and log.path.exists() and log.path.stat().st_size > 0:
-        from condflow.viz.curves import plot_training_log
-
         plot_training_log(log.path, out / "loss.png", title=f"{cfg.task}: {out}")
     shutdown(info)
     return last
@@ -323,8 +323,6 @@ def evaluate(
     if picture:
         task.picture(model, test_data, str(out.with_suffix(".png")), device)
         if "calibration/coverage" in metrics:
-            from condflow.viz.calibration import plot_reliability
-
             curve = (metrics["calibration/levels"], metrics["calibration/coverage"])
             plot_reliability({cfg.task: curve}, out.with_name(out.stem + "_calibration.png"))
     return metrics

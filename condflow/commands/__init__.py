@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from condflow._outputs import OutputGuard
+from condflow.tasks import get_task
 
 if TYPE_CHECKING:
     from condflow.config import Config
@@ -39,8 +40,6 @@ def outputs(args: argparse.Namespace) -> OutputGuard:
 
 def print_table(cfg: Config, metrics: dict[str, Any]) -> None:
     """The task's metrics table for ``metrics`` (JSON for a task without one)."""
-    from condflow.tasks import get_task
-
     task = get_task(cfg.task)
     print(
         task.table(metrics, cfg.eval.num_samples)

@@ -43,14 +43,23 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from condflow._outputs import OutputGuard
+from condflow._progress import progress, set_progress
 from condflow.commands import outputs
 from condflow.data.image_datasets import person_crop
 from condflow.data.keypoint_files import load_keypoints
+from condflow.data.prohmr_crop import prohmr_inputs
 from condflow.data.screen import lifting_inputs
+from condflow.distributed import resolve_device
 from condflow.metrics import sample_spread
+from condflow.saving import load_with_config
+from condflow.spaces.skeleton import H36M_17
+from condflow.viz.mesh import plot_mesh_predictions
+from condflow.viz.skeleton import plot_skeleton_rows
 
 KEYPOINT_SUFFIXES = (".json", ".npy", ".csv")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -133,8 +142,6 @@ def image_size_for(
     """The image size ``(W, H)`` (pixels) that normalizes ``keypoints`` and where it came
     from: ``--image-size``, else the file's image (:func:`paired_image`), else the training
     images' size, with a warning on stderr."""
-    from PIL import Image
-
     if s.image_size is not None:
         return s.image_size, "--image-size"
     if s.normalized:
@@ -144,8 +151,6 @@ def image_size_for(
         with Image.open(image) as im:  # reads the header only
             return (float(im.width), float(im.height)), str(image)
     w, h = s.training_image_size
-    from tqdm import tqdm
-
     tqdm.write(f"condflow predict: warning: {keypoints}: no --image-size and no image named "
                f"like it; normalizing by the training images' size {w:g}x{h:g} px",
                file=sys.stderr)
@@ -157,8 +162,6 @@ def predict_lifting(
     images: dict[str, Path] | None = None,
 ) -> None:
     """Predict for one keypoint file; writes ``stem``.npz/.json/.png into ``s.out``."""
-    from condflow.spaces.skeleton import H36M_17
-
     kp = load_keypoints(path)
     size, size_from = image_size_for(path, s, images or {})
     info = {**info, "image_size": list(size), "image_size_from": size_from}
@@ -183,8 +186,6 @@ def predict_lifting(
             "units": "millimetres, root-relative, camera frame; log_prob over mm"}
     _write(s, stem, arrays, info)
     if s.picture:
-        from condflow.viz.skeleton import plot_skeleton_rows
-
         r = s.picture_rows
         plot_skeleton_rows(x[:r].cpu(), arrays["mode"][:r].cpu(), s.out / f"{stem}.png",
                            None if samples is None else samples[:r].cpu(),
@@ -226,16 +227,12 @@ def predict_mesh(
     model: nn.Module, path: Path, stem: str, s: Settings, info: dict, boxes_from: Path | None
 ) -> None:
     """Predict for one image; writes ``stem``.npz/.json/.png into ``s.out``."""
-    from PIL import Image
-
     if not path.is_file():
         raise FileNotFoundError(f"no such file {path}")
     with Image.open(path) as im:
         img = np.asarray(im.convert("RGB"))
     res = model.img_res
     if s.crop == "prohmr":
-        from condflow.data.prohmr_crop import prohmr_inputs
-
         people = None if boxes_from is None else load_keypoints(boxes_from).keypoints
         crops, centers, sides = prohmr_inputs(img, people, res)
         boxes = list(zip(centers, sides / 200.0, strict=True))
@@ -268,19 +265,11 @@ def predict_mesh(
             "vertices in the .npz only"}
     _write(s, stem, arrays, info)
     if s.picture:
-        from condflow.viz.mesh import plot_mesh_predictions
-
         plot_mesh_predictions(model, x[: s.picture_rows], str(s.out / f"{stem}.png"),
                               num_samples=min(s.num_samples, 3), seed=s.seed)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from condflow._progress import progress, set_progress
-    from condflow.distributed import resolve_device
-    from condflow.saving import load_with_config
-
     if args.samples < 0:
         raise ValueError(f"--samples: expected an integer >= 0, got {args.samples}")
     if args.picture_rows < 1:

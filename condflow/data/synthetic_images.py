@@ -46,6 +46,7 @@ from condflow.body.model import BodyModel, resolve_model_file
 from condflow.body.poses import POSE_FAMILIES, PoseGenerator
 from condflow.data.image_datasets import write_spin_npz
 from condflow.data.render import BODY_PART_PALETTE, face_part_labels, render_mesh
+from condflow.heads.prohmr import keypoints_from_body  # the model's keypoint definition
 
 __all__ = [
     "RENDERERS",
@@ -187,8 +188,6 @@ def _background(kind: str, colors: np.ndarray, side: int, rng: np.random.Generat
 
 def _render_chunk(job: dict[str, Any]) -> dict[str, np.ndarray]:
     """Pose, place and render images ``job["start"]`` onwards; writes their PNGs."""
-    from condflow.heads.prohmr import keypoints_from_body  # the model's keypoint definition
-
     torch.set_num_threads(1)
     cfg = SyntheticImageConfig(**job["config"])
     p = job["params"]

@@ -17,7 +17,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from condflow.body.camera import project_to_crop
 from condflow.flow import ConditionalFlow
+from condflow.heads.prohmr import KEYPOINT_SOURCES, ProHMRHead
 from condflow.heads.skeleton import SkeletonHead
 from condflow.spaces.skeleton import H36M_17_TO_16
 
@@ -172,8 +174,6 @@ class SMPLAdapter(HeadAdapter):
     """
 
     def __init__(self, head: nn.Module) -> None:
-        from condflow.heads.prohmr import KEYPOINT_SOURCES, ProHMRHead
-
         if not isinstance(head, ProHMRHead):
             raise ValueError(f"head: expected a ProHMRHead, got {type(head).__name__}")
         self.head = head
@@ -193,8 +193,6 @@ class SMPLAdapter(HeadAdapter):
 
     def project_keypoints(self, kp3d: Tensor, cam: Tensor) -> Tensor:
         """3D keypoints ``[B, K, 3]`` and cameras ``[B, 3]`` → ``[B, K, 2]`` crop coords."""
-        from condflow.body.camera import project_to_crop
-
         return project_to_crop(kp3d, cam, self.head.focal_length, self.head.img_res)
 
     def project(self, theta: Tensor, extras: dict[str, Tensor]) -> Tensor:

@@ -49,6 +49,7 @@ from condflow.spaces.skeleton import H36M_TO_J14
 from condflow.spaces.smpl_pose import SMPLPoseSpace
 from condflow.tasks.base import Task, to_device
 from condflow.tasks.evaluation import SampleEvaluation, uncertainty_lines
+from condflow.viz.mesh import plot_mesh_predictions
 
 SPACE = SMPLPoseSpace()
 J14_HIPS = (2, 3)  # the two hips of the 14 LSP joints: their mean is the root
@@ -466,8 +467,6 @@ class MeshTask(Task):
         return metrics
 
     def picture(self, model: nn.Module, data: Dataset, path: str, device: torch.device) -> None:
-        from condflow.viz.mesh import plot_mesh_predictions
-
         e: MeshEval = self.cfg.eval
         items = [data[i] for i in range(min(e.picture_examples, len(data)))]
         batch = to_device(torch.utils.data.default_collate(items), device)

@@ -39,7 +39,7 @@ from condflow._progress import progress, set_progress
 from condflow.commands import outputs
 from condflow.commands._help import plain_text
 from condflow.data.augment import transform_keypoints
-from condflow.data.image_datasets import person_crop
+from condflow.data.image_datasets import keypoint_box, person_crop
 from condflow.data.keypoint_files import body25_to_spin24, load_keypoints
 from condflow.data.prohmr_crop import prohmr_box, prohmr_crop
 from condflow.data.screen import lifting_inputs
@@ -162,16 +162,15 @@ def fit_mesh(model: nn.Module, args: argparse.Namespace, out: Path, prohmr: bool
     if prohmr:  # a model imported from ProHMR: its demo's box (of the raw keypoints) and crop
         raw = load_keypoints(Path(args.keypoints)).keypoints
     for i, person in enumerate(people):
-        seen = person[person[:, 2] > 0, :2]
-        if len(seen) < 2 or float(np.ptp(seen, 0).max()) <= 0:
+        box = keypoint_box(person)
+        if box is None:
             continue
         if prohmr:
             center, side = prohmr_box(raw[i])
             scale = float(side) / 200.0
             crops.append(prohmr_crop(img, center, side, res).transpose(1, 2, 0))
         else:
-            lo, hi = seen.min(0), seen.max(0)
-            center, scale = (lo + hi) / 2, 1.2 * float((hi - lo).max()) / 200.0
+            center, scale = box
             crops.append(person_crop(img, center, scale, res))
         kps.append(transform_keypoints(person, center, scale))
         boxes.append(np.r_[center, scale])

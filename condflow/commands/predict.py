@@ -50,7 +50,7 @@ from tqdm import tqdm
 from condflow._outputs import OutputGuard
 from condflow._progress import progress, set_progress
 from condflow.commands import outputs
-from condflow.data.image_datasets import person_crop
+from condflow.data.image_datasets import keypoint_box, person_crop
 from condflow.data.keypoint_files import load_keypoints
 from condflow.data.prohmr_crop import prohmr_inputs
 from condflow.data.screen import lifting_inputs
@@ -201,13 +201,9 @@ def person_boxes(json_path: Path | None, width: int, height: int) -> list[tuple[
         return [(np.array([width / 2, height / 2]), max(width, height) / 200.0)]
     boxes = []
     for kp in load_keypoints(json_path).keypoints:
-        seen = kp[kp[:, 2] > 0, :2]
-        if len(seen) < 2:
-            continue
-        lo, hi = seen.min(0), seen.max(0)
-        side = float((hi - lo).max())
-        if side > 0:
-            boxes.append(((lo + hi) / 2, 1.2 * side / 200.0))
+        box = keypoint_box(kp)
+        if box is not None:
+            boxes.append(box)
     if not boxes:
         raise ValueError(f"{json_path}: no person with two or more seen keypoints")
     return boxes

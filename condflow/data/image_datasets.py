@@ -60,6 +60,7 @@ __all__ = [
     "ImageDataset",
     "detect_layout",
     "imagenet_normalize",
+    "keypoint_box",
     "person_crop",
     "write_prohmr_npz",
     "write_spin_npz",
@@ -102,6 +103,21 @@ def imagenet_normalize(img: np.ndarray) -> np.ndarray:
     """RGB values ``[..., 3]`` in ``0..255`` → the image networks' input values
     ``(img / 255 − IMAGENET_MEAN) / IMAGENET_STD`` (per channel); float32 stays float32."""
     return (img / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+
+
+def keypoint_box(
+    keypoints: np.ndarray, enlarge: float = 1.2
+) -> tuple[np.ndarray, float] | None:
+    """The person box around ``keypoints [K, 3]`` (pixels; confidence): the bounding box of
+    the seen keypoints (confidence > 0), its longer side enlarged ``enlarge`` times
+    (ProHMR's rule), as ``(centre [2] in pixels, scale = side / 200 px)``. ``None`` with
+    fewer than two seen keypoints or a box of zero size."""
+    seen = keypoints[keypoints[:, 2] > 0, :2]
+    if len(seen) < 2:
+        return None
+    lo, hi = seen.min(0), seen.max(0)
+    side = float((hi - lo).max())
+    return ((lo + hi) / 2, enlarge * side / 200.0) if side > 0 else None
 
 
 def person_crop(

@@ -19,6 +19,7 @@ from condflow.data.image_datasets import (
     ImageDataset,
     detect_layout,
     imagenet_normalize,
+    keypoint_box,
     person_crop,
     write_prohmr_npz,
     write_spin_npz,
@@ -172,6 +173,15 @@ def test_person_crop_is_the_datasets_evaluation_crop(tmp_path):
     crop = person_crop(img, center, scale, 24)
     assert crop.shape == (24, 24, 3) and crop.dtype == np.float32
     assert np.array_equal(item["img"].permute(1, 2, 0).numpy(), crop)
+
+
+def test_keypoint_box_encloses_the_seen_keypoints_only():
+    kp = np.array([[10.0, 20.0, 0.9], [50.0, 30.0, 0.5], [30.0, 80.0, 1.0], [900.0, 900.0, 0.0]])
+    center, scale = keypoint_box(kp)  # the hidden keypoint at (900, 900) is left out
+    np.testing.assert_allclose(center, [30.0, 50.0])
+    assert scale == pytest.approx(1.2 * 60.0 / 200.0)  # the longer side (y: 20..80), x 1.2
+    assert keypoint_box(kp[[0, 3]]) is None  # one seen keypoint
+    assert keypoint_box(np.array([[5.0, 5.0, 1.0], [5.0, 5.0, 1.0]])) is None  # zero size
 
 
 def test_imagenet_normalize_maps_the_mean_colour_to_zero():

@@ -3,8 +3,8 @@ key mechanism of the hash-keyed caches (synthetic data, fitted priors, rendered 
 
 A cache entry is named ``<cache>/<folder>/<kind>-<key>`` where ``<key>`` is
 :func:`cache_key` of what determined its contents, with any input file named by its
-:func:`file_digest` (its bytes), never by its path. Changing how a key is computed renames
-every entry already on disk, so the digests below are pinned by tests.
+:func:`file_digest` (its bytes), never by its path. Changing how a key is computed would
+orphan every entry already on disk, so the tests pin the keys of each cache.
 """
 
 from __future__ import annotations

@@ -57,8 +57,7 @@ PAPER_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "mesh_recovery
 
 def untrained_problem(batch: int, device: torch.device, seed: int = 0
                       ) -> tuple[nn.Module, Tensor, Tensor]:
-    from condflow.config import load_config
-    from condflow.tasks import get_task
+    from condflow.tasks import get_task, load_config
 
     torch.manual_seed(seed)
     cfg = load_config(str(PAPER_CONFIG))

@@ -42,8 +42,7 @@ from common import (
 )
 
 from condflow._checks import set_finite_checks
-from condflow.config import load_config
-from condflow.tasks import get_task
+from condflow.tasks import get_task, load_config
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CONFIGS = {"mesh": EXAMPLES / "mesh_recovery" / "paper.yaml",

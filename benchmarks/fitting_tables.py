@@ -93,7 +93,7 @@ def optimizer(args: argparse.Namespace) -> OptimizerConfig:
 
 def train_small_lifting(steps: int) -> Path:
     """Train the small lifting model of this benchmark into a temporary folder."""
-    from condflow.config import load_config
+    from condflow.tasks import load_config
     from condflow.train import train
 
     out = Path(tempfile.mkdtemp(prefix="condflow-fitting-lifting-"))

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
-from condflow.body.paths import atomic_write
+from condflow._io import atomic_write
 
 __all__ = ["OutputGuard"]
 

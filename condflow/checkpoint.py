@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from condflow.body.paths import atomic_write
+from condflow._io import atomic_write
 
 __all__ = ["atomic_save", "load_checkpoint", "read_weights", "save_checkpoint", "state_checksum"]
 

@@ -3,11 +3,13 @@
 Every field is typed once, when the config is loaded: its annotation says what it accepts
 (``PositiveInt``, ``Literal["cosine", "constant"]``, ``Probability``, ... from
 :mod:`condflow._checks`), so a section added by a task is validated without any code here.
+Which dataclasses type a run's ``data``, ``model``, ``loss`` and ``eval`` is the task's
+business: a run's config is loaded by :func:`condflow.tasks.load_config`, through the task
+it names; this module knows no task.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import re
@@ -136,8 +138,9 @@ def _renamed(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def validate(cfg: Config) -> Config:
-    """Check a :class:`Config` built in Python (not through :func:`load_config`) the way
-    loading checks a file; returns it. Task sections are checked against their own types."""
+    """Check a :class:`Config` built in Python (not through
+    :func:`condflow.tasks.load_config`) the way loading checks a file; returns it. Task
+    sections are checked against their own types."""
     from_dict(Config, cfg)
     for name in ("data", "model", "loss", "eval"):
         section = getattr(cfg, name)
@@ -296,29 +299,6 @@ def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, An
         else:
             merged[key] = value
     return merged
-
-
-def load_config(source: str | Path | dict[str, Any], overrides: list[str] = ()) -> Config:
-    """Read a YAML file, an installed configuration by name (:mod:`condflow.configs`) or a
-    dict, apply ``--set`` overrides, and type every section.
-
-    The task named by ``task:`` supplies the dataclasses of ``data``, ``model``, ``loss`` and
-    ``eval`` (see :mod:`condflow.tasks`).
-    """
-    from condflow.tasks import get_task
-
-    raw = copy.deepcopy(source) if isinstance(source, dict) else read_config(source)
-    raw = apply_overrides(raw, list(overrides))
-    if "task" not in raw:
-        raise ValueError("config: missing key 'task'")
-    if not isinstance(raw["task"], str):
-        raise ValueError(f"task: expected a string, got {raw['task']!r}")
-    task = get_task(raw["task"])
-    sections = {name: raw.pop(name, None) for name in ("data", "model", "loss", "eval")}
-    cfg = from_dict(Config, raw)
-    for name, cls in task.config_types().items():
-        setattr(cfg, name, from_dict(cls, sections[name], name))
-    return cfg
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -56,8 +56,10 @@ import torch
 from torch import Tensor, nn
 
 from condflow._checks import check_positive_int, check_tensor, set_finite_checks
+from condflow._version import __version__
 from condflow.heads.base import Head
 from condflow.heads.prohmr import MESH_FIELDS
+from condflow.saving import body_model_fingerprint, load_with_config
 
 __all__ = [
     "FORMATS",
@@ -249,14 +251,11 @@ def _metadata(
     outputs: tuple[Tensor, ...],
     extra: dict[str, Any],
 ) -> dict[str, Any]:
-    import condflow
-    from condflow.saving import body_model_fingerprint
-
     names = ("inputs", "noise")[: len(args)]
     body = body_model_fingerprint(module.model)
     return {
         "format": "condflow-export",
-        "condflow_version": condflow.__version__,
+        "condflow_version": __version__,
         "graph": "sampler" if isinstance(module, Sampler) else "predictor",
         "inputs": {n: ["batch", *a.shape[1:]] for n, a in zip(names, args, strict=True)},
         "outputs": {
@@ -444,8 +443,6 @@ def export_file(
     """Export the model file (or training checkpoint) ``model_path`` to ``out``; ``format``
     as in :func:`export`. The metadata also names the task and whether the training inputs
     were root-centred (lifting: the hip moved to (0, 0), as ``condflow predict`` does)."""
-    from condflow.saving import load_with_config
-
     format = format_for_path(out) if format is None else format
     if format not in FORMATS:
         raise ValueError(f"format: expected one of {FORMATS}, got {format!r}")

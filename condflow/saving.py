@@ -39,17 +39,20 @@ defined); nothing named in the file is imported.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from condflow import _recipe
+# bijectors, encoders, flow, heads, spaces: the modules defining the classes a recipe rebuilds
+from condflow import _recipe, bijectors, encoders, flow, heads, spaces  # noqa: F401
+from condflow._io import file_digest
+from condflow._version import __version__
+from condflow.body.model import BodyModel
 from condflow.checkpoint import read_weights, save_checkpoint
-from condflow.config import Config, config_to_dict, load_config
+from condflow.config import Config, config_to_dict
+from condflow.tasks import get_task, load_config
 
 __all__ = [
     "FORMAT",
@@ -67,17 +70,9 @@ FORMAT = "condflow-model"
 FORMAT_VERSION = 1
 
 
-def _condflow_version() -> str:
-    import condflow
-
-    return condflow.__version__
-
-
 def _as_config(cfg: Config | dict[str, Any], where: str) -> Config:
     try:
         return load_config(cfg) if isinstance(cfg, dict) else cfg
-    except ImportError as err:  # a task registered but not installed
-        raise ValueError(f"{where}: task {cfg.get('task')!r} is not available: {err}") from None
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
 
@@ -88,8 +83,6 @@ def build_model(cfg: Config) -> nn.Module:
     A ``model.pretrained`` initialization file is not read: the weights come from the file
     being loaded, and the training machine's path need not exist here.
     """
-    from condflow.tasks import get_task
-
     if dataclasses.is_dataclass(cfg.model) and getattr(cfg.model, "pretrained", None):
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained=None))
     return get_task(cfg.task)(cfg).build_model().eval()
@@ -98,18 +91,14 @@ def build_model(cfg: Config) -> nn.Module:
 def body_model_fingerprint(model: nn.Module) -> dict[str, Any] | None:
     """Which body model a model poses (it is not in the ``state_dict``): file name, vertex
     count and the SHA-256 of the model file; ``None`` for models without one."""
-    body_module = sys.modules.get("condflow.body.model")  # not imported: no body model here
-    if body_module is None:
-        return None
-    body = next((m for m in model.modules() if isinstance(m, body_module.BodyModel)), None)
+    body = next((m for m in model.modules() if isinstance(m, BodyModel)), None)
     if body is None:
         return None
-    digest = hashlib.sha256(Path(body.model_file).read_bytes()).hexdigest()
     return {
         "file": Path(body.model_file).name,
         "synthetic": bool(body.is_synthetic),
         "num_vertices": int(body.num_vertices),
-        "sha256": digest,
+        "sha256": file_digest(body.model_file),
     }
 
 
@@ -178,7 +167,7 @@ def save(model: nn.Module, path: str | Path, cfg: Config | dict[str, Any] | None
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "condflow_version": _condflow_version(),
+        "condflow_version": __version__,
         "config": config_to_dict(cfg),
         "model": state,
     }
@@ -196,7 +185,7 @@ def _save_recipe(model: nn.Module, path: str | Path) -> Path:
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "condflow_version": _condflow_version(),
+        "condflow_version": __version__,
         "recipe": spec,
         "model": state,
     }
@@ -207,14 +196,6 @@ def _save_recipe(model: nn.Module, path: str | Path) -> Path:
 
 
 def _build_recipe(spec: Any, where: str) -> nn.Module:
-    # The modules defining condflow's recorded classes, so that their classes are known.
-    import condflow.bijectors
-    import condflow.encoders
-    import condflow.flow
-    import condflow.heads.prohmr
-    import condflow.heads.skeleton
-    import condflow.spaces  # noqa: F401
-
     module = _recipe.build(spec, f"{where}: recipe")
     if not isinstance(module, nn.Module):
         raise ValueError(f"{where}: recipe: builds a {type(module).__name__}, not a module")
@@ -247,7 +228,7 @@ def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
                 advice = f"load it with condflow {by} and save it again"
             raise ValueError(
                 f"{path}: model file format version {version!r} (written by condflow {by}), "
-                f"but condflow {_condflow_version()} reads format version {FORMAT_VERSION}; "
+                f"but condflow {__version__} reads format version {FORMAT_VERSION}; "
                 f"{advice}"
             )
     if not isinstance(payload.get("config", {}), dict):

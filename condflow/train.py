@@ -15,15 +15,17 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from condflow._io import atomic_write
 from condflow._progress import progress as progress_bar
-from condflow.body.paths import atomic_write
 from condflow.checkpoint import load_checkpoint, save_checkpoint
-from condflow.config import Config, config_to_dict, load_config, validate
+from condflow.config import Config, config_to_dict, validate
 from condflow.distributed import DistInfo, init_distributed, resolve_device, shutdown
 from condflow.losses.objective import Objective
 from condflow.saving import check_state_dict
-from condflow.tasks import Task, get_task
+from condflow.tasks import Task, get_task, load_config
 from condflow.tasks.base import to_device
+from condflow.viz.calibration import plot_reliability
+from condflow.viz.curves import plot_training_log
 
 
 class GlobalBatchSampler(Sampler[list[int]]):
@@ -300,8 +302,6 @@ class _TrainingLog:
             self.board.close()
         log = self.csv
         if log is not None and log.path.exists() and log.path.stat().st_size > 0:
-            from condflow.viz.curves import plot_training_log
-
             plot_training_log(log.path, self.out / "loss.png", title=f"{self.task}: {self.out}")
 
 
@@ -389,8 +389,6 @@ def evaluate(
     if picture:
         task.picture(model, test_data, str(out.with_suffix(".png")), device)
         if "calibration/coverage" in metrics:
-            from condflow.viz.calibration import plot_reliability
-
             curve = (metrics["calibration/levels"], metrics["calibration/coverage"])
             plot_reliability({cfg.task: curve}, out.with_name(out.stem + "_calibration.png"))
     return metrics

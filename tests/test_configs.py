@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from condflow.cli import main
-from condflow.config import load_config
 from condflow.configs import config_names, resolve_config
+from condflow.tasks import load_config
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = {
@@ -79,7 +79,7 @@ def test_configs_work_after_a_non_editable_install(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     code = (
-        "import condflow, condflow.config as c; "
+        "import condflow, condflow.tasks as c; "
         "print(condflow.__file__); print(c.load_config('mesh_recovery').task)"
     )
     env = {**os.environ, "PYTHONPATH": str(site)}

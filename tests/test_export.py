@@ -6,7 +6,6 @@ import torch
 
 import condflow
 from condflow.cli import main
-from condflow.config import load_config
 from condflow.export import (
     INSTALL_ONNX,
     MESH_FIELDS,
@@ -17,6 +16,7 @@ from condflow.export import (
     read_metadata,
 )
 from condflow.saving import build_model
+from condflow.tasks import load_config
 
 TINY = {"lifter_hidden": 32, "lifter_blocks": 1, "flow_hidden": 16, "flow_blocks": 2}
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")

@@ -8,7 +8,8 @@ import yaml
 
 from condflow.checkpoint import load_checkpoint
 from condflow.cli import main
-from condflow.config import load_config, merge_config
+from condflow.config import merge_config
+from condflow.tasks import load_config
 
 FAST = ("--fast-dev-run", "--no-progress")
 

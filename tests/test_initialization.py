@@ -16,14 +16,13 @@ import torch
 
 from condflow.bijectors import AffineCoupling, CouplingNet
 from condflow.body.model import BodyModel
-from condflow.config import load_config
 from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.encoders.small_cnn import SmallCNN
 from condflow.flow import ConditionalGlow
 from condflow.heads.prohmr import ProHMRHead, ProHMRRegressionHead
 from condflow.heads.skeleton import SkeletonHead
 from condflow.spaces.skeleton import H36M_17, SkeletonSpace
-from condflow.tasks import get_task
+from condflow.tasks import get_task, load_config
 
 SPACE = SkeletonSpace(H36M_17, drop_root=True)
 

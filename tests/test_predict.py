@@ -10,12 +10,12 @@ from PIL import Image
 
 import condflow
 from condflow.cli import main
-from condflow.commands.predict import lifting_inputs
-from condflow.config import load_config
 from condflow.data.augment import crop_image
 from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD
 from condflow.data.keypoint_files import KeypointFile
+from condflow.data.screen import lifting_inputs
 from condflow.saving import build_model
+from condflow.tasks import load_config
 
 TINY = {"lifter_hidden": 32, "lifter_blocks": 1, "flow_hidden": 16, "flow_blocks": 2}
 

@@ -5,9 +5,10 @@ import torch
 
 import condflow
 from condflow.checkpoint import atomic_save, state_checksum
-from condflow.config import config_to_dict, load_config
+from condflow.config import config_to_dict
 from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
 from condflow.saving import FORMAT_VERSION, build_model, load_with_config
+from condflow.tasks import load_config
 
 TINY = {"lifter_hidden": 32, "lifter_blocks": 1, "flow_hidden": 16, "flow_blocks": 2}
 

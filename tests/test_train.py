@@ -12,8 +12,8 @@ import yaml
 
 from condflow.checkpoint import load_checkpoint
 from condflow.cli import main as cli_main
-from condflow.config import load_config
 from condflow.losses.lifting import LiftingObjective
+from condflow.tasks import load_config
 from condflow.train import train
 
 TINY = {

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
+from condflow._io import atomic_write
 from condflow._safe_pickle import load_pickle
-from condflow.body.paths import atomic_write
 
 REQUIRED_KEYS = (
     "v_template",

@@ -24,8 +24,10 @@ from torch import Tensor, nn
 from condflow._checks import check_tensor
 from condflow._recipe import Recorded
 from condflow.body.convert import load_smpl_dict
-from condflow.body.paths import SMPL_PATH_ENV
+from condflow.body.synthetic import synthetic_model_dir
 from condflow.joints import H36M_JOINT_NAMES, H36M_REGRESSOR_FILENAME, SMPL_MODEL_FILENAME
+
+SMPL_PATH_ENV = "CONDFLOW_SMPL_PATH"
 
 
 @dataclass
@@ -56,8 +58,6 @@ def resolve_model_file(model_path: str | Path | None = None, gender: str = "neut
                 f"gender: the synthetic body model is neutral only, got {gender!r}; set "
                 f"${SMPL_PATH_ENV} or model_path to a SMPL model for gendered bodies"
             )
-        from condflow.body.synthetic import synthetic_model_dir
-
         return synthetic_model_dir() / SMPL_MODEL_FILENAME
     path = Path(model_path).expanduser()
     if path.is_dir():

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse
 from scipy.optimize import nnls
 
-from condflow.body.paths import atomic_write, cache_dir
+from condflow._io import atomic_write, cache_dir
 from condflow.joints import (
     H36M_JOINT_NAMES,
     H36M_REGRESSOR_FILENAME,

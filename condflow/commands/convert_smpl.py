@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from condflow.body.convert import convert_smpl_pkl
 from condflow.commands import outputs
 
 
 def run(args: argparse.Namespace) -> int:
-    from condflow.body.convert import convert_smpl_pkl
-
     if not Path(args.src).is_file():  # named before any complaint about DST
         raise FileNotFoundError(f"SRC: no such file {args.src}")
     print(f"wrote {convert_smpl_pkl(args.src, outputs(args).claim(args.dst, 'DST'))}")

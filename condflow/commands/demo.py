@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from condflow._progress import set_progress
 from condflow.commands import outputs
 from condflow.commands.train import add_overrides, claim_run
+from condflow.tasks import load_config
+from condflow.tasks.evaluation import lifting_table
+from condflow.train import evaluate, train
 
 
 def run(args: argparse.Namespace) -> int:
-    from condflow._progress import set_progress
-    from condflow.config import load_config
-    from condflow.tasks.evaluation import lifting_table
-    from condflow.train import evaluate, train
-
     set_progress(not args.no_progress)
     out = Path(args.out)
     results = {}

@@ -13,8 +13,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from condflow._progress import set_progress
+from condflow.checkpoint import load_checkpoint
 from condflow.commands import outputs, print_table
 from condflow.commands.train import add_fast_dev_run, add_overrides
+from condflow.config import config_to_dict, merge_config, read_config
+from condflow.tasks import load_config
+from condflow.train import evaluate, fast_dev_run_config
 
 
 def _changed(before: Any, after: Any, where: str) -> list[str]:
@@ -26,11 +31,6 @@ def _changed(before: Any, after: Any, where: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from condflow._progress import set_progress
-    from condflow.checkpoint import load_checkpoint
-    from condflow.config import config_to_dict, load_config, merge_config, read_config
-    from condflow.train import evaluate, fast_dev_run_config
-
     set_progress(not args.no_progress)
     if len(args.paths) > 2:
         raise ValueError(f"eval: expected CHECKPOINT (or CONFIG CHECKPOINT), got {args.paths}")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 
 from condflow.commands import outputs as output_guard
+from condflow.export import export_file, format_for_path, read_metadata
 
 
 def run(args: argparse.Namespace) -> int:
-    from condflow.export import export_file, format_for_path, read_metadata
-
     fmt = args.format or format_for_path(args.out)
     path = export_file(args.model, output_guard(args).claim(args.out), fmt, args.samples)
     meta = read_metadata(path)

@@ -27,18 +27,29 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor, nn
 
 from condflow._outputs import OutputGuard
+from condflow._progress import progress, set_progress
 from condflow.commands import outputs
 from condflow.commands._help import plain_text
-
-if TYPE_CHECKING:
-    from condflow.fitting import FitConfig
+from condflow.data.augment import transform_keypoints
+from condflow.data.image_datasets import keypoint_box, person_crop
+from condflow.data.keypoint_files import body25_to_spin24, load_keypoints
+from condflow.data.prohmr_crop import prohmr_box, prohmr_crop
+from condflow.data.screen import lifting_inputs
+from condflow.distributed import resolve_device
+from condflow.fitting import FitConfig, OptimizerConfig, fit_keypoints
+from condflow.saving import load_with_config
+from condflow.spaces.rotations import matrix_to_axis_angle
+from condflow.spaces.skeleton import H36M_17
+from condflow.viz.mesh import MeshFitState, plot_mesh_fit
+from condflow.viz.skeleton import plot_lifting_fit
 
 LIFTING_DEFAULTS = {"keypoint_weight": 1e4, "sigma": 0.05, "shape_weight": 1.0}
 MESH_DEFAULTS = {"keypoint_weight": 1e4, "sigma": 0.05, "shape_weight": 1.0}
@@ -58,9 +69,6 @@ def _write(guard: OutputGuard, out: Path, arrays: dict[str, Any], info: dict[str
 
 def _fit_with_progress(head: Any, c: Tensor, kp: Tensor, config: Any) -> Any:
     """:func:`condflow.fitting.fit_keypoints` with a progress bar over its iterations."""
-    from condflow._progress import progress
-    from condflow.fitting import fit_keypoints
-
     total = config.optimizer.max_iters
     with progress(total=total, desc=f"fit {len(kp)} person(s)", unit="iter") as bar:
         callback = None if bar.disable else (lambda state: bar.update(1))
@@ -68,8 +76,6 @@ def _fit_with_progress(head: Any, c: Tensor, kp: Tensor, config: Any) -> Any:
 
 
 def _fit_config(args: argparse.Namespace, defaults: dict[str, float]) -> FitConfig:
-    from condflow.fitting import FitConfig, OptimizerConfig
-
     return FitConfig(
         keypoint_weight=defaults["keypoint_weight"] if args.keypoint_weight is None
         else args.keypoint_weight,
@@ -82,10 +88,6 @@ def _fit_config(args: argparse.Namespace, defaults: dict[str, float]) -> FitConf
 
 # -- lifting ----------------------------------------------------------------------------------
 def fit_lifting(model: nn.Module, cfg: Any, args: argparse.Namespace, out: Path) -> dict:
-    from condflow.commands.predict import lifting_inputs
-    from condflow.data.keypoint_files import load_keypoints
-    from condflow.spaces.skeleton import H36M_17
-
     if not model.probabilistic:
         raise ValueError("MODEL: fitting needs a probabilistic lifting model (model.kind: "
                          "flow), not the regression baseline")
@@ -95,8 +97,6 @@ def fit_lifting(model: nn.Module, cfg: Any, args: argparse.Namespace, out: Path)
             raise ValueError(f"--image-size: expected W [H] > 0, got {args.image_size}")
         image_size, size_from = (args.image_size[0], args.image_size[-1]), "--image-size"
     elif args.image is not None:
-        from PIL import Image
-
         if not Path(args.image).is_file():
             raise FileNotFoundError(f"--image: no such file {args.image}")
         with Image.open(args.image) as im:  # reads the header only
@@ -132,8 +132,6 @@ def fit_lifting(model: nn.Module, cfg: Any, args: argparse.Namespace, out: Path)
                      "keypoints and reprojections: normalized screen coordinates",
             "diagnostics": fit.diagnostics()}
     if not args.no_picture:
-        from condflow.viz.skeleton import plot_lifting_fit
-
         plot_lifting_fit(kp.cpu(), mode_2d.cpu(), fit_2d.cpu(), mode.cpu(),
                          fit.outputs["joints_mm"].cpu(), out / "fit.png")
     return {"arrays": arrays, "info": info}
@@ -141,8 +139,6 @@ def fit_lifting(model: nn.Module, cfg: Any, args: argparse.Namespace, out: Path)
 
 # -- mesh -------------------------------------------------------------------------------------
 def _spin24(path: Path) -> np.ndarray:
-    from condflow.data.keypoint_files import body25_to_spin24, load_keypoints
-
     kf = load_keypoints(path)
     if kf.layout == "body25":
         return body25_to_spin24(kf.keypoints)
@@ -153,12 +149,6 @@ def _spin24(path: Path) -> np.ndarray:
 
 
 def fit_mesh(model: nn.Module, args: argparse.Namespace, out: Path, prohmr: bool = False) -> dict:
-    from PIL import Image
-
-    from condflow.data.augment import crop_image, transform_keypoints
-    from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD
-    from condflow.spaces.rotations import matrix_to_axis_angle
-
     if args.image is None:
         raise ValueError("--image: required for mesh models (the network's input)")
     image = Path(args.image)
@@ -170,23 +160,18 @@ def fit_mesh(model: nn.Module, args: argparse.Namespace, out: Path, prohmr: bool
     res = model.img_res
     crops, kps, boxes = [], [], []
     if prohmr:  # a model imported from ProHMR: its demo's box (of the raw keypoints) and crop
-        from condflow.data.keypoint_files import load_keypoints
-        from condflow.data.prohmr_crop import prohmr_box, prohmr_crop
-
         raw = load_keypoints(Path(args.keypoints)).keypoints
     for i, person in enumerate(people):
-        seen = person[person[:, 2] > 0, :2]
-        if len(seen) < 2 or float(np.ptp(seen, 0).max()) <= 0:
+        box = keypoint_box(person)
+        if box is None:
             continue
         if prohmr:
             center, side = prohmr_box(raw[i])
             scale = float(side) / 200.0
             crops.append(prohmr_crop(img, center, side, res).transpose(1, 2, 0))
         else:
-            lo, hi = seen.min(0), seen.max(0)
-            center, scale = (lo + hi) / 2, 1.2 * float((hi - lo).max()) / 200.0
-            crops.append((crop_image(img, center, scale, res) / 255.0 - IMAGENET_MEAN)
-                         / IMAGENET_STD)
+            center, scale = box
+            crops.append(person_crop(img, center, scale, res))
         kps.append(transform_keypoints(person, center, scale))
         boxes.append(np.r_[center, scale])
     if not crops:
@@ -215,8 +200,6 @@ def fit_mesh(model: nn.Module, args: argparse.Namespace, out: Path, prohmr: bool
                      "(s, tx, ty); eval_joints_mm: root-relative Human3.6M joints",
             "diagnostics": fit.diagnostics()}
     if not args.no_picture:
-        from condflow.viz.mesh import MeshFitState, plot_mesh_fit
-
         with torch.no_grad():
             mode_vertices = model.body(mode.rotmat[:, 0, :1], mode.rotmat[:, 0, 1:],
                                    mode.betas[:, 0], eval_joints=False).vertices
@@ -233,10 +216,6 @@ def fit_mesh(model: nn.Module, args: argparse.Namespace, out: Path, prohmr: bool
 
 # -- command ----------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
-    from condflow._progress import set_progress
-    from condflow.distributed import resolve_device
-    from condflow.saving import load_with_config
-
     set_progress(not args.no_progress)
     if args.iters < 1:
         raise ValueError(f"--iters: expected an integer >= 1, got {args.iters}")

@@ -27,22 +27,24 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from condflow.commands import outputs
+from condflow.commands.fit import _spin24
+from condflow.commands.predict import _box_json, person_boxes
+from condflow.data.augment import transform_keypoints
+from condflow.data.image_datasets import person_crop
+from condflow.distributed import resolve_device
+from condflow.fitting import FusionConfig, OptimizerConfig, fuse_views, rotation_average_views
+from condflow.saving import load_with_config
+from condflow.spaces.rotations import matrix_to_axis_angle
 
 
 def _views(paths: list[Path], res: int, with_keypoints: bool
            ) -> tuple[np.ndarray, np.ndarray | None, list[str | None]]:
     """Crops ``[N, res, res, 3]`` (normalized), keypoints ``[N, 24, 3]`` in crop coordinates
     (with ``with_keypoints``) and the JSON file each box came from."""
-    from PIL import Image
-
-    from condflow.commands.fit import _spin24
-    from condflow.commands.predict import _box_json, person_boxes
-    from condflow.data.augment import crop_image, transform_keypoints
-    from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD
-
     crops, kps, sources = [], [], []
     for path in paths:
         if not path.is_file():
@@ -54,8 +56,7 @@ def _views(paths: list[Path], res: int, with_keypoints: bool
             raise ValueError(f"--keypoints: no OpenPose JSON next to {path} "
                              f"({path.stem}_keypoints.json or {path.stem}.json)")
         center, scale = person_boxes(box_json, img.shape[1], img.shape[0])[0]
-        crops.append((crop_image(img, center, scale, res) / 255.0 - IMAGENET_MEAN)
-                     / IMAGENET_STD)
+        crops.append(person_crop(img, center, scale, res))
         if with_keypoints:
             kps.append(transform_keypoints(_spin24(box_json)[0], center, scale))
         sources.append(None if box_json is None else str(box_json))
@@ -63,11 +64,6 @@ def _views(paths: list[Path], res: int, with_keypoints: bool
 
 
 def run(args: argparse.Namespace) -> int:
-    from condflow.distributed import resolve_device
-    from condflow.fitting import FusionConfig, OptimizerConfig, fuse_views, rotation_average_views
-    from condflow.saving import load_with_config
-    from condflow.spaces.rotations import matrix_to_axis_angle
-
     if len(args.images) < 2:
         raise ValueError(f"IMAGES: fusion needs at least 2 views, got {len(args.images)}")
     if args.iters < 1:

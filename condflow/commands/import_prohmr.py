@@ -6,11 +6,10 @@ from __future__ import annotations
 import argparse
 
 from condflow.commands import outputs
+from condflow.interop.prohmr import import_prohmr_file
 
 
 def run(args: argparse.Namespace) -> int:
-    from condflow.interop.prohmr import import_prohmr_file
-
     out = outputs(args).claim(args.out, "OUT")  # never an input, never another's file
     result = import_prohmr_file(args.ckpt, out, args.model_cfg, args.body_model, overwrite=True)
     s = result.settings

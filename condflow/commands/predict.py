@@ -43,13 +43,24 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
+from tqdm import tqdm
 
 from condflow._outputs import OutputGuard
+from condflow._progress import progress, set_progress
 from condflow.commands import outputs
-from condflow.data.keypoint_files import KeypointFile, load_keypoints, to_h36m16
+from condflow.data.image_datasets import keypoint_box, person_crop
+from condflow.data.keypoint_files import load_keypoints
+from condflow.data.prohmr_crop import prohmr_inputs
+from condflow.data.screen import lifting_inputs
+from condflow.distributed import resolve_device
 from condflow.heads.base import Head
 from condflow.metrics import sample_spread
+from condflow.saving import load_with_config
+from condflow.spaces.skeleton import H36M_17
+from condflow.viz.mesh import plot_mesh_predictions
+from condflow.viz.skeleton import plot_skeleton_rows
 
 KEYPOINT_SUFFIXES = (".json", ".npy", ".csv")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -66,33 +77,6 @@ def expand_inputs(paths: list[str], suffixes: tuple[str, ...]) -> list[Path]:
         else:
             out.append(p)
     return out
-
-
-def lifting_inputs(
-    kp: KeypointFile,
-    image_size: tuple[float, float],
-    normalized: bool,
-    center: bool,
-    min_confidence: float,
-) -> Tensor:
-    """Model inputs ``[P, 16, 3]``: Human3.6M-16 order, screen coordinates normalized as in
-    VideoPose3D (x ∈ [-1, 1], y scaled alike), confidences made 0/1 at ``min_confidence`` as
-    in training, hidden joints at 0; with ``center`` the hip (or, if hidden, the mean of the
-    seen joints) is moved to (0, 0)."""
-    h36m = to_h36m16(kp)
-    seen = h36m[..., 2] >= min_confidence
-    xy = np.where(seen[..., None], h36m[..., :2], 0.0)
-    if not np.isfinite(xy).all():
-        raise ValueError("keypoints: seen keypoints have NaN or Inf coordinates")
-    if not normalized:
-        w, h = image_size
-        xy = xy / w * 2 - np.array([1.0, h / w])
-    if center:
-        count = np.maximum(seen.sum(1), 1)[:, None]
-        mean = (xy * seen[..., None]).sum(1) / count
-        xy = xy - np.where(seen[:, :1], xy[:, 0], mean)[:, None]
-    conf = seen.astype(np.float64)[..., None]
-    return torch.from_numpy(np.concatenate([xy * conf, conf], -1)).float()
 
 
 # -- outputs ----------------------------------------------------------------------------------
@@ -159,8 +143,6 @@ def image_size_for(
     """The image size ``(W, H)`` (pixels) that normalizes ``keypoints`` and where it came
     from: ``--image-size``, else the file's image (:func:`paired_image`), else the training
     images' size, with a warning on stderr."""
-    from PIL import Image
-
     if s.image_size is not None:
         return s.image_size, "--image-size"
     if s.normalized:
@@ -170,8 +152,6 @@ def image_size_for(
         with Image.open(image) as im:  # reads the header only
             return (float(im.width), float(im.height)), str(image)
     w, h = s.training_image_size
-    from tqdm import tqdm
-
     tqdm.write(f"condflow predict: warning: {keypoints}: no --image-size and no image named "
                f"like it; normalizing by the training images' size {w:g}x{h:g} px",
                file=sys.stderr)
@@ -183,8 +163,6 @@ def predict_lifting(
     images: dict[str, Path] | None = None,
 ) -> None:
     """Predict for one keypoint file; writes ``stem``.npz/.json/.png into ``s.out``."""
-    from condflow.spaces.skeleton import H36M_17
-
     kp = load_keypoints(path)
     size, size_from = image_size_for(path, s, images or {})
     info = {**info, "image_size": list(size), "image_size_from": size_from}
@@ -207,8 +185,6 @@ def predict_lifting(
             "units": "millimetres, root-relative, camera frame; log_prob over mm"}
     _write(s, stem, arrays, info)
     if s.picture:
-        from condflow.viz.skeleton import plot_skeleton_rows
-
         r = s.picture_rows
         plot_skeleton_rows(x[:r].cpu(), arrays["mode"][:r].cpu(), s.out / f"{stem}.png",
                            None if samples is None else samples[:r].cpu(),
@@ -224,13 +200,9 @@ def person_boxes(json_path: Path | None, width: int, height: int) -> list[tuple[
         return [(np.array([width / 2, height / 2]), max(width, height) / 200.0)]
     boxes = []
     for kp in load_keypoints(json_path).keypoints:
-        seen = kp[kp[:, 2] > 0, :2]
-        if len(seen) < 2:
-            continue
-        lo, hi = seen.min(0), seen.max(0)
-        side = float((hi - lo).max())
-        if side > 0:
-            boxes.append(((lo + hi) / 2, 1.2 * side / 200.0))
+        box = keypoint_box(kp)
+        if box is not None:
+            boxes.append(box)
     if not boxes:
         raise ValueError(f"{json_path}: no person with two or more seen keypoints")
     return boxes
@@ -250,27 +222,19 @@ def predict_mesh(
     model: Head, path: Path, stem: str, s: Settings, info: dict, boxes_from: Path | None
 ) -> None:
     """Predict for one image; writes ``stem``.npz/.json/.png into ``s.out``."""
-    from PIL import Image
-
-    from condflow.data.augment import crop_image
-    from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD
-
     if not path.is_file():
         raise FileNotFoundError(f"no such file {path}")
     with Image.open(path) as im:
         img = np.asarray(im.convert("RGB"))
     res = model.img_res
     if s.crop == "prohmr":
-        from condflow.data.prohmr_crop import prohmr_inputs
-
         people = None if boxes_from is None else load_keypoints(boxes_from).keypoints
         crops, centers, sides = prohmr_inputs(img, people, res)
         boxes = list(zip(centers, sides / 200.0, strict=True))
         x = torch.from_numpy(crops).to(s.device)
     else:
         boxes = person_boxes(boxes_from, img.shape[1], img.shape[0])
-        crops = [(crop_image(img, c, sc, res) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-                 for c, sc in boxes]
+        crops = [person_crop(img, c, sc, res) for c, sc in boxes]
         x = torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2)).float().to(s.device)
     arrays: dict[str, Any] = {
         "box_center": np.array([c for c, _ in boxes]).reshape(-1, 2),
@@ -296,19 +260,11 @@ def predict_mesh(
             "vertices in the .npz only"}
     _write(s, stem, arrays, info)
     if s.picture:
-        from condflow.viz.mesh import plot_mesh_predictions
-
         plot_mesh_predictions(model, x[: s.picture_rows], str(s.out / f"{stem}.png"),
                               num_samples=min(s.num_samples, 3), seed=s.seed)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from condflow._progress import progress, set_progress
-    from condflow.distributed import resolve_device
-    from condflow.saving import load_with_config
-
     if args.samples < 0:
         raise ValueError(f"--samples: expected an integer >= 0, got {args.samples}")
     if args.picture_rows < 1:

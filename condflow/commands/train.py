@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from condflow._outputs import OutputGuard
+from condflow._progress import set_progress
 from condflow.commands import outputs, print_table
+from condflow.tasks import load_config
+from condflow.train import checkpoint_path, evaluate, fast_dev_run_config, train
 
 if TYPE_CHECKING:
     from condflow.config import Config
@@ -35,8 +38,6 @@ def add_fast_dev_run(parser: argparse.ArgumentParser) -> None:
 def claim_run(guard: OutputGuard, cfg: Config) -> None:
     """Refuse to start a fresh run over the checkpoint and log of another (without
     ``--overwrite``): they would be replaced at the first checkpoint."""
-    from condflow.train import checkpoint_path
-
     try:
         for path in (checkpoint_path(cfg), Path(cfg.output_dir) / "log.csv"):
             guard.claim(path, "output_dir")
@@ -45,10 +46,6 @@ def claim_run(guard: OutputGuard, cfg: Config) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from condflow._progress import set_progress
-    from condflow.config import load_config
-    from condflow.train import evaluate, fast_dev_run_config, train
-
     set_progress(not args.no_progress)
     if args.fast_dev_run:
         cfg = fast_dev_run_config(args.config, args.set)

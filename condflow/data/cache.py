@@ -4,31 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from condflow.body.paths import atomic_write, cache_dir
-
-_file_digests: dict[tuple[str, int, int], str] = {}
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 (hex) of a file's bytes, remembered per (path, size, mtime) in this process."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    memo = (str(path), stat.st_size, stat.st_mtime_ns)
-    if memo not in _file_digests:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        _file_digests[memo] = digest.hexdigest()
-    return _file_digests[memo]
+from condflow._io import cache_path, cached_file, file_digest
 
 
 def cached_tensors(
@@ -45,15 +27,7 @@ def cached_tensors(
     """
     if dataclasses.is_dataclass(key):
         key = dataclasses.asdict(key)
-    full = {"key": key, "files": [file_digest(f) for f in files]}
-    text = json.dumps(full, sort_keys=True, default=str)
-    digest = hashlib.sha1(text.encode()).hexdigest()[:12]
-    path = cache_dir() / "data" / f"{kind}-{digest}.pt"
-    if path.is_file():
-        try:
-            return torch.load(path, weights_only=True)
-        except Exception:  # noqa: BLE001 - a damaged cache file is regenerated
-            path.unlink(missing_ok=True)
-    tensors = make()
-    atomic_write(path, lambda f: torch.save(tensors, f))
-    return tensors
+    path = cache_path("data", kind, {"key": key, "files": [file_digest(f) for f in files]}, ".pt")
+    return cached_file(
+        path, make, lambda p: torch.load(p, weights_only=True), lambda t, f: torch.save(t, f)
+    )

@@ -53,6 +53,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from condflow._safe_pickle import load_npz
+from condflow.data.screen import normalize_screen_coordinates
 
 __all__ = [
     "H36M_JOINT_NAMES",
@@ -64,7 +65,6 @@ __all__ = [
     "H36MLiftingDataset",
     "load_h36m_cameras",
     "load_h36m_lifting",
-    "normalize_screen_coordinates",
     "quaternion_to_matrix_np",
     "write_h36m_cameras",
     "write_h36m_lifting_npz",
@@ -125,14 +125,6 @@ class H36MLifting:
 
     def __len__(self) -> int:
         return int(self.poses_3d.shape[0])
-
-
-def normalize_screen_coordinates(xy: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Pixels → ``[-1, 1]`` on the x axis, keeping the aspect ratio: ``xy / w · 2 − [1, h/w]``.
-
-    ``xy``: ``[..., 2]`` pixel coordinates; returns the same shape.
-    """
-    return xy / w * 2 - np.array([1.0, h / w], dtype=xy.dtype)
 
 
 def quaternion_to_matrix_np(q: np.ndarray) -> np.ndarray:

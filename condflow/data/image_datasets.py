@@ -60,6 +60,9 @@ __all__ = [
     "AugmentationConfig",
     "ImageDataset",
     "detect_layout",
+    "imagenet_normalize",
+    "keypoint_box",
+    "person_crop",
     "write_prohmr_npz",
     "write_spin_npz",
 ]
@@ -93,6 +96,38 @@ EXTRA_FLIP_PERM: tuple[int, ...] = SPIN_FLIP_PERM[:19]
 PROHMR_KEYPOINT_NAMES: tuple[str, ...] = OPENPOSE_KEYPOINT_NAMES + EXTRA_KEYPOINT_NAMES
 PROHMR_FLIP_PERM: tuple[int, ...] = OPENPOSE_FLIP_PERM + tuple(25 + i for i in EXTRA_FLIP_PERM)
 
+
+
+def imagenet_normalize(img: np.ndarray) -> np.ndarray:
+    """RGB values ``[..., 3]`` in ``0..255`` → the image networks' input values
+    ``(img / 255 − IMAGENET_MEAN) / IMAGENET_STD`` (per channel); float32 stays float32."""
+    return (img / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+
+
+def keypoint_box(
+    keypoints: np.ndarray, enlarge: float = 1.2
+) -> tuple[np.ndarray, float] | None:
+    """The person box around ``keypoints [K, 3]`` (pixels; confidence): the bounding box of
+    the seen keypoints (confidence > 0), its longer side enlarged ``enlarge`` times
+    (ProHMR's rule), as ``(centre [2] in pixels, scale = side / 200 px)``. ``None`` with
+    fewer than two seen keypoints or a box of zero size."""
+    seen = keypoints[keypoints[:, 2] > 0, :2]
+    if len(seen) < 2:
+        return None
+    lo, hi = seen.min(0), seen.max(0)
+    side = float((hi - lo).max())
+    return ((lo + hi) / 2, enlarge * side / 200.0) if side > 0 else None
+
+
+def person_crop(
+    img: np.ndarray, center: Sequence[float] | np.ndarray, scale: float, res: int
+) -> np.ndarray:
+    """The network input for one person box of an RGB image ``[H, W, 3]`` (``0..255``):
+    the ``res × res`` crop of the box (centre ``center`` in pixels, side ``200 · scale``
+    pixels; :func:`~condflow.data.augment.crop_image`, unaugmented), ImageNet-normalized
+    (:func:`imagenet_normalize`). Returns ``[res, res, 3]`` float32, the evaluation crop of
+    :class:`ImageDataset`."""
+    return imagenet_normalize(crop_image(img, center, scale, res))
 
 _SPIN_REQUIRED = ("imgname", "center", "scale", "part")
 _PROHMR_REQUIRED = ("imgname", "center", "scale")
@@ -283,8 +318,7 @@ class ImageDataset(Dataset):
         scale = float(self.scale[index] * aug.scale)
 
         img = crop_image(self.load_image(index), center, scale, self.res, aug.rot, aug.flip)
-        img = color_augment(img, aug.color) / 255.0
-        img = (img - IMAGENET_MEAN) / IMAGENET_STD
+        img = imagenet_normalize(color_augment(img, aug.color))
         kp2 = transform_keypoints(self.keypoints_2d[index], center, scale, aug.rot, aug.flip,
                                   self.flip_perm)
         kp3 = transform_keypoints_3d(self.keypoints_3d[index], aug.rot, aug.flip, self.flip_perm)

@@ -24,7 +24,6 @@ when it falls outside the crop, is hidden behind another body part (by more than
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -40,14 +39,14 @@ from PIL import Image
 from scipy.ndimage import zoom
 from scipy.spatial.transform import Rotation
 
+from condflow._io import cache_path, file_digest
 from condflow._progress import progress
 from condflow.body.camera import DEFAULT_FOCAL_LENGTH, DEFAULT_IMG_RES
 from condflow.body.model import BodyModel, resolve_model_file
-from condflow.body.paths import cache_dir
 from condflow.body.poses import POSE_FAMILIES, PoseGenerator
-from condflow.data.cache import file_digest
 from condflow.data.image_datasets import write_spin_npz
 from condflow.data.render import BODY_PART_PALETTE, face_part_labels, render_mesh
+from condflow.heads.prohmr import keypoints_from_body  # the model's keypoint definition
 
 __all__ = [
     "RENDERERS",
@@ -189,8 +188,6 @@ def _background(kind: str, colors: np.ndarray, side: int, rng: np.random.Generat
 
 def _render_chunk(job: dict[str, Any]) -> dict[str, np.ndarray]:
     """Pose, place and render images ``job["start"]`` onwards; writes their PNGs."""
-    from condflow.heads.prohmr import keypoints_from_body  # the model's keypoint definition
-
     torch.set_num_threads(1)
     cfg = SyntheticImageConfig(**job["config"])
     p = job["params"]
@@ -300,6 +297,11 @@ def make_synthetic_image_set(
     return SyntheticImageSet(out)
 
 
+def _set_folder(cfg: SyntheticImageConfig, model_file: str | Path) -> Path:
+    key = {"version": VERSION, "config": cfg.key(), "body": file_digest(model_file)}
+    return cache_path("data", "mesh-images", key)
+
+
 def synthetic_image_set(
     cfg: SyntheticImageConfig, body_model: str | Path | None = None
 ) -> SyntheticImageSet:
@@ -309,11 +311,7 @@ def synthetic_image_set(
     Generation happens in a temporary folder renamed into place when complete, so
     concurrent callers (e.g. several training processes) never see a partial set.
     """
-    model_file = str(resolve_model_file(body_model))
-    key = json.dumps({"version": VERSION, "config": cfg.key(), "body": file_digest(model_file)},
-                     sort_keys=True, default=list)
-    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    final = cache_dir() / "data" / f"mesh-images-{digest}"
+    final = _set_folder(cfg, resolve_model_file(body_model))
     if (final / "config.json").is_file():
         return SyntheticImageSet(final)
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")

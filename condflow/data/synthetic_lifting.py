@@ -21,6 +21,7 @@ from condflow._progress import progress
 from condflow.body.model import BodyModel
 from condflow.body.poses import PoseGenerator
 from condflow.data.cameras import look_at_cameras
+from condflow.data.screen import normalize_screen_coordinates
 from condflow.spaces.skeleton import H36M_17_TO_16
 
 # Joints dropped together when a limb is occluded (H36M-16 indices: R/L arm, R/L leg).
@@ -40,11 +41,6 @@ class LiftingSetConfig:
     limb_dropout: Probability = 0.05  # probability, per limb, that the whole limb is occluded
     elevation_deg: tuple[float, float] = (-10.0, 40.0)
     distance_m: tuple[float, float] = (3.5, 7.0)
-
-
-def normalize_screen(pixels: np.ndarray, image_size: int) -> np.ndarray:
-    """Pixels → [-1, 1] (VideoPose3D's normalization for a square image)."""
-    return pixels / image_size * 2 - 1
 
 
 def make_lifting_set(cfg: LiftingSetConfig, body: BodyModel | None = None) -> dict[str, Tensor]:
@@ -72,7 +68,7 @@ def make_lifting_set(cfg: LiftingSetConfig, body: BodyModel | None = None) -> di
     for limb in _LIMBS:
         hit = rng.random(cfg.size) < cfg.limb_dropout
         conf[np.ix_(hit, limb)] = 0.0
-    uv = normalize_screen(pixels, cfg.image_size) * conf[..., None]
+    uv = normalize_screen_coordinates(pixels, cfg.image_size, cfg.image_size) * conf[..., None]
     target = (cam - cam[:, :1]) * 1000.0
     return {
         "keypoints_2d": torch.from_numpy(np.concatenate([uv, conf[..., None]], -1)).float(),

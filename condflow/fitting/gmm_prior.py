@@ -8,16 +8,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from condflow._checks import check_positive_int, check_tensor
-from condflow.body.paths import atomic_write, cache_dir
+from condflow._io import cache_path, cached_file
+from condflow.body.poses import PoseGenerator
 
 __all__ = ["GMMFit", "GaussianMixture", "fit_gmm", "pose_prior", "skeleton_prior"]
 
@@ -156,18 +157,17 @@ def fit_gmm(
     return GMMFit(gmm.to(data.dtype), history)
 
 
-def _cached_gmm(kind: str, key: dict, make: callable) -> GaussianMixture:
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    path = cache_dir() / "priors" / f"{kind}-{digest}.pt"
-    if path.is_file():
-        try:
-            state = torch.load(path, weights_only=True)
-            return GaussianMixture(state["log_weights"], state["means"], state["precision_chol"])
-        except Exception:  # noqa: BLE001 - a damaged cache file is refitted
-            path.unlink(missing_ok=True)
-    gmm = make()
-    atomic_write(path, lambda f: torch.save(dict(gmm.state_dict()), f))
-    return gmm
+def _cached_gmm(kind: str, key: dict, make: Callable[[], GaussianMixture]) -> GaussianMixture:
+    def load(path: Path) -> GaussianMixture:
+        state = torch.load(path, weights_only=True)
+        return GaussianMixture(state["log_weights"], state["means"], state["precision_chol"])
+
+    return cached_file(
+        cache_path("priors", kind, key, ".pt"),
+        make,
+        load,
+        lambda gmm, f: torch.save(dict(gmm.state_dict()), f),
+    )
 
 
 def pose_prior(
@@ -181,8 +181,6 @@ def pose_prior(
     after the root) fitted to ``num_samples`` pose-generator samples; cached under
     ``<cache>/priors/``. ``reg_covar`` (rad²) keeps the single-axis joints (knees, elbows)
     from collapsing to zero variance off their axis."""
-    from condflow.body.poses import PoseGenerator
-
     def make() -> GaussianMixture:
         poses = PoseGenerator(seed=seed, random_orient=False).sample(num_samples)
         return fit_gmm(poses.body_pose.reshape(num_samples, 69), num_components,

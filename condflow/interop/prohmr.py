@@ -83,8 +83,8 @@ import torch
 import yaml
 from torch import Tensor, nn
 
-from condflow.config import load_config
 from condflow.saving import build_model, save
+from condflow.tasks import load_config
 
 __all__ = [
     "PROHMR_IMAGE_MEAN",

@@ -11,14 +11,14 @@ density.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from condflow._checks import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from condflow.body.poses import PoseGenerator
-from condflow.heads.prohmr import KEYPOINT_PELVIS
+from condflow.heads.prohmr import KEYPOINT_PELVIS, ProHMRHead, ProHMRPrediction
 from condflow.losses.adversarial import AdversarialPrior
 from condflow.losses.objective import Objective
 from condflow.losses.prohmr import (
@@ -29,9 +29,6 @@ from condflow.losses.prohmr import (
     prohmr_loss,
 )
 from condflow.spaces.rotations import axis_angle_to_matrix
-
-if TYPE_CHECKING:
-    from condflow.heads.prohmr import ProHMRHead, ProHMRPrediction
 
 __all__ = ["MeshLoss", "MeshObjective", "gt_rotmat"]
 

@@ -1,23 +1,13 @@
-"""Task registry: each task is a configuration of the same encoder → flow → space model."""
+"""Tasks: each a configuration of the same encoder → flow → space model, registered by name
+(:func:`register_task` also takes a user's own :class:`Task` subclass)."""
 
 from __future__ import annotations
 
-from condflow.tasks.base import Task
+from condflow.tasks.base import Task, get_task, load_config, register_task
+from condflow.tasks.lifting import LiftingTask
+from condflow.tasks.mesh import MeshTask
 
-_TASKS: dict[str, str] = {
-    "lifting": "condflow.tasks.lifting:LiftingTask",
-    "mesh": "condflow.tasks.mesh:MeshTask",
-}
+register_task(LiftingTask)
+register_task(MeshTask)
 
-
-def get_task(name: str) -> type[Task]:
-    """The :class:`Task` class registered under ``name``."""
-    if name not in _TASKS:
-        raise ValueError(f"task: unknown task {name!r}; expected one of {sorted(_TASKS)}")
-    import importlib
-
-    module, cls = _TASKS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
-
-
-__all__ = ["Task", "get_task"]
+__all__ = ["LiftingTask", "MeshTask", "Task", "get_task", "load_config", "register_task"]

@@ -1,15 +1,18 @@
-"""What a task supplies to the shared training loop and evaluation."""
+"""What a task supplies to the shared training loop and evaluation; the registry of tasks by
+name, and loading a run's config through the task it names."""
 
 from __future__ import annotations
 
+import copy
 import json
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from condflow.config import Config
+from condflow.config import Config, apply_overrides, from_dict, read_config
 from condflow.losses.objective import Objective
 
 
@@ -68,6 +71,50 @@ class Task:
         """:meth:`evaluate`'s ``metrics`` for people (``num_samples``: the min-of-n rows);
         JSON unless the task has a table of its own."""
         return json.dumps(metrics, indent=2)
+
+
+_TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Make ``cls`` (a :class:`Task` subclass) the task of configs with ``task: <cls.name>``;
+    returns it, so it also serves as a class decorator. Re-registering a name replaces it."""
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise TypeError(f"register_task: expected a Task subclass, got {cls!r}")
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"register_task: {cls.__name__}.name must be a non-empty string, "
+                         f"got {name!r}")
+    _TASKS[name] = cls
+    return cls
+
+
+def get_task(name: str) -> type[Task]:
+    """The :class:`Task` class registered under ``name``."""
+    if name not in _TASKS:
+        raise ValueError(f"task: unknown task {name!r}; expected one of {sorted(_TASKS)}")
+    return _TASKS[name]
+
+
+def load_config(source: str | Path | dict[str, Any], overrides: list[str] = ()) -> Config:
+    """Read a YAML file, an installed configuration by name (:mod:`condflow.configs`) or a
+    dict, apply ``--set`` overrides, and type every section.
+
+    The task named by ``task:`` supplies the dataclasses of ``data``, ``model``, ``loss`` and
+    ``eval`` (:meth:`Task.config_types`).
+    """
+    raw = copy.deepcopy(source) if isinstance(source, dict) else read_config(source)
+    raw = apply_overrides(raw, list(overrides))
+    if "task" not in raw:
+        raise ValueError("config: missing key 'task'")
+    if not isinstance(raw["task"], str):
+        raise ValueError(f"task: expected a string, got {raw['task']!r}")
+    task = get_task(raw["task"])
+    sections = {name: raw.pop(name, None) for name in ("data", "model", "loss", "eval")}
+    cfg = from_dict(Config, raw)
+    for name, cls in task.config_types().items():
+        setattr(cfg, name, from_dict(cls, sections[name], name))
+    return cfg
 
 
 def to_device(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:

@@ -21,6 +21,7 @@ from condflow.bijectors import CouplingNet
 from condflow.body.model import BodyModel
 from condflow.config import Config
 from condflow.data.cache import cached_tensors
+from condflow.data.h36m import load_h36m_lifting
 from condflow.data.synthetic_lifting import LiftingSetConfig, TensorDictDataset, make_lifting_set
 from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
@@ -29,6 +30,7 @@ from condflow.metrics import mpjpe, pa_mpjpe
 from condflow.spaces.skeleton import H36M_17, H36M_17_TO_16, SkeletonSpace
 from condflow.tasks.base import Task, to_device
 from condflow.tasks.evaluation import SampleEvaluation, lifting_table
+from condflow.viz.skeleton import plot_lifting
 
 
 @dataclass
@@ -123,8 +125,6 @@ class LiftingTask(Task):
         raise ValueError(f"data.source: expected 'synthetic' or 'h36m', got {d.source!r}")
 
     def _h36m(self) -> tuple[Dataset, Dataset]:
-        from condflow.data.h36m import load_h36m_lifting
-
         d: LiftingData = self.cfg.data
         missing = [k for k in ("h36m_3d", "h36m_2d", "h36m_cameras") if getattr(d, k) is None]
         if missing:
@@ -229,8 +229,6 @@ class LiftingTask(Task):
         return metrics
 
     def picture(self, model: nn.Module, data: Dataset, path: str, device: torch.device) -> None:
-        from condflow.viz.skeleton import plot_lifting
-
         k = self.cfg.eval.picture_examples
         batch = to_device({key: v[:k] for key, v in data.tensors.items()}, device)
         plot_lifting(model, batch["keypoints_2d"], batch["joints_3d"], path, seed=self.cfg.seed)

@@ -40,6 +40,7 @@ from condflow.spaces.rotations import axis_angle_to_matrix
 from condflow.spaces.skeleton import H36M_TO_J14
 from condflow.tasks.base import Task, to_device
 from condflow.tasks.evaluation import SampleEvaluation, mesh_table
+from condflow.viz.mesh import plot_mesh_predictions
 
 J14_HIPS = (2, 3)  # the two hips of the 14 LSP joints: their mean is the root
 
@@ -275,8 +276,6 @@ class MeshTask(Task):
         return metrics
 
     def picture(self, model: nn.Module, data: Dataset, path: str, device: torch.device) -> None:
-        from condflow.viz.mesh import plot_mesh_predictions
-
         e: MeshEval = self.cfg.eval
         items = [data[i] for i in range(min(e.picture_examples, len(data)))]
         batch = to_device(torch.utils.data.default_collate(items), device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
+from condflow.viz import agg_figure
 
 
 def plot_reliability(
@@ -23,7 +23,8 @@ def plot_reliability(
     """
     if not curves:
         raise ValueError("curves: expected at least one (levels, coverage) curve")
-    fig, ax = plt.subplots(figsize=(4.6, 4.6), dpi=110)
+    fig = agg_figure(figsize=(4.6, 4.6), dpi=110)
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="0.6", ls="--", lw=1, label="calibrated")
     for label, (levels, coverage) in curves.items():
         if len(levels) != len(coverage):
@@ -41,4 +42,3 @@ def plot_reliability(
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

@@ -6,9 +6,10 @@ import csv
 import math
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+
+from condflow.viz import agg_figure
 
 __all__ = ["plot_training_log", "read_training_log", "training_log_figure"]
 
@@ -37,8 +38,8 @@ def training_log_figure(log: dict[str, np.ndarray], title: str | None = None) ->
     terms = sorted(terms, key=lambda k: k != "loss") + (["lr"] if "lr" in log else [])
     cols = min(3, len(terms))
     rows = math.ceil(len(terms) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows + 0.3), squeeze=False,
-                             layout="constrained")
+    fig = agg_figure(figsize=(3.6 * cols, 2.6 * rows + 0.3), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
     step = log["step"]
     for ax, name in zip(axes.flat, terms, strict=False):
         y = log[name]
@@ -63,5 +64,4 @@ def plot_training_log(csv_path: str | Path, png_path: str | Path,
     """:func:`training_log_figure` of ``csv_path`` written to ``png_path``; returns it."""
     fig = training_log_figure(read_training_log(csv_path), title)
     fig.savefig(png_path, dpi=90)
-    plt.close(fig)
     return Path(png_path)

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 import matplotlib.patheffects as pe
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
@@ -26,6 +25,7 @@ from condflow._progress import progress
 from condflow.body.camera import weak_perspective_to_translation
 from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD
 from condflow.data.render import overlay, render_mesh
+from condflow.viz import agg_figure
 
 __all__ = [
     "MeshFitState",
@@ -154,7 +154,8 @@ def plot_mesh_predictions(
     focal = model.focal_length
     k = images.shape[0]
     cols = 2 + num_samples + (2 if gt is not None else 1)
-    fig, axes = plt.subplots(k, cols, figsize=(2.2 * cols, 2.3 * k), squeeze=False)
+    fig = agg_figure(figsize=(2.2 * cols, 2.3 * k))
+    axes = fig.subplots(k, cols, squeeze=False)
     for i in progress(range(k), desc="render", unit="image"):
         crop = denormalize_image(images[i])
         panels = [("input", np.kron(crop, np.ones((upscale, upscale, 1))))]
@@ -174,7 +175,6 @@ def plot_mesh_predictions(
             ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 # -- keypoint fits ----------------------------------------------------------------------------
@@ -242,8 +242,8 @@ def mesh_fit_figure(
     def to_px(u: np.ndarray) -> np.ndarray:  # normalized crop coordinates → picture pixels
         return (np.asarray(u, dtype=np.float64) + 1) * res / 2 * upscale - 0.5
 
-    fig, axes = plt.subplots(n, 4, figsize=(3.0 * 4, 3.1 * n + 0.4), squeeze=False,
-                             layout="constrained")
+    fig = agg_figure(figsize=(3.0 * 4, 3.1 * n + 0.4), layout="constrained")
+    axes = fig.subplots(n, 4, squeeze=False)
     for i in progress(range(n), desc="render", unit="person"):
         crop = denormalize_image(images[i])
         panels = [("input crop, observed keypoints",
@@ -288,4 +288,3 @@ def plot_mesh_fit(
     """:func:`mesh_fit_figure` written to ``path`` (PNG)."""
     fig = mesh_fit_figure(images, keypoints_2d, faces, focal_length, before, after, rows)
     fig.savefig(path, dpi=90)
-    plt.close(fig)

@@ -14,18 +14,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Ellipse
+from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
 from condflow.heads.base import Head
 from condflow.spaces.skeleton import H36M_16, H36M_17, SkeletonLayout
+from condflow.viz import agg_figure
 
 __all__ = [
     "LEFT_COLOR",
@@ -141,7 +144,7 @@ def _style_3d(ax: Axes, centre: np.ndarray, half: float) -> None:
     ax.set_zlabel("−y, up (mm)", fontsize=7, labelpad=-4)
     ax.tick_params(labelsize=5, pad=-2)
     for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
-        axis.set_major_locator(plt.MaxNLocator(3))
+        axis.set_major_locator(MaxNLocator(3))
     ax.view_init(elev=15, azim=-60)
 
 
@@ -175,7 +178,7 @@ def _legend(fig: Figure, point_label: str, samples: bool, ground_truth: bool) ->
     if ground_truth:
         handles.append(Line2D([], [], **GT_STYLE, label="ground truth"))
     if samples:
-        handles.append(Line2D([], [], color=plt.get_cmap(SAMPLE_CMAP)(0.6), lw=1, alpha=0.6,
+        handles.append(Line2D([], [], color=matplotlib.colormaps[SAMPLE_CMAP](0.6), lw=1, alpha=0.6,
                               label="samples (colour: log p)"))
         handles.append(Ellipse((0, 0), 1, 1, fill=False, ec="0.35",
                                label=f"per-joint spread ({SPREAD_SD:g} s.d.)"))
@@ -205,10 +208,10 @@ def lifting_figure(
     k = len(kp)
     shaded = smp is not None and lp is not None
     widths = [1, 1.3, 1, 1] + ([0.05] if shaded else [])
-    fig = plt.figure(figsize=(3.2 * 4.3 + 0.6 * shaded, 3.1 * k + 0.4), layout="constrained")
+    fig = agg_figure(figsize=(3.2 * 4.3 + 0.6 * shaded, 3.1 * k + 0.4), layout="constrained")
     fig.get_layout_engine().set(wspace=0.06)
     grid = fig.add_gridspec(k, len(widths), width_ratios=widths)
-    cmap = plt.get_cmap(SAMPLE_CMAP)
+    cmap = matplotlib.colormaps[SAMPLE_CMAP]
     for i in range(k):
         _draw_2d_input(fig.add_subplot(grid[i, 0]), kp[i], "2D input (hidden joints left out)")
         ax3 = fig.add_subplot(grid[i, 1], projection="3d")
@@ -242,7 +245,7 @@ def lifting_figure(
             ax.set_title(VIEWS[view][0], fontsize=8)
         if norm is not None:
             cax = fig.add_subplot(grid[i, 4], label="colorbar")
-            bar = fig.colorbar(plt.cm.ScalarMappable(norm, cmap), cax=cax)
+            bar = fig.colorbar(ScalarMappable(norm, cmap), cax=cax)
             bar.set_label("sample log p (nats)", fontsize=7)
             bar.ax.tick_params(labelsize=6)
     _legend(fig, point_label, smp is not None, gt is not None)
@@ -261,7 +264,6 @@ def plot_skeleton_rows(
     """:func:`lifting_figure` written to ``path`` (PNG)."""
     fig = lifting_figure(keypoints_2d, mode, samples, log_prob, ground_truth, point_label)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def lifting_model_figure(
@@ -298,7 +300,6 @@ def plot_lifting(
     """:func:`lifting_model_figure` written to ``path`` (PNG)."""
     fig = lifting_model_figure(model, keypoints_2d, joints_3d, num_samples, seed)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 # -- lifting fit ------------------------------------------------------------------------------
@@ -319,7 +320,7 @@ def lifting_fit_figure(
     """
     kp, m2, f2, m3, f3 = map(_np, (keypoints_2d, mode_2d, fit_2d, mode, fit))
     n = min(rows, len(kp))
-    fig = plt.figure(figsize=(10.5, 3.3 * n + 0.4), layout="constrained")
+    fig = agg_figure(figsize=(10.5, 3.3 * n + 0.4), layout="constrained")
     fig.get_layout_engine().set(wspace=0.06)
     grid = fig.add_gridspec(n, 3, width_ratios=[1, 1.3, 1])
     grey = {"color": "0.55", "lw": 1.4, "ls": (0, (3, 2))}
@@ -362,4 +363,3 @@ def plot_lifting_fit(
     """:func:`lifting_fit_figure` written to ``path`` (PNG)."""
     fig = lifting_fit_figure(keypoints_2d, mode_2d, fit_2d, mode, fit, rows)
     fig.savefig(path, dpi=90)
-    plt.close(fig)

@@ -65,8 +65,8 @@ def h36m_files(tmp_path):
 def model_file(tmp_path_factory):
     """A one-file tiny lifting model (untrained weights) and its config."""
     import condflow
-    from condflow.config import load_config
     from condflow.saving import build_model
+    from condflow.tasks import load_config
 
     cfg = load_config(tiny_config(tmp_path_factory.mktemp("run") / "run"))
     path = tmp_path_factory.mktemp("model") / "lifting.pt"

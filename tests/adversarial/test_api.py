@@ -162,8 +162,8 @@ def test_compiled_sample_without_generator_traces_in_one_graph():
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kind", ["flow", "regression"])
 def test_lifting_head_inputs_of_another_dtype_name_inputs(dtype, kind):
-    from condflow.config import load_config
     from condflow.saving import build_model
+    from condflow.tasks import load_config
 
     cfg = load_config({"task": "lifting", "model": {"kind": kind, "lifter_hidden": 8,
                                                     "flow_hidden": 8, "flow_blocks": 1}})

@@ -132,7 +132,7 @@ def test_files_written_before_checksums_still_load(model_file, tmp_path):
 
 
 def test_orphaned_temporary_files_are_removed_by_the_next_write(tmp_path):
-    from condflow.body.paths import _tmp_prefix, atomic_write
+    from condflow._io import _tmp_prefix, atomic_write
 
     target = tmp_path / "last.pt"
     dead = os.fork()

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from condflow._checks import PositiveInt
-from condflow.config import Config, TrainConfig, from_dict, load_config, validate
+from condflow.config import Config, TrainConfig, from_dict, validate
+from condflow.tasks import load_config
 
 BAD_OVERRIDES = [
     ("train.batch_size=-8", r"train\.batch_size: expected an integer >= 1, got -8"),

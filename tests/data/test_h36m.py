@@ -16,11 +16,11 @@ from condflow.data.h36m import (
     H36MLiftingDataset,
     load_h36m_cameras,
     load_h36m_lifting,
-    normalize_screen_coordinates,
     quaternion_to_matrix_np,
     write_h36m_cameras,
     write_h36m_lifting_npz,
 )
+from condflow.data.screen import normalize_screen_coordinates
 
 SUBJECTS = ("S1", "S9")
 ACTIONS = ("Walking 1", "Eating")

@@ -18,6 +18,9 @@ from condflow.data.image_datasets import (
     AugmentationConfig,
     ImageDataset,
     detect_layout,
+    imagenet_normalize,
+    keypoint_box,
+    person_crop,
     write_prohmr_npz,
     write_spin_npz,
 )
@@ -156,6 +159,36 @@ def test_eval_crop_of_the_whole_image_is_the_normalized_image(tmp_path):
     item = ImageDataset(path, tmp_path, res=40)[0]
     expected = (img / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
     np.testing.assert_allclose(item["img"].permute(1, 2, 0).numpy(), expected, atol=1e-4)
+
+
+def test_person_crop_is_the_datasets_evaluation_crop(tmp_path):
+    """``condflow predict``/``fit``/``fuse`` feed the network what evaluation fed it."""
+    rng = np.random.default_rng(6)
+    img = rng.integers(0, 256, (50, 64, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    path = tmp_path / "one.npz"
+    center, scale = np.array([30.0, 22.5]), 0.171875  # exact in the float32 npz
+    write_spin_npz(path, ["a.png"], [center], [scale], np.zeros((1, 24, 3)))
+    item = ImageDataset(path, tmp_path, res=24)[0]
+    crop = person_crop(img, center, scale, 24)
+    assert crop.shape == (24, 24, 3) and crop.dtype == np.float32
+    assert np.array_equal(item["img"].permute(1, 2, 0).numpy(), crop)
+
+
+def test_keypoint_box_encloses_the_seen_keypoints_only():
+    kp = np.array([[10.0, 20.0, 0.9], [50.0, 30.0, 0.5], [30.0, 80.0, 1.0], [900.0, 900.0, 0.0]])
+    center, scale = keypoint_box(kp)  # the hidden keypoint at (900, 900) is left out
+    np.testing.assert_allclose(center, [30.0, 50.0])
+    assert scale == pytest.approx(1.2 * 60.0 / 200.0)  # the longer side (y: 20..80), x 1.2
+    assert keypoint_box(kp[[0, 3]]) is None  # one seen keypoint
+    assert keypoint_box(np.array([[5.0, 5.0, 1.0], [5.0, 5.0, 1.0]])) is None  # zero size
+
+
+def test_imagenet_normalize_maps_the_mean_colour_to_zero():
+    mean_rgb = (IMAGENET_MEAN * 255.0)[None, None]
+    assert np.abs(imagenet_normalize(mean_rgb)).max() < 1e-6
+    white = imagenet_normalize(np.full((1, 1, 3), 255.0, np.float32))
+    np.testing.assert_allclose(white[0, 0], (1 - IMAGENET_MEAN) / IMAGENET_STD, rtol=1e-6)
 
 
 @pytest.mark.parametrize("layout", ["spin", "prohmr"])

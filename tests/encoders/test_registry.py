@@ -22,7 +22,7 @@ def test_built_in_names_build_their_encoders():
 
 
 def test_a_registered_encoder_is_built_by_the_mesh_task(monkeypatch):
-    from condflow.config import load_config
+    from condflow.tasks import load_config
     from condflow.tasks.mesh import MeshTask
 
     class Pool(nn.Module):

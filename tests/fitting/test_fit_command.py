@@ -10,8 +10,8 @@ from PIL import Image
 
 import condflow
 from condflow.cli import main
-from condflow.config import load_config
 from condflow.saving import build_model
+from condflow.tasks import load_config
 
 TINY = {"lifter_hidden": 32, "lifter_blocks": 1, "flow_hidden": 16, "flow_blocks": 2}
 

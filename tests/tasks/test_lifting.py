@@ -6,12 +6,12 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from condflow.bijectors import CouplingNet
-from condflow.config import load_config
 from condflow.data.h36m import write_h36m_cameras, write_h36m_lifting_npz
 from condflow.data.synthetic_lifting import LiftingSetConfig, make_lifting_set
 from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
 from condflow.spaces.skeleton import H36M_17, SkeletonSpace
+from condflow.tasks import load_config
 from condflow.tasks.lifting import LiftingTask
 
 SPACE = SkeletonSpace(H36M_17, drop_root=True)

@@ -8,8 +8,8 @@ import torch
 from torch.utils.data import default_collate
 
 from condflow.checkpoint import load_checkpoint
-from condflow.config import load_config
 from condflow.losses.mesh import MeshObjective
+from condflow.tasks import load_config
 from condflow.tasks.evaluation import mesh_table as table
 from condflow.tasks.mesh import MeshTask
 from condflow.train import evaluate, train

@@ -4,8 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from condflow.config import load_config
-from condflow.tasks import get_task
+from condflow.tasks import get_task, load_config
 
 SMALL = {
     "lifting": {"lifter_hidden": 16, "lifter_blocks": 1, "flow_hidden": 8, "flow_blocks": 2},

@@ -5,7 +5,7 @@ when asked."""
 import matplotlib.pyplot as plt
 import pytest
 
-from condflow.config import load_config
+from condflow.tasks import load_config
 from condflow.train import train
 from condflow.viz.curves import read_training_log, training_log_figure
 

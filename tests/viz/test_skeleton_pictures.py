@@ -9,9 +9,9 @@ from matplotlib.colors import to_rgba
 from matplotlib.patches import Ellipse
 from mpl_toolkits.mplot3d import Axes3D
 
-from condflow.config import load_config
 from condflow.saving import build_model
 from condflow.spaces.skeleton import H36M_17, H36M_17_TO_16
+from condflow.tasks import load_config
 from condflow.viz.skeleton import (
     LEFT_COLOR,
     RIGHT_COLOR,

@@ -1,17 +1,27 @@
-"""Where body model files live: the cache directory and atomic file writes."""
+"""File I/O under everything else: the cache folder, atomic writes, file digests, and the one
+key mechanism of the hash-keyed caches (synthetic data, fitted priors, rendered image sets).
+
+A cache entry is named ``<cache>/<folder>/<kind>-<key>`` where ``<key>`` is
+:func:`cache_key` of what determined its contents, with any input file named by its
+:func:`file_digest` (its bytes), never by its path. Changing how a key is computed would
+orphan every entry already on disk, so the tests pin the keys of each cache.
+"""
 
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
 import os
 import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
+
+T = TypeVar("T")
 
 CACHE_DIR_ENV = "CONDFLOW_CACHE_DIR"
-SMPL_PATH_ENV = "CONDFLOW_SMPL_PATH"
 
 
 def cache_dir() -> Path:
@@ -67,3 +77,50 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's live process
         return True
     return True
+
+
+_file_digests: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes, remembered per (path, size, mtime) in this process."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    memo = (str(path), stat.st_size, stat.st_mtime_ns)
+    if memo not in _file_digests:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _file_digests[memo] = digest.hexdigest()
+    return _file_digests[memo]
+
+
+def cache_key(value: Any) -> str:
+    """12 hex digits of the SHA-1 of ``value`` as JSON with sorted keys (tuples as lists,
+    anything else JSON cannot write by its ``str``)."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def cache_path(folder: str, kind: str, key: Any, suffix: str = "") -> Path:
+    """``<cache>/<folder>/<kind>-<cache_key(key)><suffix>``."""
+    return cache_dir() / folder / f"{kind}-{cache_key(key)}{suffix}"
+
+
+def cached_file(
+    path: Path,
+    make: Callable[[], T],
+    load: Callable[[Path], T],
+    save: Callable[[T, IO[bytes]], object],
+) -> T:
+    """``load(path)`` when ``path`` holds a readable entry, else ``make()``, written there
+    (atomically) by ``save(value, fileobj)``. A file that fails to load is made again."""
+    if path.is_file():
+        try:
+            return load(path)
+        except Exception:  # noqa: BLE001 - a damaged cache file is made again
+            path.unlink(missing_ok=True)
+    value = make()
+    atomic_write(path, lambda f: save(value, f))
+    return value

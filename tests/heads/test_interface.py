@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 
-from condflow.bijectors import AffineCoupling
+from condflow.bijectors import AffineCoupling, CouplingNet
 from condflow.body.model import BodyModel
 from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.encoders.small_cnn import SmallCNN
@@ -27,6 +27,7 @@ from condflow.spaces.base import OutputSpace
 from condflow.spaces.skeleton import H36M_17, SkeletonSpace
 
 B = 3
+NET = CouplingNet(hidden_features=16, num_residual_blocks=1)
 SPACE = SkeletonSpace(H36M_17, drop_root=True)
 
 
@@ -41,14 +42,14 @@ def perturbed(head: Head) -> Head:
 
 def skeleton_flow() -> Head:
     torch.manual_seed(0)
-    enc = MLPLifter(16, 3, hidden=32, num_blocks=1)
-    return perturbed(SkeletonHead(enc, SPACE, num_blocks=2, hidden_features=16,
+    enc = MLPLifter(16, 3, hidden=32, num_residual_blocks=1)
+    return perturbed(SkeletonHead(enc, SPACE, num_blocks=2, coupling_net=NET,
                                   mean=torch.randn(SPACE.dim), std=torch.rand(SPACE.dim) + 0.5))
 
 
 def skeleton_regression() -> Head:
     torch.manual_seed(0)
-    enc = MLPLifter(16, 3, hidden=32, num_blocks=1, out_features=SPACE.dim)
+    enc = MLPLifter(16, 3, hidden=32, num_residual_blocks=1, out_features=SPACE.dim)
     return perturbed(SkeletonRegressionHead(enc, SPACE, torch.randn(SPACE.dim),
                                             torch.rand(SPACE.dim) + 0.5))
 
@@ -60,14 +61,14 @@ def body() -> BodyModel:
 
 def mesh_flow(body: BodyModel) -> Head:
     torch.manual_seed(0)
-    return perturbed(ProHMRHead(SmallCNN(3, 16, width=4), body, num_blocks=2, hidden_features=16,
-                                num_residual_blocks=1, point_hidden=16, img_res=32))
+    return perturbed(ProHMRHead(SmallCNN(3, 16, width=4), body, num_blocks=2, coupling_net=NET,
+                                point_hidden=16, img_res=32))
 
 
 def mesh_regression(body: BodyModel) -> Head:
     torch.manual_seed(0)
-    return perturbed(ProHMRRegressionHead(SmallCNN(3, 16, width=4), body, hidden_features=16,
-                                          num_residual_blocks=1, point_hidden=16, img_res=32))
+    return perturbed(ProHMRRegressionHead(SmallCNN(3, 16, width=4), body, pose_net=NET,
+                                          point_hidden=16, img_res=32))
 
 
 @pytest.fixture(params=["skeleton", "skeleton_regression", "mesh", "mesh_regression"])

@@ -42,6 +42,7 @@ from scipy.spatial.transform import Rotation
 
 from condflow._progress import progress
 from condflow.body.camera import DEFAULT_FOCAL_LENGTH, DEFAULT_IMG_RES
+from condflow.body.keypoints import keypoints_from_body
 from condflow.body.model import BodyModel, resolve_model_file
 from condflow.body.paths import cache_dir
 from condflow.body.poses import POSE_FAMILIES, PoseGenerator
@@ -189,8 +190,6 @@ def _background(kind: str, colors: np.ndarray, side: int, rng: np.random.Generat
 
 def _render_chunk(job: dict[str, Any]) -> dict[str, np.ndarray]:
     """Pose, place and render images ``job["start"]`` onwards; writes their PNGs."""
-    from condflow.heads.prohmr import keypoints_from_body  # the model's keypoint definition
-
     torch.set_num_threads(1)
     cfg = SyntheticImageConfig(**job["config"])
     p = job["params"]

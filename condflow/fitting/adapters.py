@@ -172,7 +172,8 @@ class SMPLAdapter(HeadAdapter):
     """
 
     def __init__(self, head: nn.Module) -> None:
-        from condflow.heads.prohmr import KEYPOINT_SOURCES, ProHMRHead
+        from condflow.body.keypoints import KEYPOINT_SOURCES
+        from condflow.heads.prohmr import ProHMRHead
 
         if not isinstance(head, ProHMRHead):
             raise ValueError(f"head: expected a ProHMRHead, got {type(head).__name__}")

@@ -29,13 +29,14 @@ from condflow._checks import (
     Probability,
 )
 from condflow._progress import progress
+from condflow.body.keypoints import KEYPOINT_PELVIS
 from condflow.body.model import BodyModel
 from condflow.body.poses import PoseGenerator
 from condflow.data.image_datasets import AugmentationConfig, ImageDataset
 from condflow.data.synthetic_images import SyntheticImageConfig, synthetic_image_set
 from condflow.encoders.resnet import ResNetEncoder
 from condflow.encoders.small_cnn import SmallCNN
-from condflow.heads.prohmr import KEYPOINT_PELVIS, ProHMRHead, ProHMRRegressionHead
+from condflow.heads.prohmr import ProHMRHead, ProHMRRegressionHead
 from condflow.losses.adversarial import PoseShapeDiscriminator, adversarial_discriminator_loss
 from condflow.losses.prohmr import (
     ProHMRLossWeights,

@@ -22,7 +22,7 @@ __all__ = [
     "keypoints_from_body",
 ]
 
-#: Where each of SPIN's 24 keypoints (``condflow.data.image_datasets.SPIN_KEYPOINT_NAMES``)
+#: Where each of SPIN's 24 keypoints (``condflow.joints.SPIN_KEYPOINT_NAMES``)
 #: comes from: ``("h36m", k)`` the body model's k-th Human3.6M evaluation joint,
 #: ``("smpl", j)`` SMPL's kinematic joint j, ``("vertex", name)`` a surface landmark.
 KEYPOINT_SOURCES: tuple[tuple[str, int | str], ...] = (

@@ -35,7 +35,8 @@ e.g. ``"S1/0/orientation"``; :func:`write_h36m_cameras` writes both file kinds.
 
 Joints
 ------
-The 32 mocap joints are reduced to the usual 17 (:data:`H36M_KEPT_JOINTS`); the 16-joint
+The 32 mocap joints are reduced to the usual 17 (:data:`H36M_KEPT_JOINTS`, named by
+:data:`condflow.joints.H36M_JOINT_NAMES`); the 16-joint
 variant additionally drops the nose (index 9, :data:`H36M_NOSE_INDEX`).
 """
 
@@ -53,9 +54,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from condflow._safe_pickle import load_npz
+from condflow.joints import H36M_JOINT_NAMES
 
 __all__ = [
-    "H36M_JOINT_NAMES",
     "H36M_KEPT_JOINTS",
     "H36M_NOSE_INDEX",
     "H36M_TEST_SUBJECTS",
@@ -75,13 +76,8 @@ H36M_TEST_SUBJECTS: tuple[str, ...] = ("S9", "S11")
 
 #: Indices of the 32 mocap joints kept for the 17-joint skeleton.
 H36M_KEPT_JOINTS: tuple[int, ...] = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
-#: Names of the 17 kept joints, in order.
-H36M_JOINT_NAMES: tuple[str, ...] = (
-    "Hip", "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot", "Spine", "Thorax",
-    "Nose", "Head", "LShoulder", "LElbow", "LWrist", "RShoulder", "RElbow", "RWrist",
-)  # fmt: skip
 #: Index (among the 17) of the joint dropped for the 16-joint variant.
-H36M_NOSE_INDEX = 9
+H36M_NOSE_INDEX = H36M_JOINT_NAMES.index("Nose")
 
 _NUM_CAMERAS = 4
 _CAMERA_FIELDS: dict[str, int] = {

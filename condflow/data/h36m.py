@@ -55,6 +55,7 @@ from torch.utils.data import Dataset
 
 from condflow._safe_pickle import load_npz
 from condflow.joints import H36M_JOINT_NAMES
+from condflow.spaces.rotations import quaternion_to_matrix
 
 __all__ = [
     "H36M_KEPT_JOINTS",
@@ -66,7 +67,6 @@ __all__ = [
     "load_h36m_cameras",
     "load_h36m_lifting",
     "normalize_screen_coordinates",
-    "quaternion_to_matrix_np",
     "write_h36m_cameras",
     "write_h36m_lifting_npz",
 ]
@@ -129,18 +129,6 @@ def normalize_screen_coordinates(xy: np.ndarray, w: int, h: int) -> np.ndarray:
     ``xy``: ``[..., 2]`` pixel coordinates; returns the same shape.
     """
     return xy / w * 2 - np.array([1.0, h / w], dtype=xy.dtype)
-
-
-def quaternion_to_matrix_np(q: np.ndarray) -> np.ndarray:
-    """Unit quaternion ``(w, x, y, z)`` ``[..., 4]`` → rotation matrix ``[..., 3, 3]``."""
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    rows = [
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ]
-    return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -374,7 +362,7 @@ def load_h36m_lifting(
                         f"fewer than the {num_frames} 3D frames"
                     )
                 _check_finite_frames(kp[:num_frames], f"path_2d: {path_2d} {where} camera {ci}")
-                rot = quaternion_to_matrix_np(cam["orientation"])
+                rot = quaternion_to_matrix(torch.from_numpy(cam["orientation"])).numpy()
                 # Row vectors: Rᵀ (X − t) becomes (X − t) R.
                 p3 = (world_mm - cam["translation"]) @ rot
                 if root_relative:

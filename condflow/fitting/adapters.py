@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from condflow.body.camera import pinhole_translation
 from condflow.flow import ConditionalFlow
 from condflow.heads.skeleton import SkeletonHead
 from condflow.spaces.skeleton import H36M_17_TO_16
@@ -58,44 +59,6 @@ class HeadAdapter:
 
     def outputs(self, theta: Tensor, extras: dict[str, Tensor]) -> dict[str, Tensor]:
         raise NotImplementedError
-
-
-def pinhole_translation(
-    points: Tensor,
-    keypoints: Tensor,
-    focal: float,
-    default_depth: float = 5.0,
-    ridge: float = 1e-8,
-) -> Tensor:
-    """Least-squares translation T ``[B, 3]`` so that ``points + T`` project onto ``keypoints``.
-
-    With ``u = f (X + T)_xy / (X + T)_z`` each visible keypoint gives two equations linear in
-    T: ``f T_x − u_x T_z = u_x X_z − f X_x`` (and the same for y), weighted by the confidence.
-    A small ridge towards ``(0, 0, default_depth)`` keeps examples with fewer than two visible
-    keypoints well posed; the depth is kept ≥ 0.1 · ``default_depth``.
-
-    Args:
-        points: ``[B, K, 3]`` 3D points (metres) before translation.
-        keypoints: ``[B, K, 3]`` observed ``(u, v, confidence)``.
-        focal: focal length in the units of ``u`` (normalized: 2 · focal_px / image_size).
-    """
-    w = keypoints[..., 2]
-    u = keypoints[..., :2] * (w > 0)[..., None]
-    zero, f = torch.zeros_like(u[..., 0]), torch.full_like(u[..., 0], focal)
-    rows_x = torch.stack([f, zero, -u[..., 0]], -1)  # [B, K, 3]
-    rows_y = torch.stack([zero, f, -u[..., 1]], -1)
-    a = torch.cat([rows_x, rows_y], 1)
-    b = torch.cat([u[..., 0] * points[..., 2] - focal * points[..., 0],
-                   u[..., 1] * points[..., 2] - focal * points[..., 1]], 1)
-    ww = torch.cat([w, w], 1)
-    ata = torch.einsum("bki,bk,bkj->bij", a, ww, a)
-    atb = torch.einsum("bki,bk,bk->bi", a, ww, b)
-    lam = ridge * (1.0 + ata.diagonal(dim1=-2, dim2=-1).sum(-1))[:, None, None]
-    prior = points.new_tensor([0.0, 0.0, default_depth])
-    t = torch.linalg.solve(ata + lam * torch.eye(3, dtype=a.dtype, device=a.device),
-                           atb + lam[..., 0] * prior)
-    depth = t[:, 2].clamp_min(0.1 * default_depth)
-    return torch.cat([t[:, :2], depth[:, None]], 1)
 
 
 class SkeletonAdapter(HeadAdapter):

@@ -321,8 +321,8 @@ def mean_pose(body_pose: Tensor, betas: Tensor) -> tuple[Tensor, Tensor]:
     """The mean-pose baseline's body: each joint's chordal mean rotation and the mean shape.
 
     The per-joint mean rotation matrix is projected back to SO(3)
-    (:func:`condflow.spaces.rotations.average_rotations`), the rotation closest in Frobenius
-    norm to all the examples' rotations of that joint.
+    (:func:`condflow.spaces.rotations.average_rotations`): the rotation minimizing the sum of
+    squared Frobenius distances to the examples' rotations of that joint.
 
     Args:
         body_pose: ``[N, J, 3, 3]`` rotation matrices of the N examples' joints (for SMPL's

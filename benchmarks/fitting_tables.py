@@ -47,6 +47,7 @@ from condflow.fitting import (
     rotation_average_views,
     skeleton_prior,
 )
+from condflow.metrics import j14_joints as j14
 from condflow.metrics import mpjpe, pa_mpjpe
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -234,15 +235,6 @@ def table3_lifting(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Mesh model helpers
-
-
-def j14(eval_joints: Tensor) -> Tensor:
-    """The 14 LSP joints (mm), centred at the mid-hip: the mesh task's evaluation joints."""
-    from condflow.spaces.skeleton import H36M_TO_J14
-    from condflow.tasks.mesh import J14_HIPS
-
-    joints = eval_joints[..., list(H36M_TO_J14), :] * 1000.0
-    return joints - joints[..., list(J14_HIPS), :].mean(-2, keepdim=True)
 
 
 def load_mesh(checkpoint: str) -> tuple[Any, Any, Any]:

@@ -1,9 +1,10 @@
 """3D pose metrics: MPJPE, PA-MPJPE, min-of-n over samples, and what the uncertainty of a
 probabilistic model is worth (rank correlation of predicted spread with error, calibration
-of per-joint sample regions).
+of per-joint sample regions); the 14 evaluation joints of SPIN/ProHMR and the mean-pose
+baseline.
 
-All functions take and return millimetres and accept any leading batch dimensions before the
-``[J, 3]`` joint axes.
+All error functions take and return millimetres and accept any leading batch dimensions
+before the ``[J, 3]`` joint axes.
 
 **Min-of-n** (the paper's "min", ProHMR's ``eval_regression.py`` with its default
 ``--num_samples 4096``): for each example, the error of the best of its first n samples;
@@ -17,10 +18,14 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from condflow._checks import check_tensor
+from condflow._checks import check_tensor, check_trailing
+from condflow.joints import H36M_TO_J14, J14_HIPS
+from condflow.spaces.rotations import average_rotations, project_to_rotation
 
 __all__ = [
     "CALIBRATION_LEVELS",
+    "j14_joints",
+    "mean_pose",
     "min_of_n",
     "min_of_n_mpjpe",
     "mpjpe",
@@ -100,16 +105,13 @@ def _procrustes_align64(x: Tensor, y: Tensor) -> Tensor:
     mu_y = y.mean(dim=-2, keepdim=True)
     x0 = x - mu_x
     y0 = y - mu_y
-    # Cross-covariance H = X0ᵀ Y0 = U S Vᵀ; the best rotation is U D Vᵀ with
-    # D = diag(1, 1, sign det(U Vᵀ)) so that det R = +1.
+    # The best rotation is the proper rotation nearest to the cross-covariance H = X0ᵀ Y0,
+    # U D Vᵀ from H = U S Vᵀ; the best scale is tr(D S) / ‖X0‖².
     h = x0.transpose(-1, -2) @ y0
-    u, s, vh = torch.linalg.svd(h)
-    d = torch.ones_like(s)
-    d[..., -1] = torch.where(torch.linalg.det(u @ vh) < 0, -1.0, 1.0)
-    r = u @ (d.unsqueeze(-1) * vh)
+    r, signed_s = project_to_rotation(h, return_singular_values=True)
     var_x = (x0**2).sum(dim=(-1, -2))
     # A degenerate pred (all joints at one point) gets scale 0: it is moved to gt's centroid.
-    scale = (d * s).sum(dim=-1) / var_x.clamp_min(1e-12)
+    scale = signed_s.sum(dim=-1) / var_x.clamp_min(1e-12)
     return scale[..., None, None] * (x0 @ r) + mu_y
 
 
@@ -297,3 +299,41 @@ def region_coverage(
     radii = torch.quantile((x - center.unsqueeze(1)).norm(dim=-1), q, dim=1)  # [L, B, J]
     distance = (gt.to(torch.float64) - center).norm(dim=-1)  # [B, J]
     return (distance.unsqueeze(0) <= radii).to(torch.float64).mean((1, 2))
+
+
+def j14_joints(eval_joints: Tensor) -> Tensor:
+    """The 14 LSP evaluation joints of SPIN/ProHMR, in millimetres relative to the mid-hip.
+
+    Args:
+        eval_joints: ``[..., 17, 3]`` Human3.6M joints (:data:`condflow.joints.H36M_JOINT_NAMES`
+            order) in metres, e.g. the body model's evaluation joints.
+
+    Returns:
+        ``[..., 14, 3]`` the joints :data:`condflow.joints.H36M_TO_J14` in millimetres, minus
+        the mean of the two hips (:data:`condflow.joints.J14_HIPS`).
+    """
+    check_trailing("eval_joints", eval_joints, (17, 3), finite=False)
+    joints = eval_joints[..., list(H36M_TO_J14), :] * 1000.0
+    return joints - joints[..., list(J14_HIPS), :].mean(-2, keepdim=True)
+
+
+def mean_pose(body_pose: Tensor, betas: Tensor) -> tuple[Tensor, Tensor]:
+    """The mean-pose baseline's body: each joint's chordal mean rotation and the mean shape.
+
+    The per-joint mean rotation matrix is projected back to SO(3)
+    (:func:`condflow.spaces.rotations.average_rotations`): the rotation minimizing the sum of
+    squared Frobenius distances to the examples' rotations of that joint.
+
+    Args:
+        body_pose: ``[N, J, 3, 3]`` rotation matrices of the N examples' joints (for SMPL's
+            body pose J = 23: every joint but the root); pass float64 for a large N.
+        betas: ``[N, 10]`` shape coefficients (any trailing size) of the same examples.
+
+    Returns:
+        ``([J, 3, 3], [10])``: the mean rotations and the mean shape, in the inputs' dtypes.
+    """
+    check_tensor("body_pose", body_pose, ("N", "J", 3, 3))
+    check_tensor("betas", betas, (body_pose.shape[0], "D"))
+    if body_pose.shape[0] == 0:
+        raise ValueError("body_pose: expected at least one example, got N = 0")
+    return average_rotations(body_pose.transpose(0, 1)), betas.mean(0)

@@ -14,6 +14,8 @@ from scipy.spatial.transform import Rotation
 
 from condflow.metrics import (
     CALIBRATION_LEVELS,
+    j14_joints,
+    mean_pose,
     min_of_n,
     min_of_n_mpjpe,
     mpjpe,
@@ -252,3 +254,43 @@ def test_sample_errors_in_chunks_match_one_batch():
         assert min_of_n(errors["pa_mpjpe"][:, :n]).mean().item() == pytest.approx(whole[n])
     with pytest.raises(ValueError, match=r"draw\(k\)"):
         sample_errors(lambda k: samples[:, :1], gt, 10, chunk=4)
+
+
+def test_j14_joints_hand_worked():
+    # Human3.6M joint k at (k mm, -2k mm, 7 mm), given in metres.
+    k = torch.arange(17, dtype=torch.float64)
+    eval_joints = torch.stack([k, -2 * k, torch.full_like(k, 7.0)], -1) / 1000.0
+    out = j14_joints(eval_joints[None])
+    # The LSP joints are H36M joints 6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10; the
+    # hips (LSP 2 and 3) are H36M 4 and 1, so the mid-hip is at (2.5, -5, 7) mm.
+    picked = torch.tensor([6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10], dtype=torch.float64)
+    expected = torch.stack([picked - 2.5, -2 * picked + 5.0, torch.zeros(14, dtype=torch.float64)],
+                           -1)
+    assert out.shape == (1, 14, 3)
+    torch.testing.assert_close(out[0], expected, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"eval_joints: expected shape \[\*, 17, 3\]"):
+        j14_joints(torch.zeros(2, 24, 3))
+
+
+def test_mean_pose_hand_worked():
+    def about_z(angle: float) -> torch.Tensor:
+        return torch.as_tensor(Rotation.from_euler("z", angle).as_matrix())
+
+    eye = torch.eye(3, dtype=torch.float64)
+    # Two examples, two joints: joint 0 turned by 0.2 and 1.0 rad about z (mean 0.6 rad: the
+    # chordal mean of two rotations about one axis is the middle one), joint 1 at rest.
+    body_pose = torch.stack([torch.stack([about_z(0.2), eye]), torch.stack([about_z(1.0), eye])])
+    betas = torch.tensor([[1.0, -2.0], [3.0, 4.0]], dtype=torch.float64)
+    rot, mean_betas = mean_pose(body_pose, betas)
+    assert rot.shape == (2, 3, 3) and rot.dtype == torch.float64
+    torch.testing.assert_close(rot[0], about_z(0.6), rtol=0, atol=1e-12)
+    torch.testing.assert_close(rot[1], eye, rtol=0, atol=1e-12)
+    torch.testing.assert_close(mean_betas, torch.tensor([2.0, 1.0], dtype=torch.float64))
+    # float32 in, float32 out.
+    rot32, betas32 = mean_pose(body_pose.float(), betas.float())
+    assert rot32.dtype == torch.float32 and betas32.dtype == torch.float32
+    torch.testing.assert_close(rot32, rot.float(), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="betas"):
+        mean_pose(body_pose, betas[:1])
+    with pytest.raises(ValueError, match="body_pose"):
+        mean_pose(body_pose[:0], betas[:0])

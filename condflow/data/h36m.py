@@ -35,7 +35,8 @@ e.g. ``"S1/0/orientation"``; :func:`write_h36m_cameras` writes both file kinds.
 
 Joints
 ------
-The 32 mocap joints are reduced to the usual 17 (:data:`H36M_KEPT_JOINTS`); the 16-joint
+The 32 mocap joints are reduced to the usual 17 (:data:`H36M_KEPT_JOINTS`, named by
+:data:`condflow.joints.H36M_JOINT_NAMES`); the 16-joint
 variant additionally drops the nose (index 9, :data:`H36M_NOSE_INDEX`).
 """
 
@@ -54,9 +55,10 @@ from torch.utils.data import Dataset
 
 from condflow._safe_pickle import load_npz
 from condflow.data.screen import normalize_screen_coordinates
+from condflow.joints import H36M_JOINT_NAMES
+from condflow.spaces.rotations import quaternion_to_matrix
 
 __all__ = [
-    "H36M_JOINT_NAMES",
     "H36M_KEPT_JOINTS",
     "H36M_NOSE_INDEX",
     "H36M_TEST_SUBJECTS",
@@ -65,7 +67,6 @@ __all__ = [
     "H36MLiftingDataset",
     "load_h36m_cameras",
     "load_h36m_lifting",
-    "quaternion_to_matrix_np",
     "write_h36m_cameras",
     "write_h36m_lifting_npz",
 ]
@@ -75,13 +76,8 @@ H36M_TEST_SUBJECTS: tuple[str, ...] = ("S9", "S11")
 
 #: Indices of the 32 mocap joints kept for the 17-joint skeleton.
 H36M_KEPT_JOINTS: tuple[int, ...] = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
-#: Names of the 17 kept joints, in order.
-H36M_JOINT_NAMES: tuple[str, ...] = (
-    "Hip", "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot", "Spine", "Thorax",
-    "Nose", "Head", "LShoulder", "LElbow", "LWrist", "RShoulder", "RElbow", "RWrist",
-)  # fmt: skip
 #: Index (among the 17) of the joint dropped for the 16-joint variant.
-H36M_NOSE_INDEX = 9
+H36M_NOSE_INDEX = H36M_JOINT_NAMES.index("Nose")
 
 _NUM_CAMERAS = 4
 _CAMERA_FIELDS: dict[str, int] = {
@@ -127,16 +123,6 @@ class H36MLifting:
         return int(self.poses_3d.shape[0])
 
 
-def quaternion_to_matrix_np(q: np.ndarray) -> np.ndarray:
-    """Unit quaternion ``(w, x, y, z)`` ``[..., 4]`` → rotation matrix ``[..., 3, 3]``."""
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    rows = [
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ]
-    return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,7 +356,7 @@ def load_h36m_lifting(
                         f"fewer than the {num_frames} 3D frames"
                     )
                 _check_finite_frames(kp[:num_frames], f"path_2d: {path_2d} {where} camera {ci}")
-                rot = quaternion_to_matrix_np(cam["orientation"])
+                rot = quaternion_to_matrix(torch.from_numpy(cam["orientation"])).numpy()
                 # Row vectors: Rᵀ (X − t) becomes (X − t) R.
                 p3 = (world_mm - cam["translation"]) @ rot
                 if root_relative:

@@ -2,7 +2,8 @@
 
 SPIN layout (Kolotouros et al., 2019)
     ``imgname`` ``[N]`` str, ``center`` ``[N, 2]`` pixels, ``scale`` ``[N]`` (box side / 200),
-    ``part`` ``[N, 24, 3]`` 2D keypoints + confidence (:data:`SPIN_KEYPOINT_NAMES`); optional
+    ``part`` ``[N, 24, 3]`` 2D keypoints + confidence
+    (:data:`condflow.joints.SPIN_KEYPOINT_NAMES`); optional
     ``S`` ``[N, 24, 4]`` 3D keypoints + confidence, ``pose`` ``[N, 72]`` axis-angle SMPL pose,
     ``shape`` ``[N, 10]``, ``has_smpl`` ``[N]`` (ones when ``pose`` is present without it).
 ProHMR layout (Kolotouros et al., 2021)
@@ -45,6 +46,7 @@ from condflow.data.augment import (
     transform_smpl_pose,
 )
 from condflow.encoders.resnet import IMAGENET_MEAN, IMAGENET_STD
+from condflow.joints import BODY25_NAMES, SPIN_KEYPOINT_NAMES
 
 __all__ = [
     "EXTRA_FLIP_PERM",
@@ -52,11 +54,9 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "OPENPOSE_FLIP_PERM",
-    "OPENPOSE_KEYPOINT_NAMES",
     "PROHMR_FLIP_PERM",
     "PROHMR_KEYPOINT_NAMES",
     "SPIN_FLIP_PERM",
-    "SPIN_KEYPOINT_NAMES",
     "AugmentationConfig",
     "ImageDataset",
     "detect_layout",
@@ -67,33 +67,22 @@ __all__ = [
     "write_spin_npz",
 ]
 
-#: The 24 keypoints of SPIN's ``part`` / ``S`` arrays.
-SPIN_KEYPOINT_NAMES: tuple[str, ...] = (
-    "Right Ankle", "Right Knee", "Right Hip", "Left Hip", "Left Knee", "Left Ankle",
-    "Right Wrist", "Right Elbow", "Right Shoulder", "Left Shoulder", "Left Elbow", "Left Wrist",
-    "Neck (LSP)", "Top of Head (LSP)", "Pelvis (MPII)", "Thorax (MPII)", "Spine (H36M)",
-    "Jaw (H36M)", "Head (H36M)", "Nose", "Left Eye", "Right Eye", "Left Ear", "Right Ear",
-)  # fmt: skip
+#: Mirror partner of each of SPIN's 24 keypoints (:data:`condflow.joints.SPIN_KEYPOINT_NAMES`).
 SPIN_FLIP_PERM: tuple[int, ...] = (
     5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 12, 13, 14, 15, 16, 17, 18, 19, 21, 20, 23, 22,
 )  # fmt: skip
 
-#: OpenPose BODY_25 keypoints.
-OPENPOSE_KEYPOINT_NAMES: tuple[str, ...] = (
-    "Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist", "MidHip",
-    "RHip", "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye", "REar", "LEar",
-    "LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe", "RHeel",
-)  # fmt: skip
+#: Mirror partner of each OpenPose BODY_25 keypoint (:data:`condflow.joints.BODY25_NAMES`).
 OPENPOSE_FLIP_PERM: tuple[int, ...] = (
     0, 1, 5, 6, 7, 2, 3, 4, 8, 12, 13, 14, 9, 10, 11, 16, 15, 18, 17, 22, 23, 24, 19, 20, 21,
 )  # fmt: skip
 
-#: ProHMR's 19 extra keypoints: the first 19 of :data:`SPIN_KEYPOINT_NAMES`.
+#: ProHMR's 19 extra keypoints: the first 19 of :data:`condflow.joints.SPIN_KEYPOINT_NAMES`.
 EXTRA_KEYPOINT_NAMES: tuple[str, ...] = SPIN_KEYPOINT_NAMES[:19]
 EXTRA_FLIP_PERM: tuple[int, ...] = SPIN_FLIP_PERM[:19]
 
 #: ProHMR's 44 keypoints: BODY_25 then the 19 extra ones.
-PROHMR_KEYPOINT_NAMES: tuple[str, ...] = OPENPOSE_KEYPOINT_NAMES + EXTRA_KEYPOINT_NAMES
+PROHMR_KEYPOINT_NAMES: tuple[str, ...] = BODY25_NAMES + EXTRA_KEYPOINT_NAMES
 PROHMR_FLIP_PERM: tuple[int, ...] = OPENPOSE_FLIP_PERM + tuple(25 + i for i in EXTRA_FLIP_PERM)
 
 

@@ -54,10 +54,9 @@ from typing import Any
 
 import numpy as np
 
-from condflow.spaces.skeleton import H36M_17_TO_16
+from condflow.joints import H36M_17_TO_16, H36M_JOINT_NAMES
 
 __all__ = [
-    "BODY25_NAMES",
     "COCO17_NAMES",
     "H36M_16_NAMES",
     "LAYOUT_JOINTS",
@@ -69,20 +68,12 @@ __all__ = [
     "to_h36m16",
 ]
 
-BODY25_NAMES: tuple[str, ...] = (
-    "Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",
-    "MidHip", "RHip", "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye", "REar",
-    "LEar", "LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe", "RHeel",
-)  # fmt: skip
 COCO17_NAMES: tuple[str, ...] = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
     "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
     "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
 )  # fmt: skip
-H36M_16_NAMES: tuple[str, ...] = (
-    "Hip", "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot", "Spine", "Thorax", "Head",
-    "LShoulder", "LElbow", "LWrist", "RShoulder", "RElbow", "RWrist",
-)  # fmt: skip
+H36M_16_NAMES: tuple[str, ...] = tuple(H36M_JOINT_NAMES[i] for i in H36M_17_TO_16)
 
 #: Number of joints of each known layout.
 LAYOUT_JOINTS: dict[str, int] = {"body25": 25, "coco17": 17, "h36m16": 16, "h36m17": 17,

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from condflow.joints import SMPL_JOINT_NAMES
+
 __all__ = [
     "BODY_PART_PALETTE",
     "SMPL_PART_NAMES",
@@ -35,13 +37,8 @@ __all__ = [
     "render_mesh",
 ]
 
-#: Names of the 24 SMPL skinning parts (joints), in SMPL order.
-SMPL_PART_NAMES: tuple[str, ...] = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hand", "right_hand",
-)  # fmt: skip
+#: Names of the 24 SMPL skinning parts: one per joint, in SMPL order.
+SMPL_PART_NAMES: tuple[str, ...] = SMPL_JOINT_NAMES
 
 #: ``[24, 3]`` RGB in [0, 1] per SMPL part: left parts warm (red → yellow), right parts cool
 #: (blue → green), torso violet/grey, head skin-coloured.

@@ -42,11 +42,11 @@ from scipy.spatial.transform import Rotation
 from condflow._io import cache_path, file_digest
 from condflow._progress import progress
 from condflow.body.camera import DEFAULT_FOCAL_LENGTH, DEFAULT_IMG_RES
+from condflow.body.keypoints import keypoints_from_body
 from condflow.body.model import BodyModel, resolve_model_file
 from condflow.body.poses import POSE_FAMILIES, PoseGenerator
 from condflow.data.image_datasets import write_spin_npz
 from condflow.data.render import BODY_PART_PALETTE, face_part_labels, render_mesh
-from condflow.heads.prohmr import keypoints_from_body  # the model's keypoint definition
 
 __all__ = [
     "RENDERERS",

@@ -18,9 +18,9 @@ from torch.utils.data import Dataset
 
 from condflow._checks import NonNegativeFloat, PositiveFloat, PositiveInt, Probability
 from condflow._progress import progress
+from condflow.body.camera import look_at_cameras
 from condflow.body.model import BodyModel
 from condflow.body.poses import PoseGenerator
-from condflow.data.cameras import look_at_cameras
 from condflow.data.screen import normalize_screen_coordinates
 from condflow.spaces.skeleton import H36M_17_TO_16
 

@@ -16,9 +16,7 @@ from condflow.fitting.fusion import (
     FusionConfig,
     FusionResult,
     RotationAverage,
-    average_rotations,
     fuse_views,
-    project_to_rotation,
     rotation_average_views,
 )
 from condflow.fitting.gmm_prior import GaussianMixture, GMMFit, fit_gmm, pose_prior, skeleton_prior
@@ -43,7 +41,6 @@ __all__ = [
     "SMPLAdapter",
     "SkeletonAdapter",
     "VariableLayout",
-    "average_rotations",
     "bending_energy",
     "fit_gmm",
     "fit_keypoints",
@@ -56,7 +53,6 @@ __all__ = [
     "minimize",
     "pinhole_translation",
     "pose_prior",
-    "project_to_rotation",
     "rotation_average_views",
     "skeleton_prior",
 ]

@@ -17,7 +17,8 @@ each image. With keypoints, shape β is shared by the views and each view
 has its own camera; without keypoints β is the mean of the point head's per-view β.
 
 The baseline averages each body joint's per-view mode rotation: the mean matrix projected
-back to SO(3) by SVD with the determinant fixed (the chordal L2 mean).
+back to SO(3) by SVD with the determinant fixed (the chordal L2 mean,
+:func:`condflow.spaces.rotations.average_rotations`).
 """
 
 from __future__ import annotations
@@ -32,47 +33,15 @@ from condflow.fitting.adapters import SMPLAdapter, make_adapter
 from condflow.fitting.latent import frozen
 from condflow.fitting.optimize import OptimizerConfig, VariableLayout, minimize
 from condflow.fitting.robust import check_keypoints, keypoint_energy
+from condflow.spaces.rotations import average_rotations
 
 __all__ = [
     "FusionConfig",
     "FusionResult",
     "RotationAverage",
-    "average_rotations",
     "fuse_views",
-    "project_to_rotation",
     "rotation_average_views",
 ]
-
-
-def project_to_rotation(matrix: Tensor) -> Tensor:
-    """The nearest proper rotation (Frobenius norm): ``[..., 3, 3] -> [..., 3, 3]``.
-
-    ``U diag(1, 1, det(U Vᵀ)) Vᵀ`` from the SVD ``M = U S Vᵀ``; always det = +1.
-    """
-    u, _, vh = torch.linalg.svd(matrix)
-    det = torch.linalg.det(u @ vh)
-    d = torch.ones_like(matrix[..., 0])  # [..., 3]
-    d[..., 2] = torch.where(det < 0, -1.0, 1.0)
-    return u @ (d[..., :, None] * vh)
-
-
-def average_rotations(rotations: Tensor, weights: Tensor | None = None) -> Tensor:
-    """Chordal mean of rotations ``[..., N, 3, 3]`` over the view axis N → ``[..., 3, 3]``.
-
-    The (weighted) mean matrix, projected back to SO(3) by :func:`project_to_rotation`.
-    ``weights``: ``[..., N]`` non-negative, default uniform.
-    """
-    check_tensor("rotations", rotations)
-    if rotations.dim() < 3 or rotations.shape[-2:] != (3, 3):
-        raise ValueError(f"rotations: expected shape [..., N, 3, 3], got "
-                         f"{list(rotations.shape)}")
-    if weights is None:
-        mean = rotations.mean(-3)
-    else:
-        check_tensor("weights", weights, list(rotations.shape[:-2]))
-        w = weights / weights.sum(-1, keepdim=True)
-        mean = (w[..., None, None] * rotations).sum(-3)
-    return project_to_rotation(mean)
 
 
 @dataclass

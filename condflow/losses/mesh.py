@@ -17,8 +17,9 @@ import torch
 from torch import Tensor
 
 from condflow._checks import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from condflow.body.keypoints import KEYPOINT_PELVIS
 from condflow.body.poses import PoseGenerator
-from condflow.heads.prohmr import KEYPOINT_PELVIS, ProHMRHead, ProHMRPrediction
+from condflow.heads.prohmr import ProHMRHead, ProHMRPrediction
 from condflow.losses.adversarial import AdversarialPrior
 from condflow.losses.objective import Objective
 from condflow.losses.prohmr import (

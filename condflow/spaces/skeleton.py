@@ -14,6 +14,7 @@ from torch import Tensor
 
 from condflow._checks import check_trailing
 from condflow._recipe import Recorded
+from condflow.joints import H36M_17_TO_16, H36M_JOINT_NAMES, H36M_PARENTS, H36M_TO_J14, J14_HIPS
 
 __all__ = [
     "H36M_16",
@@ -112,37 +113,17 @@ class SkeletonLayout:
 # Human3.6M, 17 joints in the VideoPose3D order.
 H36M_17 = SkeletonLayout(
     name="h36m_17",
-    joint_names=(
-        "Hip",
-        "RHip",
-        "RKnee",
-        "RFoot",
-        "LHip",
-        "LKnee",
-        "LFoot",
-        "Spine",
-        "Thorax",
-        "Nose",
-        "Head",
-        "LShoulder",
-        "LElbow",
-        "LWrist",
-        "RShoulder",
-        "RElbow",
-        "RWrist",
-    ),
-    parents=(-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15),
+    joint_names=H36M_JOINT_NAMES,
+    parents=H36M_PARENTS,
     flip_perm=(0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13),
 )
 
 # H36M_17 without the nose, the 16-joint skeleton of 2D-to-3D lifting.
-H36M_17_TO_16: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16)
 H36M_16 = H36M_17.subset(H36M_17_TO_16, name="h36m_16")
 
-# The 14-joint LSP evaluation subset of SPIN/ProHMR (indices into the 17 H36M joints). Names
-# follow H36M_17; the root is the mid-hip, the mean of the two hips.
-H36M_TO_J14: tuple[int, ...] = (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10)
-LSP_14 = H36M_17.subset(H36M_TO_J14, name="lsp_14", root=(2, 3))
+# The 14-joint LSP evaluation subset of SPIN/ProHMR. Names follow H36M_17; the root is the
+# mid-hip, the mean of the two hips.
+LSP_14 = H36M_17.subset(H36M_TO_J14, name="lsp_14", root=J14_HIPS)
 
 
 def flip_joints(joints: Tensor, layout: SkeletonLayout) -> Tensor:

@@ -35,14 +35,12 @@ from condflow.data.synthetic_images import SyntheticImageConfig, synthetic_image
 from condflow.encoders.registry import ImageEncoderSettings, build_image_encoder
 from condflow.heads.prohmr import ProHMRHead, ProHMRRegressionHead
 from condflow.losses.mesh import MeshLoss, MeshObjective, gt_rotmat
-from condflow.metrics import mpjpe, pa_mpjpe
+from condflow.metrics import j14_joints as j14
+from condflow.metrics import mean_pose, mpjpe, pa_mpjpe
 from condflow.spaces.rotations import axis_angle_to_matrix
-from condflow.spaces.skeleton import H36M_TO_J14
 from condflow.tasks.base import Task, to_device
 from condflow.tasks.evaluation import SampleEvaluation, mesh_table
 from condflow.viz.mesh import plot_mesh_predictions
-
-J14_HIPS = (2, 3)  # the two hips of the 14 LSP joints: their mean is the root
 
 
 def _prohmr_augmentation() -> AugmentationConfig:
@@ -206,12 +204,9 @@ class MeshTask(Task):
             train = train.dataset if isinstance(train, AugmentationRounds) else train
             keep = train.has_smpl > 0
             pose = torch.as_tensor(train.pose[keep], dtype=torch.float64)
-            rot = axis_angle_to_matrix(pose[:, 3:].reshape(-1, 23, 3)).mean(0)
-            u, _, vh = torch.linalg.svd(rot)
-            det = torch.linalg.det(u @ vh)
-            u = torch.cat([u[..., :2], u[..., 2:] * det[:, None, None]], -1)
-            betas = torch.as_tensor(train.betas[keep], dtype=torch.float64).mean(0)
-            self._mean = ((u @ vh).float(), betas.float())
+            rot, betas = mean_pose(axis_angle_to_matrix(pose[:, 3:].reshape(-1, 23, 3)),
+                                   torch.as_tensor(train.betas[keep], dtype=torch.float64))
+            self._mean = (rot.float(), betas.float())
         return self._mean
 
     @torch.no_grad()
@@ -231,10 +226,6 @@ class MeshTask(Task):
                                         root_index=None)
         sums: dict[str, float] = {}
         count = 0
-
-        def j14(eval_joints: Tensor) -> Tensor:
-            joints = eval_joints[..., list(H36M_TO_J14), :] * 1000.0
-            return joints - joints[..., list(J14_HIPS), :].mean(-2, keepdim=True)
 
         batches = DataLoader(data, batch_size=e.batch_size)
         for batch in progress(batches, desc="eval mesh", unit="batch"):

@@ -1,10 +1,13 @@
+import numpy as np
 import pytest
 import torch
 
 from condflow.body.camera import (
     backproject_pixels,
+    look_at_cameras,
     normalized_to_pixels,
     perspective_projection,
+    pinhole_translation,
     pixels_to_normalized,
     project_to_crop,
     weak_perspective_to_translation,
@@ -92,3 +95,33 @@ def test_bad_inputs_raise():
         perspective_projection(torch.zeros(2, 5, 3), torch.zeros(2, 3), focal_length=-1.0)
     with pytest.raises(ValueError, match="depth: expected shape"):
         backproject_pixels(torch.zeros(2, 5, 2), torch.ones(2, 4))
+
+
+def test_pinhole_translation_recovers_the_translation():
+    g = torch.Generator().manual_seed(0)
+    points = torch.randn(5, 16, 3, generator=g, dtype=torch.float64) * 0.4
+    transl = torch.tensor([[0.3, -0.1, 4.0]], dtype=torch.float64) + 0.5 * torch.rand(
+        5, 3, generator=g, dtype=torch.float64)
+    cam = points + transl[:, None]
+    kp = torch.cat([1.7 * cam[..., :2] / cam[..., 2:], torch.ones(5, 16, 1, dtype=torch.float64)],
+                   -1)
+    kp[1, 3:, 2] = 0.0  # three visible joints still determine T
+    kp[1, 3:, :2] = 123.0  # unobserved coordinates are ignored
+    assert torch.allclose(pinhole_translation(points, kp, focal=1.7), transl, atol=1e-5)
+
+
+def test_look_at_cameras_look_at_their_targets():
+    cams = look_at_cameras(np.random.default_rng(0), 50, target_jitter_m=0.0)
+    rot = cams.rotation
+    np.testing.assert_allclose(rot @ rot.transpose(0, 2, 1), np.broadcast_to(np.eye(3), rot.shape),
+                               atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(rot), 1.0, atol=1e-12)
+    # With no jitter every camera looks at the origin: it lies on the optical axis (x = y = 0)
+    # at the camera's distance, and the world's up (+y) points up in the image (-y, OpenCV).
+    origin = cams.to_camera(np.zeros((50, 1, 3)))[:, 0]
+    distance = np.linalg.norm(cams.position, axis=-1)
+    np.testing.assert_allclose(origin[:, :2], 0.0, atol=1e-12)
+    np.testing.assert_allclose(origin[:, 2], distance, atol=1e-12)
+    assert ((distance >= 3.5) & (distance <= 7.0)).all()
+    up = cams.to_camera(np.array([[[0.0, 1.0, 0.0]]]).repeat(50, 0))[:, 0] - origin
+    assert (up[:, 1] < 0).all()

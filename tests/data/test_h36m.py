@@ -16,11 +16,11 @@ from condflow.data.h36m import (
     H36MLiftingDataset,
     load_h36m_cameras,
     load_h36m_lifting,
-    quaternion_to_matrix_np,
     write_h36m_cameras,
     write_h36m_lifting_npz,
 )
 from condflow.data.screen import normalize_screen_coordinates
+from condflow.spaces.rotations import quaternion_to_matrix
 
 SUBJECTS = ("S1", "S9")
 ACTIONS = ("Walking 1", "Eating")
@@ -232,7 +232,8 @@ def test_helpers_match_references():
     rot = Rotation.random(7, random_state=3)
     xyzw = rot.as_quat()
     wxyz = np.concatenate([xyzw[:, 3:], xyzw[:, :3]], 1)
-    np.testing.assert_allclose(quaternion_to_matrix_np(2.0 * wxyz), rot.as_matrix(), atol=1e-12)
+    np.testing.assert_allclose(quaternion_to_matrix(torch.from_numpy(2.0 * wxyz)).numpy(),
+                               rot.as_matrix(), atol=1e-12)
     corners = np.array([[0.0, 0.0], [1000.0, 1002.0], [500.0, 501.0]])
     np.testing.assert_allclose(
         normalize_screen_coordinates(corners, 1000, 1002),

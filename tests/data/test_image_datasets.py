@@ -10,11 +10,9 @@ from condflow.data.image_datasets import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     OPENPOSE_FLIP_PERM,
-    OPENPOSE_KEYPOINT_NAMES,
     PROHMR_FLIP_PERM,
     PROHMR_KEYPOINT_NAMES,
     SPIN_FLIP_PERM,
-    SPIN_KEYPOINT_NAMES,
     AugmentationConfig,
     ImageDataset,
     detect_layout,
@@ -24,6 +22,7 @@ from condflow.data.image_datasets import (
     write_prohmr_npz,
     write_spin_npz,
 )
+from condflow.joints import BODY25_NAMES, SPIN_KEYPOINT_NAMES
 
 N, H, W = 3, 72, 90
 ONLY_FLIP = AugmentationConfig(scale_factor=0.0, rot_factor=0.0, rot_prob=0.0, flip_prob=1.0,
@@ -40,7 +39,7 @@ def mirror_name(name):
 
 
 @pytest.mark.parametrize("names, perm", [(SPIN_KEYPOINT_NAMES, SPIN_FLIP_PERM),
-                                         (OPENPOSE_KEYPOINT_NAMES, OPENPOSE_FLIP_PERM),
+                                         (BODY25_NAMES, OPENPOSE_FLIP_PERM),
                                          (PROHMR_KEYPOINT_NAMES, PROHMR_FLIP_PERM)])
 def test_flip_permutations_swap_left_and_right_names(names, perm):
     assert len(perm) == len(names) and sorted(perm) == list(range(len(names)))

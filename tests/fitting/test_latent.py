@@ -10,7 +10,6 @@ from condflow.fitting import (
     OptimizerConfig,
     SkeletonAdapter,
     fit_keypoints,
-    pinhole_translation,
 )
 
 
@@ -87,19 +86,6 @@ def test_head_is_frozen_in_eval_mode_during_the_fit_and_restored(new_skeleton_he
     assert seen and all(state == (False, False) for state in seen)
     assert head.training and all(p.requires_grad for p in head.parameters())
     assert all(p.grad is None for p in head.parameters())
-
-
-def test_pinhole_translation_recovers_the_translation():
-    g = torch.Generator().manual_seed(0)
-    points = torch.randn(5, 16, 3, generator=g, dtype=torch.float64) * 0.4
-    transl = torch.tensor([[0.3, -0.1, 4.0]], dtype=torch.float64) + 0.5 * torch.rand(
-        5, 3, generator=g, dtype=torch.float64)
-    cam = points + transl[:, None]
-    kp = torch.cat([1.7 * cam[..., :2] / cam[..., 2:], torch.ones(5, 16, 1, dtype=torch.float64)],
-                   -1)
-    kp[1, 3:, 2] = 0.0  # three visible joints still determine T
-    kp[1, 3:, :2] = 123.0  # unobserved coordinates are ignored
-    assert torch.allclose(pinhole_translation(points, kp, focal=1.7), transl, atol=1e-5)
 
 
 def test_fit_with_an_adapter_of_another_focal_length(skeleton_head, make_problem):

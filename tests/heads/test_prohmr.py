@@ -1,4 +1,4 @@
-"""ProHMR head: keypoints without the mesh, shapes, mode, densities, gradients, state."""
+"""ProHMR head: shapes, mode, densities, gradients, state."""
 
 import pytest
 import torch
@@ -8,7 +8,7 @@ from condflow.body.camera import project_to_crop
 from condflow.body.model import BodyModel
 from condflow.body.poses import PoseGenerator
 from condflow.encoders.small_cnn import SmallCNN
-from condflow.heads.prohmr import BodyKeypoints, ProHMRHead, keypoints_from_body
+from condflow.heads.prohmr import ProHMRHead
 from condflow.spaces.rotations import axis_angle_to_matrix
 
 
@@ -29,20 +29,6 @@ def make_head(body: BodyModel, img_res: int = 32, **kw) -> ProHMRHead:
     net = CouplingNet(hidden_features=16, num_residual_blocks=1)
     return ProHMRHead(enc, body, num_blocks=2, coupling_net=net, point_hidden=16, img_res=img_res,
                       **kw)
-
-
-def test_body_keypoints_equal_the_full_body_model(body):
-    rotmat, betas = random_rotmat(6)
-    out = body(rotmat[:, :1], rotmat[:, 1:], betas)
-    joints, eval_joints, keypoints = BodyKeypoints(body)(rotmat, betas)
-    assert torch.allclose(joints, out.joints, atol=1e-5)
-    assert torch.allclose(eval_joints, out.eval_joints, atol=1e-5)
-    expected = keypoints_from_body(out.joints, out.eval_joints, out.vertices, body)
-    assert keypoints.shape == (6, 24, 3)
-    assert torch.allclose(keypoints, expected, atol=1e-5)
-    # The nose keypoint is a surface vertex, the pelvis keypoint the first evaluation joint.
-    assert torch.equal(expected[:, 19], out.vertices[:, body.vertex_ids["nose"]])
-    assert torch.equal(expected[:, 14], out.eval_joints[:, 0])
 
 
 def test_shapes_of_mode_sample_and_log_prob(body):

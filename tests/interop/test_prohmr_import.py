@@ -18,10 +18,11 @@ import torch
 from PIL import Image
 
 from condflow.body.camera import project_to_crop, weak_perspective_to_translation
+from condflow.body.keypoints import BodyKeypoints
 from condflow.body.model import BodyModel
 from condflow.cli import main
 from condflow.data.prohmr_crop import prohmr_box, prohmr_crop
-from condflow.heads.prohmr import BodyKeypoints, prohmr_6d_order
+from condflow.heads.prohmr import prohmr_6d_order
 from condflow.interop.prohmr import import_prohmr, read_prohmr_checkpoint
 from condflow.saving import load
 

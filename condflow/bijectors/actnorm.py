@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -29,6 +30,8 @@ class ActNorm(Bijector):
 
     def __init__(
         self, features: int, eps: float = 1e-6, parametrization: str = "generative"
+    initialized: Tensor
+
     ) -> None:
         super().__init__()
         if parametrization not in ("generative", "normalizing"):
@@ -44,7 +47,9 @@ class ActNorm(Bijector):
         self.register_buffer("initialized", torch.tensor(False))
         self._initialized = False
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._initialized = bool(self.initialized)
 

@@ -17,6 +17,9 @@ class FixedAffine(Bijector):
 
     def __init__(self, shift: Tensor, scale: Tensor) -> None:
         super().__init__()
+    shift: Tensor
+    scale: Tensor
+
         shift, scale = torch.as_tensor(shift).float(), torch.as_tensor(scale).float()
         if shift.dim() != 1 or shift.shape != scale.shape:
             raise ValueError(

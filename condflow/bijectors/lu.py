@@ -24,6 +24,9 @@ class LULinear(Bijector):
 
     def __init__(self, features: int, seed: int | None = 0) -> None:
         super().__init__()
+    permutation: Tensor
+    sign_s: Tensor
+
         self.features = features
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         q, _ = torch.linalg.qr(torch.randn(features, features, generator=gen, dtype=torch.float64))

@@ -13,6 +13,9 @@ class Permutation(Bijector):
 
     def __init__(self, permutation: Tensor) -> None:
         super().__init__()
+    permutation: Tensor
+    inverse_permutation: Tensor
+
         permutation = torch.as_tensor(permutation, dtype=torch.long)
         n = permutation.numel()
         if permutation.dim() != 1 or not torch.equal(permutation.sort().values, torch.arange(n)):

@@ -98,7 +98,7 @@ class ConditionalFlow(Recorded, nn.Module):
             context = check_tensor("context", context, ("B", self.context_features))
             check_module_dtype("context", context, self)
             return context
-        check_tensor("context", context)
+        context = check_tensor("context", context)
         check_module_dtype("context", context, self)
         embedded = self.embedding_net(context)
         check_tensor("embedding_net(context)", embedded, (context.shape[0], self.context_features))

@@ -74,8 +74,10 @@ def _condflow_version() -> str:
 
 
 def _as_config(cfg: Config | dict[str, Any], where: str) -> Config:
+    if not isinstance(cfg, dict):
+        return cfg
     try:
-        return load_config(cfg) if isinstance(cfg, dict) else cfg
+        return load_config(cfg)
     except ImportError as err:  # a task registered but not installed
         raise ValueError(f"{where}: task {cfg.get('task')!r} is not available: {err}") from None
     except ValueError as err:
@@ -90,8 +92,13 @@ def build_model(cfg: Config) -> nn.Module:
     """
     from condflow.tasks import get_task
 
-    if dataclasses.is_dataclass(cfg.model) and getattr(cfg.model, "pretrained", None):
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained=None))
+    model = cfg.model
+    if (
+        dataclasses.is_dataclass(model)
+        and not isinstance(model, type)
+        and getattr(model, "pretrained", None)
+    ):
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(model, pretrained=None))
     return get_task(cfg.task)(cfg).build_model().eval()
 
 

@@ -131,7 +131,7 @@ def transform_keypoints(
     return flip_keypoints_2d(out, flip_perm) if flip else out
 
 
-def flip_keypoints_2d(kp: np.ndarray, flip_perm: Sequence[int]) -> np.ndarray:
+def flip_keypoints_2d(kp: np.ndarray, flip_perm: Sequence[int] | None) -> np.ndarray:
     """Mirror normalized ``[K, 2 or 3]`` keypoints (``x → -x``) and swap left/right joints."""
     pts = _check_points("kp", kp, (2, 3))
     out = pts[_check_perm(flip_perm, len(pts))].copy()
@@ -196,7 +196,7 @@ def rotate_keypoints_3d(kp3d: np.ndarray, rot: float) -> np.ndarray:
     return out
 
 
-def flip_keypoints_3d(kp3d: np.ndarray, flip_perm: Sequence[int]) -> np.ndarray:
+def flip_keypoints_3d(kp3d: np.ndarray, flip_perm: Sequence[int] | None) -> np.ndarray:
     """Mirror ``x`` of ``[K, 3 or 4]`` points and swap left/right joints with ``flip_perm``."""
     pts = _check_points("kp3d", kp3d, (3, 4))
     out = pts[_check_perm(flip_perm, len(pts))].copy()

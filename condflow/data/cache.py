@@ -43,7 +43,7 @@ def cached_tensors(
     The hash covers ``key`` (a dataclass or JSON-able value) and the SHA-256 of each of
     ``files`` (e.g. the body model the data is posed with), never their paths.
     """
-    if dataclasses.is_dataclass(key):
+    if dataclasses.is_dataclass(key) and not isinstance(key, type):
         key = dataclasses.asdict(key)
     full = {"key": key, "files": [file_digest(f) for f in files]}
     text = json.dumps(full, sort_keys=True, default=str)

@@ -65,7 +65,9 @@ def prohmr_box(
     return center, np.float32(scale * np.float32(200))
 
 
-def prohmr_crop_transform(center: Sequence[float], side: float, res: int = 224) -> np.ndarray:
+def prohmr_crop_transform(
+    center: Sequence[float] | np.ndarray, side: float | np.floating, res: int = 224
+) -> np.ndarray:
     """``[2, 3]`` affine map (float64) from image to crop pixels, as ProHMR's
     ``gen_trans_from_patch_cv`` + ``cv2.getAffineTransform`` build it (no rotation/scale
     augmentation): the box centre → ``(res/2, res/2)``, ``side`` pixels → ``res``."""
@@ -139,8 +141,8 @@ def warp_affine_bilinear(
 
 def prohmr_crop(
     img: np.ndarray,
-    center: Sequence[float],
-    side: float,
+    center: Sequence[float] | np.ndarray,
+    side: float | np.floating,
     res: int = 224,
     mean: Sequence[float] = tuple(_IMAGENET_MEAN),
     std: Sequence[float] = tuple(_IMAGENET_STD),

@@ -14,12 +14,17 @@ joints ``[B, 17, 3]`` in millimetres, the Human3.6M joints, plus head-specific f
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
 
 from condflow.flow import ConditionalFlow
 from condflow.heads.skeleton import SkeletonHead
 from condflow.spaces.skeleton import H36M_17_TO_16
+
+if TYPE_CHECKING:
+    from condflow.heads.prohmr import ProHMRHead
 
 __all__ = [
     "HeadAdapter",
@@ -170,6 +175,8 @@ class SMPLAdapter(HeadAdapter):
     model's 24 keypoints projected into normalized crop coordinates (focal
     ``head.focal_length`` at ``head.img_res``); E_β = ‖β‖².
     """
+
+    head: ProHMRHead
 
     def __init__(self, head: nn.Module) -> None:
         from condflow.heads.prohmr import KEYPOINT_SOURCES, ProHMRHead

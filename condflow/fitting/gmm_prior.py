@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +30,10 @@ class GaussianMixture(nn.Module):
     precisions ``precision_chol [K, D, D]`` (lower triangular L with Σ⁻¹ = L Lᵀ), all buffers
     (a fixed prior, saved in the ``state_dict``).
     """
+
+    log_weights: Tensor
+    means: Tensor
+    precision_chol: Tensor
 
     def __init__(self, log_weights: Tensor, means: Tensor, precision_chol: Tensor) -> None:
         super().__init__()
@@ -156,7 +161,7 @@ def fit_gmm(
     return GMMFit(gmm.to(data.dtype), history)
 
 
-def _cached_gmm(kind: str, key: dict, make: callable) -> GaussianMixture:
+def _cached_gmm(kind: str, key: dict, make: Callable[[], GaussianMixture]) -> GaussianMixture:
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     path = cache_dir() / "priors" / f"{kind}-{digest}.pt"
     if path.is_file():

@@ -354,6 +354,13 @@ class ProHMRHead(Recorded, nn.Module):
     probabilistic = True
     #: What ``forward`` returns, as pictures and tables name it.
     point_label = "mode f(0; c)"
+    # Set by _init_image_parts / _init_body_parts.
+    space: SMPLPoseSpace
+    point_head: PointHead
+    body: BodyModel
+    keypoints: BodyKeypoints
+    img_res: int
+    focal_length: float
 
     def __init__(
         self,

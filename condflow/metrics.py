@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from condflow._checks import check_tensor
+from condflow._checks import check_positive_int, check_tensor, is_int_at_least
 
 __all__ = [
     "CALIBRATION_LEVELS",
@@ -164,7 +164,7 @@ def min_of_n_mpjpe(
     if metric not in ("mpjpe", "pa_mpjpe"):
         raise ValueError(f"metric: expected 'mpjpe' or 'pa_mpjpe', got {metric!r}")
     ns = list(ns)
-    if not ns or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in ns):
+    if not ns or not all(is_int_at_least(n, 1) for n in ns):
         raise ValueError(f"ns: expected a non-empty sequence of integers >= 1, got {ns!r}")
     if max(ns) > samples.shape[1]:
         raise ValueError(f"ns: largest n = {max(ns)} exceeds the {samples.shape[1]} samples given")
@@ -201,9 +201,8 @@ def sample_errors(
         n-sample draw for :func:`min_of_n`.
     """
     check_tensor("gt", gt, ("B", "J", 3))
-    for name, value in (("num_samples", num_samples), ("chunk", chunk)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+    check_positive_int("num_samples", num_samples)
+    check_positive_int("chunk", chunk)
     unknown = [m for m in metrics if m not in ("mpjpe", "pa_mpjpe")]
     if unknown or not metrics:
         raise ValueError(f"metrics: expected some of 'mpjpe', 'pa_mpjpe', got {list(metrics)}")

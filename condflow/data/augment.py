@@ -26,6 +26,8 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 from scipy.spatial.transform import Rotation
 
+from condflow._checks import check_positive_int
+
 __all__ = [
     "SMPL_JOINT_FLIP_PERM",
     "SMPL_POSE_FLIP_PERM",
@@ -171,8 +173,7 @@ def crop_image(
     arr = np.asarray(img)
     if arr.ndim != 3:
         raise ValueError(f"img: expected shape [H, W, C], got {list(arr.shape)}")
-    if isinstance(res, bool) or not isinstance(res, int) or res < 1:
-        raise ValueError(f"res: expected an integer >= 1, got {res!r}")
+    check_positive_int("res", res)
     c, s = _check_box(center, scale)
     n = crop_pixels_to_normalized(np.arange(res), res)
     nx, ny = np.meshgrid(n, n)  # [res, res], indexed [row, col]

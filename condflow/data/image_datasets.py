@@ -33,7 +33,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from condflow._checks import NonNegativeFloat, Probability
+from condflow._checks import NonNegativeFloat, Probability, check_positive_int
 from condflow._safe_pickle import load_npz
 from condflow.data.augment import (
     AugmentationParams,
@@ -185,8 +185,7 @@ class ImageDataset(Dataset):
         self.train, self.res, self.seed = bool(train), res, int(seed)
         if not path.is_file():
             raise FileNotFoundError(f"npz_path: no such file: {path}")
-        if isinstance(res, bool) or not isinstance(res, int) or res < 1:
-            raise ValueError(f"res: expected an integer >= 1, got {res!r}")
+        check_positive_int("res", res)
         data = load_npz(path, "npz_path")
         try:
             self._read(data, path, layout)

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from condflow._checks import check_positive_int
+
 __all__ = [
     "PROHMR_RESCALE_FACTOR",
     "prohmr_box",
@@ -154,8 +156,7 @@ def prohmr_crop(
         res: crop side in pixels (ProHMR's ``MODEL.IMAGE_SIZE``, 224).
         mean, std: per-channel normalization of the [0, 1] RGB values (ImageNet's).
     """
-    if isinstance(res, bool) or not isinstance(res, int) or res < 1:
-        raise ValueError(f"res: expected an integer >= 1, got {res!r}")
+    check_positive_int("res", res)
     arr = np.asarray(img)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"img: expected an [H, W, 3] RGB image, got shape {list(arr.shape)}")

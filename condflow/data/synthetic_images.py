@@ -40,6 +40,7 @@ from PIL import Image
 from scipy.ndimage import zoom
 from scipy.spatial.transform import Rotation
 
+from condflow._checks import check_int, check_positive_int
 from condflow._progress import progress
 from condflow.body.camera import DEFAULT_FOCAL_LENGTH, DEFAULT_IMG_RES
 from condflow.body.model import BodyModel, resolve_model_file
@@ -87,10 +88,8 @@ class SyntheticImageConfig:
     workers: int = 2  # processes rendering in parallel (not part of the result)
 
     def __post_init__(self) -> None:
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
-            raise ValueError(f"size: expected an integer >= 1, got {self.size!r}")
-        if isinstance(self.res, bool) or not isinstance(self.res, int) or self.res < 8:
-            raise ValueError(f"res: expected an integer >= 8, got {self.res!r}")
+        check_positive_int("size", self.size)
+        check_int("res", self.res, 8)
         if not self.margin >= 1.0:
             raise ValueError(f"margin: expected a number >= 1, got {self.margin!r}")
         if self.renderer not in RENDERERS:

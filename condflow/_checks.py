@@ -10,6 +10,26 @@ from typing import Annotated, TypeGuard
 import torch
 from torch import Tensor
 
+__all__ = [
+    "DeviceName",
+    "Dim",
+    "Match",
+    "NonEmptyStr",
+    "NonNegativeFloat",
+    "NonNegativeInt",
+    "PositiveFloat",
+    "PositiveInt",
+    "Probability",
+    "Range",
+    "check_int",
+    "check_module_dtype",
+    "check_positive_int",
+    "check_tensor",
+    "check_trailing",
+    "is_int_at_least",
+    "set_finite_checks",
+]
+
 Dim = int | str | None
 
 _check_finite = True

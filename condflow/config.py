@@ -33,6 +33,20 @@ from condflow.configs import resolve_config
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
+__all__ = [
+    "Config",
+    "TrainConfig",
+    "apply_overrides",
+    "config_to_dict",
+    "from_dict",
+    "load_config",
+    "merge_config",
+    "parse_override",
+    "parse_yaml",
+    "read_config",
+    "validate",
+]
+
 T = TypeVar("T", bound="DataclassInstance")
 
 

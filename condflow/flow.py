@@ -13,6 +13,13 @@ from condflow._recipe import Recorded
 from condflow.bijectors.base import Bijector, Compose
 from condflow.bijectors.glow import GlowBlock
 
+__all__ = [
+    "ConditionalFlow",
+    "ConditionalGlow",
+    "ModeNotAvailableError",
+    "standard_normal_log_prob",
+]
+
 
 class ModeNotAvailableError(RuntimeError):
     """Raised by :meth:`ConditionalFlow.mode` when a log-det depends on z."""

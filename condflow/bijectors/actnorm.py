@@ -11,6 +11,8 @@ from torch import Tensor, nn
 
 from condflow.bijectors.base import Bijector, constant_logabsdet
 
+__all__ = ["ActNorm"]
+
 
 class ActNorm(Bijector):
     """Per-feature affine map ``x = exp(log_scale) ⊙ z + shift``; log|det| = Σ log_scale.
@@ -28,10 +30,10 @@ class ActNorm(Bijector):
     keeps the hot path free of host-device syncs.
     """
 
-    def __init__(
-        self, features: int, eps: float = 1e-6, parametrization: str = "generative"
     initialized: Tensor
 
+    def __init__(
+        self, features: int, eps: float = 1e-6, parametrization: str = "generative"
     ) -> None:
         super().__init__()
         if parametrization not in ("generative", "normalizing"):

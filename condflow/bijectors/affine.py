@@ -7,6 +7,8 @@ from torch import Tensor
 
 from condflow.bijectors.base import Bijector, constant_logabsdet
 
+__all__ = ["FixedAffine"]
+
 
 class FixedAffine(Bijector):
     """x = scale ⊙ z + shift with constant buffers ``scale``/``shift`` ``[d]``.
@@ -15,11 +17,11 @@ class FixedAffine(Bijector):
     units (e.g. millimetres) so ``log_prob`` is a density in those units; log|det| = Σ log scale.
     """
 
-    def __init__(self, shift: Tensor, scale: Tensor) -> None:
-        super().__init__()
     shift: Tensor
     scale: Tensor
 
+    def __init__(self, shift: Tensor, scale: Tensor) -> None:
+        super().__init__()
         shift, scale = torch.as_tensor(shift).float(), torch.as_tensor(scale).float()
         if shift.dim() != 1 or shift.shape != scale.shape:
             raise ValueError(

@@ -10,6 +10,8 @@ from torch import Tensor, nn
 
 from condflow._recipe import Recorded
 
+__all__ = ["Bijector", "Compose", "Inverse", "broadcast_context", "constant_logabsdet"]
+
 
 class Bijector(Recorded, nn.Module):
     """An invertible map x = f(z; c) with its log-determinant.

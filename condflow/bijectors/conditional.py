@@ -15,6 +15,8 @@ from torch import Tensor, nn
 
 from condflow.bijectors.base import Bijector, broadcast_context
 
+__all__ = ["ConditionalAffine", "context_logabsdet"]
+
 
 def context_logabsdet(value: Tensor, like: Tensor) -> Tensor:
     """Broadcast a per-context log-det ``[B]`` to ``like.shape[:-1]`` (``[B, ...]``, no copy).

@@ -9,6 +9,8 @@ from torch import Tensor, nn
 
 from condflow.bijectors.base import Bijector, constant_logabsdet
 
+__all__ = ["LULinear", "NflowsLULinear"]
+
 
 class LULinear(Bijector):
     """Invertible linear map with log|det W| = Σ log|s|.
@@ -22,11 +24,11 @@ class LULinear(Bijector):
     through ``.data`` does not bump the version (the check is O(d²), the assembly O(d³)).
     """
 
-    def __init__(self, features: int, seed: int | None = 0) -> None:
-        super().__init__()
     permutation: Tensor
     sign_s: Tensor
 
+    def __init__(self, features: int, seed: int | None = 0) -> None:
+        super().__init__()
         self.features = features
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         q, _ = torch.linalg.qr(torch.randn(features, features, generator=gen, dtype=torch.float64))

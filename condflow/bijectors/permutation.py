@@ -7,15 +7,17 @@ from torch import Tensor
 
 from condflow.bijectors.base import Bijector
 
+__all__ = ["Permutation", "RandomPermutation", "ReversePermutation"]
+
 
 class Permutation(Bijector):
     """x = z[..., perm]; the inverse permutation is stored, not recomputed."""
 
-    def __init__(self, permutation: Tensor) -> None:
-        super().__init__()
     permutation: Tensor
     inverse_permutation: Tensor
 
+    def __init__(self, permutation: Tensor) -> None:
+        super().__init__()
         permutation = torch.as_tensor(permutation, dtype=torch.long)
         n = permutation.numel()
         if permutation.dim() != 1 or not torch.equal(permutation.sort().values, torch.arange(n)):

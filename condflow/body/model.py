@@ -27,6 +27,8 @@ from condflow.body.convert import load_smpl_dict
 from condflow.body.paths import SMPL_PATH_ENV
 from condflow.joints import H36M_JOINT_NAMES, H36M_REGRESSOR_FILENAME, SMPL_MODEL_FILENAME
 
+__all__ = ["BodyModel", "BodyOutput", "resolve_model_file"]
+
 
 @dataclass
 class BodyOutput:
@@ -84,10 +86,10 @@ class BodyModel(Recorded, nn.Module):
     """
 
     num_joints = 24
-
-    def __init__(
     eval_regressor: Tensor | None  # [17, V], or None without a regressor file
     _eval_vertex_ids: Tensor | None  # the vertices the regressor uses
+
+    def __init__(
         self,
         model_path: str | Path | None = None,
         gender: str = "neutral",
@@ -172,9 +174,9 @@ class BodyModel(Recorded, nn.Module):
                 f"no evaluation regressor for {self.model_file}: put {H36M_REGRESSOR_FILENAME} "
                 "([17, V]) next to the model file or pass eval_regressor_path"
             )
+        return self.eval_regressor, self._eval_vertex_ids
 
     def _eval_joints(self, vertices: Tensor) -> Tensor:
-        return self.eval_regressor, self._eval_vertex_ids
         regressor, ids = self._require_eval_regressor()
         return torch.einsum("jk,bkc->bjc", regressor[:, ids], vertices[:, ids])
 

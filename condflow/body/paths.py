@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+__all__ = ["CACHE_DIR_ENV", "SMPL_PATH_ENV", "atomic_write", "cache_dir"]
+
 CACHE_DIR_ENV = "CONDFLOW_CACHE_DIR"
 SMPL_PATH_ENV = "CONDFLOW_SMPL_PATH"
 

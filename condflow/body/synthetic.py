@@ -40,6 +40,17 @@ from condflow.joints import (
     SMPL_PARENTS,
 )
 
+__all__ = [
+    "SHAPE_NAMES",
+    "SMPL_LANDMARK_IDS",
+    "SMPL_NUM_VERTICES",
+    "VERSION",
+    "build_synthetic_smpl",
+    "generate_synthetic_smpl",
+    "synthetic_joint_table",
+    "synthetic_model_dir",
+]
+
 VERSION = "synthetic-v2"
 
 SHAPE_NAMES: tuple[str, ...] = (

@@ -15,6 +15,8 @@ from condflow._outputs import OutputGuard
 if TYPE_CHECKING:
     from condflow.config import Config
 
+__all__ = ["COMMANDS", "outputs", "print_table"]
+
 COMMANDS = (
     "train",
     "evaluate",

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from condflow.commands import outputs
 
+__all__ = ["register", "run"]
+
 
 def run(args: argparse.Namespace) -> int:
     from condflow.body.convert import convert_smpl_pkl

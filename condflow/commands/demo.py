@@ -8,6 +8,8 @@ from pathlib import Path
 from condflow.commands import outputs
 from condflow.commands.train import add_overrides, claim_run
 
+__all__ = ["register", "run"]
+
 
 def run(args: argparse.Namespace) -> int:
     from condflow._progress import set_progress

@@ -16,6 +16,8 @@ from typing import Any
 from condflow.commands import outputs, print_table
 from condflow.commands.train import add_fast_dev_run, add_overrides
 
+__all__ = ["register", "run"]
+
 
 def _changed(before: Any, after: Any, where: str) -> list[str]:
     """Dotted keys whose values differ between two plain config dicts."""

@@ -6,6 +6,8 @@ import argparse
 
 from condflow.commands import outputs as output_guard
 
+__all__ = ["register", "run"]
+
 
 def run(args: argparse.Namespace) -> int:
     from condflow.export import export_file, format_for_path, read_metadata

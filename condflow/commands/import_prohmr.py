@@ -7,6 +7,8 @@ import argparse
 
 from condflow.commands import outputs
 
+__all__ = ["register", "run"]
+
 
 def run(args: argparse.Namespace) -> int:
     from condflow.interop.prohmr import import_prohmr_file

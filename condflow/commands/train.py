@@ -12,6 +12,8 @@ from condflow.commands import outputs, print_table
 if TYPE_CHECKING:
     from condflow.config import Config
 
+__all__ = ["add_fast_dev_run", "add_overrides", "claim_run", "register", "run"]
+
 
 def add_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

@@ -14,6 +14,8 @@ import torch
 
 from condflow.body.paths import atomic_write, cache_dir
 
+__all__ = ["cached_tensors", "file_digest"]
+
 _file_digests: dict[tuple[str, int, int], str] = {}
 
 

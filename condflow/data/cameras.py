@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = ["CameraSample", "look_at_cameras"]
+
 
 @dataclass
 class CameraSample:

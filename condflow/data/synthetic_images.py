@@ -203,8 +203,8 @@ def _render_chunk(job: dict[str, Any]) -> dict[str, np.ndarray]:
         out = body.forward_axis_angle(
             torch.as_tensor(p["global_orient"]), torch.as_tensor(p["body_pose"]),
             torch.as_tensor(p["betas"]), eval_joints=True,
-        assert out.eval_joints is not None  # eval_joints=True
         )
+        assert out.eval_joints is not None  # eval_joints=True
         kp3d = keypoints_from_body(out.joints, out.eval_joints, out.vertices, body).numpy()
     vertices = out.vertices.numpy()
     m = len(vertices)

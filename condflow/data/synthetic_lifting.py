@@ -23,6 +23,8 @@ from condflow.body.poses import PoseGenerator
 from condflow.data.cameras import look_at_cameras
 from condflow.spaces.skeleton import H36M_17_TO_16
 
+__all__ = ["LiftingSetConfig", "TensorDictDataset", "make_lifting_set", "normalize_screen"]
+
 # Joints dropped together when a limb is occluded (H36M-16 indices: R/L arm, R/L leg).
 _LIMBS = ((13, 14, 15), (10, 11, 12), (1, 2, 3), (4, 5, 6))
 
@@ -61,9 +63,9 @@ def make_lifting_set(cfg: LiftingSetConfig, body: BodyModel | None = None) -> di
             out = body.forward_axis_angle(
                 poses.global_orient[sl], poses.body_pose[sl], poses.betas[sl], eval_joints=True
             )
+            assert out.eval_joints is not None  # eval_joints=True
             joints.append(out.eval_joints.double().numpy())
     world = np.concatenate(joints)
-            assert out.eval_joints is not None  # eval_joints=True
     world -= world[:, :1]  # root (hip) at the origin; cameras look at it
     (elev_lo, elev_hi), (dist_lo, dist_hi) = cfg.elevation_deg, cfg.distance_m
     cams = look_at_cameras(rng, cfg.size, (elev_lo, elev_hi), (dist_lo, dist_hi))

@@ -22,6 +22,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check condflow tests examples benchmarks
+	$(VENV)/bin/mypy  # settings and files: [mypy] in setup.cfg
 
 clean:
 	rm -rf $(VENV) runs outputs

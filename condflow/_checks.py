@@ -5,10 +5,30 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeGuard
 
 import torch
 from torch import Tensor
+
+__all__ = [
+    "DeviceName",
+    "Dim",
+    "Match",
+    "NonEmptyStr",
+    "NonNegativeFloat",
+    "NonNegativeInt",
+    "PositiveFloat",
+    "PositiveInt",
+    "Probability",
+    "Range",
+    "check_int",
+    "check_module_dtype",
+    "check_positive_int",
+    "check_tensor",
+    "check_trailing",
+    "is_int_at_least",
+    "set_finite_checks",
+]
 
 Dim = int | str | None
 
@@ -96,11 +116,21 @@ def check_module_dtype(name: str, x: Tensor, module: torch.nn.Module) -> Tensor:
     return x
 
 
+def is_int_at_least(value: object, minimum: int) -> TypeGuard[int]:
+    """Whether ``value`` is an ``int`` (a ``bool`` is not one) >= ``minimum``."""
+    return not isinstance(value, bool) and isinstance(value, int) and value >= minimum
+
+
+def check_int(name: str, value: object, minimum: int) -> int:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an ``int`` >= ``minimum``."""
+    if not is_int_at_least(value, minimum):
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
 def check_positive_int(name: str, value: object) -> int:
     """Raise ``ValueError`` unless ``value`` is an ``int`` >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
-    return value
+    return check_int(name, value, 1)
 
 
 # -- constraints carried by config field types ------------------------------------------------

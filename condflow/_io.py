@@ -21,6 +21,16 @@ from typing import IO, Any, TypeVar
 
 T = TypeVar("T")
 
+__all__ = [
+    "CACHE_DIR_ENV",
+    "atomic_write",
+    "cache_dir",
+    "cache_key",
+    "cache_path",
+    "cached_file",
+    "file_digest",
+]
+
 CACHE_DIR_ENV = "CONDFLOW_CACHE_DIR"
 
 

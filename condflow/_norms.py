@@ -17,6 +17,9 @@ from typing import Literal
 from torch import nn
 
 #: The normalizations, by name.
+__all__ = ["Norm", "make_norm", "norm_name"]
+
+
 Norm = Literal["batch", "layer", "none"]
 NORMS: tuple[str, ...] = typing.get_args(Norm)
 

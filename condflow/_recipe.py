@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+__all__ = ["Recorded", "build", "class_key", "recipe"]
+
 _ARGS = "_condflow_init_args"
 _REGISTRY: dict[str, type] = {}
 

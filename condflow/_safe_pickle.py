@@ -58,7 +58,7 @@ class RestrictedUnpickler(pickle.Unpickler):
                 return super().find_class(module, name)
             return super().find_class(module.replace("numpy.core", "numpy._core"), name)
         if module in ("copy_reg", "copyreg") and name == "_reconstructor":
-            return copyreg._reconstructor
+            return copyreg._reconstructor  # type: ignore[attr-defined]  # private, no stub
         if module in ("__builtin__", "builtins") and name in _BUILTINS:
             return super().find_class("builtins", name)
         if (module, name) == ("_codecs", "encode"):  # bytes in protocol-2 pickles
@@ -89,7 +89,9 @@ def _read_entry(f: IO[bytes], source: str) -> np.ndarray:
     elif version == (2, 0):
         shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
     else:  # (3, 0): utf-8 field names; read by numpy's own header parser
-        shape, fortran, dtype = np.lib.format._read_array_header(f, version)
+        shape, fortran, dtype = np.lib.format._read_array_header(  # type: ignore[attr-defined]
+            f, version
+        )
     if dtype.hasobject:
         # latin1 reads Python 2 pickles of numpy arrays (numpy's advice); Python 3 ignores it.
         return np.asarray(load_pickle(f, source, encoding="latin1"))

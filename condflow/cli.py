@@ -20,6 +20,8 @@ from condflow._outputs import OutputGuard
 from condflow.commands import COMMANDS
 from condflow.flow import ModeNotAvailableError
 
+__all__ = ["build_parser", "main"]
+
 #: Errors that describe bad input rather than a bug; shown as one line, without traceback.
 EXPECTED_ERRORS = (ValueError, OSError, ArithmeticError, ModeNotAvailableError)
 

@@ -18,7 +18,7 @@ import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 
 import yaml
 
@@ -32,7 +32,23 @@ from condflow._checks import (
 )
 from condflow.configs import resolve_config
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+__all__ = [
+    "Config",
+    "TrainConfig",
+    "apply_overrides",
+    "config_to_dict",
+    "from_dict",
+    "merge_config",
+    "parse_override",
+    "parse_yaml",
+    "read_config",
+    "validate",
+]
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 @dataclass
@@ -144,7 +160,7 @@ def validate(cfg: Config) -> Config:
     from_dict(Config, cfg)
     for name in ("data", "model", "loss", "eval"):
         section = getattr(cfg, name)
-        if dataclasses.is_dataclass(section):
+        if dataclasses.is_dataclass(section) and not isinstance(section, type):
             from_dict(type(section), section, name)
     return cfg
 
@@ -156,76 +172,98 @@ def _type_name(hint: Any) -> str:
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
+    """``value`` checked against (and, for numbers, converted to) the annotation ``hint``."""
     origin = typing.get_origin(hint)
     if origin is Annotated:
-        base, *constraints = typing.get_args(hint)
-        value = _coerce(base, value, where)
-        for c in constraints:
-            if hasattr(c, "check") and value is not None:
-                c.check(value, where)
-        return value
+        return _coerce_annotated(hint, value, where)
     if hint is Any or isinstance(hint, TypeVar):  # a task's section: typed by the task
         return value
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where)
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        options = [a for a in args if a is not type(None)]
-        errors = []
-        for option in options:
-            try:
-                return _coerce(option, value, where)
-            except ValueError as err:
-                errors.append(str(err))
-        if len(errors) == 1:
-            raise ValueError(errors[0])
-        allowed = " or ".join(_type_name(a) for a in args)
-        raise ValueError(f"{where}: expected {allowed}, got {value!r}")
+        return _coerce_union(hint, value, where)
     if origin is Literal:
-        choices = typing.get_args(hint)
-        if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
-            raise ValueError(f"{where}: expected one of {list(choices)}, got {value!r}")
-        return value
+        return _coerce_literal(hint, value, where)
     if origin in (list, tuple):
-        if not isinstance(value, list | tuple):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
-        args = typing.get_args(hint)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise ValueError(f"{where}: expected {len(args)} values, got {list(value)!r}")
-            return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in
-                         enumerate(zip(args, value, strict=True)))
-        item = args[0] if args else Any
-        return origin(_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+        return _coerce_sequence(hint, origin, value, where)
     if origin is dict:
         if not isinstance(value, dict):
             raise ValueError(f"{where}: expected a mapping, got {value!r}")
         return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{where}: expected bool (true or false), got {value!r}")
-        return value
+    if hint in (int, float):
+        return _coerce_number(hint, value, where)
+    if hint in (bool, str) and not isinstance(value, hint):
+        expected = "bool (true or false)" if hint is bool else "str"
+        raise ValueError(f"{where}: expected {expected}, got {value!r}")
+    if isinstance(hint, type) and not isinstance(value, hint):
+        raise ValueError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def _coerce_annotated(hint: Any, value: Any, where: str) -> Any:
+    """``Annotated[base, *constraints]``: the base type, then each constraint's ``check``."""
+    base, *constraints = typing.get_args(hint)
+    value = _coerce(base, value, where)
+    for c in constraints:
+        if hasattr(c, "check") and value is not None:
+            c.check(value, where)
+    return value
+
+
+def _coerce_union(hint: Any, value: Any, where: str) -> Any:
+    """``A | B | None``: ``None`` if allowed, else the first option that accepts ``value``."""
+    args = typing.get_args(hint)
+    if value is None and type(None) in args:
+        return None
+    options = [a for a in args if a is not type(None)]
+    errors = []
+    for option in options:
+        try:
+            return _coerce(option, value, where)
+        except ValueError as err:
+            errors.append(str(err))
+    if len(errors) == 1:
+        raise ValueError(errors[0])
+    allowed = " or ".join(_type_name(a) for a in args)
+    raise ValueError(f"{where}: expected {allowed}, got {value!r}")
+
+
+def _coerce_literal(hint: Any, value: Any, where: str) -> Any:
+    """One of the ``Literal`` choices (``True`` is not a choice ``1``, nor ``1`` a ``True``)."""
+    choices = typing.get_args(hint)
+    if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
+        raise ValueError(f"{where}: expected one of {list(choices)}, got {value!r}")
+    return value
+
+
+def _coerce_sequence(hint: Any, origin: type, value: Any, where: str) -> Any:
+    """``list[T]``, ``tuple[T, ...]`` or a fixed-length ``tuple[A, B]``, item by item."""
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"{where}: expected a list, got {value!r}")
+    args = typing.get_args(hint)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(value) != len(args):
+            raise ValueError(f"{where}: expected {len(args)} values, got {list(value)!r}")
+        return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in
+                     enumerate(zip(args, value, strict=True)))
+    item = args[0] if args else Any
+    return origin(_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+
+
+def _coerce_number(hint: type, value: Any, where: str) -> int | float:
+    """An ``int`` (a float with an integer value, e.g. ``1e4`` steps, becomes one) or a finite
+    ``float`` (an ``int`` becomes one); ``bool`` is neither."""
     if hint is int:
-        if isinstance(value, float) and value.is_integer():  # 1e4 steps
+        if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{where}: expected int, got {value!r}")
         return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{where}: expected float, got {value!r}")
-        if not math.isfinite(value):
-            raise ValueError(f"{where}: expected a finite float, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{where}: expected str, got {value!r}")
-        return value
-    if isinstance(hint, type) and not isinstance(value, hint):
-        raise ValueError(f"{where}: expected {hint.__name__}, got {value!r}")
-    return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{where}: expected float, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{where}: expected a finite float, got {value!r}")
+    return float(value)
 
 
 class _Loader(yaml.SafeLoader):

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+__all__ = ["DistInfo", "init_distributed", "resolve_device", "shutdown"]
+
 
 @dataclass(frozen=True)
 class DistInfo:

@@ -14,6 +14,13 @@ from condflow.bijectors.base import Bijector, Compose
 from condflow.bijectors.glow import GlowBlock
 from condflow.bijectors.nets import CouplingNet
 
+__all__ = [
+    "ConditionalFlow",
+    "ConditionalGlow",
+    "ModeNotAvailableError",
+    "standard_normal_log_prob",
+]
+
 
 class ModeNotAvailableError(RuntimeError):
     """Raised by :meth:`ConditionalFlow.mode` when a log-det depends on z."""
@@ -99,7 +106,7 @@ class ConditionalFlow(Recorded, nn.Module):
             context = check_tensor("context", context, ("B", self.context_features))
             check_module_dtype("context", context, self)
             return context
-        check_tensor("context", context)
+        context = check_tensor("context", context)
         check_module_dtype("context", context, self)
         embedded = self.embedding_net(context)
         check_tensor("embedding_net(context)", embedded, (context.shape[0], self.context_features))

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from condflow._checks import check_tensor, check_trailing
+from condflow._checks import check_positive_int, check_tensor, check_trailing, is_int_at_least
 from condflow.joints import H36M_TO_J14, J14_HIPS
 from condflow.spaces.rotations import average_rotations, project_to_rotation
 
@@ -166,7 +166,7 @@ def min_of_n_mpjpe(
     if metric not in ("mpjpe", "pa_mpjpe"):
         raise ValueError(f"metric: expected 'mpjpe' or 'pa_mpjpe', got {metric!r}")
     ns = list(ns)
-    if not ns or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in ns):
+    if not ns or not all(is_int_at_least(n, 1) for n in ns):
         raise ValueError(f"ns: expected a non-empty sequence of integers >= 1, got {ns!r}")
     if max(ns) > samples.shape[1]:
         raise ValueError(f"ns: largest n = {max(ns)} exceeds the {samples.shape[1]} samples given")
@@ -203,9 +203,8 @@ def sample_errors(
         n-sample draw for :func:`min_of_n`.
     """
     check_tensor("gt", gt, ("B", "J", 3))
-    for name, value in (("num_samples", num_samples), ("chunk", chunk)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+    check_positive_int("num_samples", num_samples)
+    check_positive_int("chunk", chunk)
     unknown = [m for m in metrics if m not in ("mpjpe", "pa_mpjpe")]
     if unknown or not metrics:
         raise ValueError(f"metrics: expected some of 'mpjpe', 'pa_mpjpe', got {list(metrics)}")

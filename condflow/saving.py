@@ -71,6 +71,8 @@ FORMAT_VERSION = 1
 
 
 def _as_config(cfg: Config | dict[str, Any], where: str) -> Config:
+    if not isinstance(cfg, dict):
+        return cfg
     try:
         return load_config(cfg) if isinstance(cfg, dict) else cfg
     except ValueError as err:
@@ -83,8 +85,13 @@ def build_model(cfg: Config) -> nn.Module:
     A ``model.pretrained`` initialization file is not read: the weights come from the file
     being loaded, and the training machine's path need not exist here.
     """
-    if dataclasses.is_dataclass(cfg.model) and getattr(cfg.model, "pretrained", None):
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained=None))
+    model = cfg.model
+    if (
+        dataclasses.is_dataclass(model)
+        and not isinstance(model, type)
+        and getattr(model, "pretrained", None)
+    ):
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(model, pretrained=None))
     return get_task(cfg.task)(cfg).build_model().eval()
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
 from condflow.bijectors.base import Bijector, constant_logabsdet
+
+__all__ = ["ActNorm"]
 
 
 class ActNorm(Bijector):
@@ -27,6 +30,8 @@ class ActNorm(Bijector):
     keeps the hot path free of host-device syncs.
     """
 
+    initialized: Tensor
+
     def __init__(
         self, features: int, eps: float = 1e-6, parametrization: str = "generative"
     ) -> None:
@@ -44,7 +49,9 @@ class ActNorm(Bijector):
         self.register_buffer("initialized", torch.tensor(False))
         self._initialized = False
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._initialized = bool(self.initialized)
 

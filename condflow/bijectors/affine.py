@@ -7,6 +7,8 @@ from torch import Tensor
 
 from condflow.bijectors.base import Bijector, constant_logabsdet
 
+__all__ = ["FixedAffine"]
+
 
 class FixedAffine(Bijector):
     """x = scale ⊙ z + shift with constant buffers ``scale``/``shift`` ``[d]``.
@@ -14,6 +16,9 @@ class FixedAffine(Bijector):
     Placed last in the generative direction it maps a flow on standardized features to data
     units (e.g. millimetres) so ``log_prob`` is a density in those units; log|det| = Σ log scale.
     """
+
+    shift: Tensor
+    scale: Tensor
 
     def __init__(self, shift: Tensor, scale: Tensor) -> None:
         super().__init__()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 
 from condflow._recipe import Recorded
+
+__all__ = ["Bijector", "Compose", "Inverse", "broadcast_context", "constant_logabsdet"]
 
 
 class Bijector(Recorded, nn.Module):
@@ -75,7 +78,7 @@ class Compose(Bijector):
     def inverse(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         total = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
         for b in reversed(self.bijectors):
-            x, logdet = b.inverse(x, context)
+            x, logdet = cast(Bijector, b).inverse(x, context)  # ModuleList items are Modules
             total = total + logdet
         return x, total
 

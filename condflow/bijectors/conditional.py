@@ -15,6 +15,8 @@ from torch import Tensor, nn
 
 from condflow.bijectors.base import Bijector, broadcast_context
 
+__all__ = ["ConditionalAffine", "context_logabsdet"]
+
 
 def context_logabsdet(value: Tensor, like: Tensor) -> Tensor:
     """Broadcast a per-context log-det ``[B]`` to ``like.shape[:-1]`` (``[B, ...]``, no copy).
@@ -67,15 +69,13 @@ class ConditionalAffine(Bijector):
             raise ValueError(f"scale_bound: expected a positive number, got {scale_bound!r}")
         self.features = features
         self.scale_bound = float(scale_bound)
-        self.net = nn.Sequential(
-            nn.Linear(context_features, hidden_features),
-            nn.ReLU(),
-            nn.Linear(hidden_features, 2 * features),
-        )
-        nn.init.zeros_(self.net[2].weight)
-        nn.init.zeros_(self.net[2].bias)
+        first = nn.Linear(context_features, hidden_features)
+        last = nn.Linear(hidden_features, 2 * features)
+        self.net = nn.Sequential(first, nn.ReLU(), last)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
-    def scale_shift(self, context: Tensor) -> tuple[Tensor, Tensor]:
+    def scale_shift(self, context: Tensor | None) -> tuple[Tensor, Tensor]:
         """Log-scale and shift, each ``[B, d]``, for contexts ``[B, C]``."""
         if context is None:
             raise ValueError("context: a conditional affine map needs a context, got None")

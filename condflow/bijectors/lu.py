@@ -9,6 +9,8 @@ from torch import Tensor, nn
 
 from condflow.bijectors.base import Bijector, constant_logabsdet
 
+__all__ = ["LULinear", "NflowsLULinear"]
+
 
 class LULinear(Bijector):
     """Invertible linear map with log|det W| = Σ log|s|.
@@ -21,6 +23,9 @@ class LULinear(Bijector):
     parameters' version counters and checked against a copy of their values, since a write
     through ``.data`` does not bump the version (the check is O(d²), the assembly O(d³)).
     """
+
+    permutation: Tensor
+    sign_s: Tensor
 
     def __init__(self, features: int, seed: int | None = 0) -> None:
         super().__init__()

@@ -20,6 +20,8 @@ from torch import Tensor
 
 from condflow.bijectors.base import Bijector
 
+__all__ = ["FromNflows", "ToNflows"]
+
 
 class ToNflows(Transform):
     """A condflow bijector seen as an nflows ``Transform`` (``forward``: x → z)."""

@@ -7,9 +7,14 @@ from torch import Tensor
 
 from condflow.bijectors.base import Bijector
 
+__all__ = ["Permutation", "RandomPermutation", "ReversePermutation"]
+
 
 class Permutation(Bijector):
     """x = z[..., perm]; the inverse permutation is stored, not recomputed."""
+
+    permutation: Tensor
+    inverse_permutation: Tensor
 
     def __init__(self, permutation: Tensor) -> None:
         super().__init__()

@@ -19,6 +19,8 @@ import scipy.sparse
 from condflow._io import atomic_write
 from condflow._safe_pickle import load_pickle
 
+__all__ = ["REQUIRED_KEYS", "convert_smpl_pkl", "load_smpl_dict"]
+
 REQUIRED_KEYS = (
     "v_template",
     "f",

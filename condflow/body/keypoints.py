@@ -53,11 +53,14 @@ def _keypoint_index(num_h36m: int = 17) -> tuple[list[int], list[int]]:
     table, row = [], []
     for kind, key in KEYPOINT_SOURCES:
         if kind == "smpl":
-            table.append(0), row.append(int(key))
+            table.append(0)
+            row.append(int(key))
         elif kind == "h36m":
-            table.append(1), row.append(int(key))
+            table.append(1)
+            row.append(int(key))
         else:
-            table.append(1), row.append(num_h36m + _LANDMARKS.index(str(key)))
+            table.append(1)
+            row.append(num_h36m + _LANDMARKS.index(str(key)))
     return table, row
 
 
@@ -88,6 +91,14 @@ class BodyKeypoints(nn.Module):
     :class:`BodyModel`'s up to rounding. Buffers are derived from the model file and stay
     out of the ``state_dict``.
     """
+
+    # Buffers (derived from the body model file, not saved).
+    point_weight: Tensor  # m: [K, 24]
+    point_template: Tensor  # [K, 24, 3]
+    point_shapedirs: Tensor  # [K, 24, 3, 10]
+    point_posedirs: Tensor  # [K, 24, 3, 207]
+    joint_template: Tensor  # [24, 3]
+    joint_shapedirs: Tensor  # [24, 3, 10]
 
     def __init__(self, body: BodyModel) -> None:
         super().__init__()
@@ -139,8 +150,8 @@ class BodyKeypoints(nn.Module):
         chain, from local rotations ``[N, 24, 3, 3]`` and rest joints ``[N, 24, 3]``."""
         offsets = rest_joints.clone()
         offsets[:, 1:] -= rest_joints[:, self._parents[1:]]
-        rot = [None] * 24
-        pos = [None] * 24
+        rot: list[Tensor] = [rotmat[:, 0]] * 24  # every entry set below, parents first
+        pos: list[Tensor] = [rest_joints[:, 0]] * 24
         rot[0], pos[0] = rotmat[:, 0], rest_joints[:, 0]
         for joints, parents in self._levels:
             parent_rot = torch.stack([rot[p] for p in parents], 1)  # [N, m, 3, 3]

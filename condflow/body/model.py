@@ -28,6 +28,7 @@ from condflow.body.synthetic import synthetic_model_dir
 from condflow.joints import H36M_JOINT_NAMES, H36M_REGRESSOR_FILENAME, SMPL_MODEL_FILENAME
 
 SMPL_PATH_ENV = "CONDFLOW_SMPL_PATH"
+__all__ = ["BodyModel", "BodyOutput", "resolve_model_file"]
 
 
 @dataclass
@@ -84,6 +85,8 @@ class BodyModel(Recorded, nn.Module):
     """
 
     num_joints = 24
+    eval_regressor: Tensor | None  # [17, V], or None without a regressor file
+    _eval_vertex_ids: Tensor | None  # the vertices the regressor uses
 
     def __init__(
         self,
@@ -163,16 +166,18 @@ class BodyModel(Recorded, nn.Module):
         check_tensor("vertices", vertices, ("B", self.num_vertices, 3))
         return self._eval_joints(vertices)
 
-    def _require_eval_regressor(self) -> None:
-        if self.eval_regressor is None:
+    def _require_eval_regressor(self) -> tuple[Tensor, Tensor]:
+        """The evaluation regressor ``[17, V]`` and the vertex ids it uses."""
+        if self.eval_regressor is None or self._eval_vertex_ids is None:
             raise FileNotFoundError(
                 f"no evaluation regressor for {self.model_file}: put {H36M_REGRESSOR_FILENAME} "
                 "([17, V]) next to the model file or pass eval_regressor_path"
             )
+        return self.eval_regressor, self._eval_vertex_ids
 
     def _eval_joints(self, vertices: Tensor) -> Tensor:
-        ids = self._eval_vertex_ids
-        return torch.einsum("jk,bkc->bjc", self.eval_regressor[:, ids], vertices[:, ids])
+        regressor, ids = self._require_eval_regressor()
+        return torch.einsum("jk,bkc->bjc", regressor[:, ids], vertices[:, ids])
 
     def forward(
         self,

@@ -23,6 +23,8 @@ from torch import Tensor
 from condflow._checks import check_positive_int
 from condflow.joints import SMPL_JOINT_NAMES
 
+__all__ = ["JOINT_LIMITS", "POSE_FAMILIES", "PoseGenerator", "PoseSample", "sample_poses"]
+
 POSE_FAMILIES: tuple[str, ...] = (
     "standing", "walking", "sitting", "reaching", "crouching", "random",
 )

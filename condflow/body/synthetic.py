@@ -40,6 +40,17 @@ from condflow.joints import (
     SMPL_PARENTS,
 )
 
+__all__ = [
+    "SHAPE_NAMES",
+    "SMPL_LANDMARK_IDS",
+    "SMPL_NUM_VERTICES",
+    "VERSION",
+    "build_synthetic_smpl",
+    "generate_synthetic_smpl",
+    "synthetic_joint_table",
+    "synthetic_model_dir",
+]
+
 VERSION = "synthetic-v2"
 
 SHAPE_NAMES: tuple[str, ...] = (
@@ -125,10 +136,10 @@ def _arc_length_of(points: np.ndarray, p: np.ndarray) -> float:
     for a, b in zip(points[:-1], points[1:], strict=True):
         ab = b - a
         t = float(np.clip(np.dot(p - a, ab) / np.dot(ab, ab), 0.0, 1.0))
-        d = np.linalg.norm(a + t * ab - p)
+        d = float(np.linalg.norm(a + t * ab - p))
         if d < best:
-            best, best_s = d, start + t * np.linalg.norm(ab)
-        start += np.linalg.norm(ab)
+            best, best_s = d, start + t * float(np.linalg.norm(ab))
+        start += float(np.linalg.norm(ab))
     return best_s
 
 
@@ -201,18 +212,18 @@ def _tube(
         [np.repeat(centre, n_around, axis=0), start_pole[None], end_pole[None]]
     )
 
-    faces = []
+    face_strips: list[np.ndarray] = []
     k = np.arange(n_around)
     k1 = (k + 1) % n_around
     for i in range(n_rings - 1):
         a, b = i * n_around + k, i * n_around + k1
         c, d = (i + 1) * n_around + k1, (i + 1) * n_around + k
-        faces += [np.stack([a, b, c], 1), np.stack([a, c, d], 1)]
+        face_strips += [np.stack([a, b, c], 1), np.stack([a, c, d], 1)]
     p0, p1 = n_rings * n_around, n_rings * n_around + 1
     last = (n_rings - 1) * n_around
-    faces += [np.stack([np.full(n_around, p0), k1, k], 1)]
-    faces += [np.stack([np.full(n_around, p1), last + k, last + k1], 1)]
-    faces = np.concatenate(faces)
+    face_strips += [np.stack([np.full(n_around, p0), k1, k], 1)]
+    face_strips += [np.stack([np.full(n_around, p1), last + k, last + k1], 1)]
+    faces = np.concatenate(face_strips)
     if _signed_volume(vertices, faces) < 0:  # make normals point outwards
         faces = faces[:, ::-1]
 

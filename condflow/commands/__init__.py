@@ -15,6 +15,8 @@ from condflow.tasks import get_task
 if TYPE_CHECKING:
     from condflow.config import Config
 
+__all__ = ["COMMANDS", "outputs", "print_table"]
+
 COMMANDS = (
     "train",
     "evaluate",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+__all__ = ["plain_text"]
+
 _ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")  # :func:`~condflow.x.y` -> condflow.x.y
 _LITERAL = re.compile(r"``([^`]+)``")  # ``--out`` -> --out
 

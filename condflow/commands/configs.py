@@ -6,6 +6,8 @@ import argparse
 
 from condflow.configs import config_names, describe_config, resolve_config
 
+__all__ = ["register", "run"]
+
 
 def run(args: argparse.Namespace) -> int:
     if args.name:

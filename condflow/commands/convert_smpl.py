@@ -8,6 +8,8 @@ from pathlib import Path
 from condflow.body.convert import convert_smpl_pkl
 from condflow.commands import outputs
 
+__all__ = ["register", "run"]
+
 
 def run(args: argparse.Namespace) -> int:
     if not Path(args.src).is_file():  # named before any complaint about DST

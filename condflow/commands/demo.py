@@ -12,6 +12,8 @@ from condflow.tasks import load_config
 from condflow.tasks.evaluation import lifting_table
 from condflow.train import evaluate, train
 
+__all__ = ["register", "run"]
+
 
 def run(args: argparse.Namespace) -> int:
     set_progress(not args.no_progress)

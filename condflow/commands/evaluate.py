@@ -21,6 +21,8 @@ from condflow.config import config_to_dict, merge_config, read_config
 from condflow.tasks import load_config
 from condflow.train import evaluate, fast_dev_run_config
 
+__all__ = ["register", "run"]
+
 
 def _changed(before: Any, after: Any, where: str) -> list[str]:
     """Dotted keys whose values differ between two plain config dicts."""

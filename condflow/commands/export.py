@@ -7,6 +7,8 @@ import argparse
 from condflow.commands import outputs as output_guard
 from condflow.export import export_file, format_for_path, read_metadata
 
+__all__ = ["register", "run"]
+
 
 def run(args: argparse.Namespace) -> int:
     fmt = args.format or format_for_path(args.out)

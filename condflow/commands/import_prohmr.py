@@ -8,6 +8,8 @@ import argparse
 from condflow.commands import outputs
 from condflow.interop.prohmr import import_prohmr_file
 
+__all__ = ["register", "run"]
+
 
 def run(args: argparse.Namespace) -> int:
     out = outputs(args).claim(args.out, "OUT")  # never an input, never another's file

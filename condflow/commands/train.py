@@ -15,6 +15,8 @@ from condflow.train import checkpoint_path, evaluate, fast_dev_run_config, train
 if TYPE_CHECKING:
     from condflow.config import Config
 
+__all__ = ["add_fast_dev_run", "add_overrides", "claim_run", "register", "run"]
+
 
 def add_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

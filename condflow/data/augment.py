@@ -26,6 +26,8 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 from scipy.spatial.transform import Rotation
 
+from condflow._checks import check_positive_int
+
 __all__ = [
     "SMPL_JOINT_FLIP_PERM",
     "SMPL_POSE_FLIP_PERM",
@@ -131,7 +133,7 @@ def transform_keypoints(
     return flip_keypoints_2d(out, flip_perm) if flip else out
 
 
-def flip_keypoints_2d(kp: np.ndarray, flip_perm: Sequence[int]) -> np.ndarray:
+def flip_keypoints_2d(kp: np.ndarray, flip_perm: Sequence[int] | None) -> np.ndarray:
     """Mirror normalized ``[K, 2 or 3]`` keypoints (``x → -x``) and swap left/right joints."""
     pts = _check_points("kp", kp, (2, 3))
     out = pts[_check_perm(flip_perm, len(pts))].copy()
@@ -171,8 +173,7 @@ def crop_image(
     arr = np.asarray(img)
     if arr.ndim != 3:
         raise ValueError(f"img: expected shape [H, W, C], got {list(arr.shape)}")
-    if isinstance(res, bool) or not isinstance(res, int) or res < 1:
-        raise ValueError(f"res: expected an integer >= 1, got {res!r}")
+    check_positive_int("res", res)
     c, s = _check_box(center, scale)
     n = crop_pixels_to_normalized(np.arange(res), res)
     nx, ny = np.meshgrid(n, n)  # [res, res], indexed [row, col]
@@ -196,7 +197,7 @@ def rotate_keypoints_3d(kp3d: np.ndarray, rot: float) -> np.ndarray:
     return out
 
 
-def flip_keypoints_3d(kp3d: np.ndarray, flip_perm: Sequence[int]) -> np.ndarray:
+def flip_keypoints_3d(kp3d: np.ndarray, flip_perm: Sequence[int] | None) -> np.ndarray:
     """Mirror ``x`` of ``[K, 3 or 4]`` points and swap left/right joints with ``flip_perm``."""
     pts = _check_points("kp3d", kp3d, (3, 4))
     out = pts[_check_perm(flip_perm, len(pts))].copy()

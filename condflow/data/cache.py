@@ -12,6 +12,8 @@ import torch
 
 from condflow._io import cache_path, cached_file, file_digest
 
+__all__ = ["cached_tensors"]
+
 
 def cached_tensors(
     kind: str,
@@ -25,7 +27,7 @@ def cached_tensors(
     The hash covers ``key`` (a dataclass or JSON-able value) and the SHA-256 of each of
     ``files`` (e.g. the body model the data is posed with), never their paths.
     """
-    if dataclasses.is_dataclass(key):
+    if dataclasses.is_dataclass(key) and not isinstance(key, type):
         key = dataclasses.asdict(key)
     path = cache_path("data", kind, {"key": key, "files": [file_digest(f) for f in files]}, ".pt")
     return cached_file(

@@ -53,6 +53,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from condflow._checks import check_positive_int
 from condflow._safe_pickle import load_npz
 from condflow.data.screen import normalize_screen_coordinates
 from condflow.joints import H36M_JOINT_NAMES
@@ -148,9 +149,8 @@ def _validate_camera(where: str, cam: object) -> dict[str, Any]:
     for field in ("res_w", "res_h"):
         if field not in cam:
             raise ValueError(f"cameras: {where} has no {field!r} entry")
-        value = cam[field]
-        if isinstance(value, np.ndarray):
-            value = value.item()
+        raw = cam[field]
+        value = raw.item() if isinstance(raw, np.ndarray) else raw
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float | np.integer | np.floating)
@@ -235,7 +235,7 @@ def write_h36m_cameras(
             for i, c in enumerate(cs)
             for k, v in c.items()
         }
-        np.savez(path, **flat)
+        np.savez(path, allow_pickle=False, **flat)
     else:
         raise ValueError(f"path: expected a .json or .npz file name, got {path}")
 
@@ -264,6 +264,78 @@ def _check_finite_frames(array: np.ndarray, what: str) -> None:
                          f"({int(bad.sum())} such frames)")
 
 
+def _check_subjects(
+    subjects: Sequence[str] | None,
+    positions_3d: Mapping[str, Any],
+    positions_2d: Mapping[str, Any],
+    cams: Mapping[str, Any],
+) -> tuple[str, ...]:
+    """The subjects to load (default: all of the 3D file), each present in every source."""
+    if subjects is None:
+        subjects = tuple(positions_3d)
+    if isinstance(subjects, str) or not all(isinstance(s, str) for s in subjects):
+        raise ValueError(f"subjects: expected a sequence of subject names, got {subjects!r}")
+    for s in subjects:
+        for what, source in (
+            ("path_3d", positions_3d),
+            ("path_2d", positions_2d),
+            ("cameras", cams),
+        ):
+            if s not in source:
+                raise ValueError(f"{what}: subject {s!r} not found (have {sorted(source)})")
+    return tuple(subjects)
+
+
+def _check_world(world: object, source: str, where: str) -> np.ndarray:
+    """World joints ``[T, 32, 3]`` (floats, metres) of one action; ``source`` names the file
+    in the message on non-finite frames."""
+    world = np.asarray(world)
+    if world.ndim != 3 or world.shape[1:] != (32, 3) or not world.dtype.kind == "f":
+        raise ValueError(
+            f"path_3d: {where} must be [T, 32, 3], got {list(world.shape)} "
+            f"of dtype {world.dtype} (floats expected)"
+        )
+    _check_finite_frames(world, source)
+    return world
+
+
+def _check_view(kp: object, num_frames: int, path_2d: Path, where: str) -> np.ndarray:
+    """One camera's 2D keypoints ``[T', 17, 2 or 3]`` (pixels), at least ``num_frames``
+    frames; the first ``num_frames`` must be finite."""
+    kp = np.asarray(kp)
+    if kp.ndim != 3 or kp.shape[1] != 17 or kp.shape[2] not in (2, 3) \
+            or kp.dtype.kind not in "fiu":
+        raise ValueError(f"path_2d: {where} must be [T, 17, 2 or 3], got {list(kp.shape)}")
+    if kp.shape[0] < num_frames:
+        raise ValueError(
+            f"path_2d: {where} has {kp.shape[0]} frames, fewer than the {num_frames} 3D frames"
+        )
+    _check_finite_frames(kp[:num_frames], f"path_2d: {path_2d} {where}")
+    return kp
+
+
+def _camera_pair(
+    world_mm: np.ndarray,
+    kp: np.ndarray,
+    cam: Mapping[str, Any],
+    root_relative: bool,
+    drop_2d_nose: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One camera's training pair (float32): the world joints ``[T, J, 3]`` (mm) in its frame
+    (root-relative if asked) and its keypoints ``[T, 17, 2 or 3]`` with screen-normalized
+    ``x, y`` (the nose dropped if asked)."""
+    rot = quaternion_to_matrix(torch.from_numpy(cam["orientation"])).numpy()
+    # Row vectors: Rᵀ (X − t) becomes (X − t) R.
+    p3 = (world_mm - cam["translation"]) @ rot
+    if root_relative:
+        p3 = p3 - p3[:, :1]
+    kp = kp.astype(np.float64)
+    kp[..., :2] = normalize_screen_coordinates(kp[..., :2], cam["res_w"], cam["res_h"])
+    if drop_2d_nose:
+        kp = np.delete(kp, H36M_NOSE_INDEX, axis=1)
+    return p3.astype(np.float32), kp.astype(np.float32)
+
+
 def load_h36m_lifting(
     path_3d: str | Path,
     path_2d: str | Path,
@@ -289,8 +361,7 @@ def load_h36m_lifting(
     Returns:
         :class:`H36MLifting` with ``N`` frames over all (subject, action, camera) triples.
     """
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"stride: expected an integer >= 1, got {stride!r}")
+    check_positive_int("stride", stride)
     if num_joints not in (16, 17):
         raise ValueError(f"num_joints: expected 16 or 17, got {num_joints!r}")
     path_3d, path_2d = Path(path_3d), Path(path_2d)
@@ -298,19 +369,7 @@ def load_h36m_lifting(
     positions_2d, metadata = _load_objects(path_2d, "path_2d", ["positions_2d", "metadata"])
     layout = metadata.get("layout_name")
     cams = load_h36m_cameras(cameras)
-
-    if subjects is None:
-        subjects = tuple(positions_3d)
-    if isinstance(subjects, str) or not all(isinstance(s, str) for s in subjects):
-        raise ValueError(f"subjects: expected a sequence of subject names, got {subjects!r}")
-    for s in subjects:
-        for what, source in (
-            ("path_3d", positions_3d),
-            ("path_2d", positions_2d),
-            ("cameras", cams),
-        ):
-            if s not in source:
-                raise ValueError(f"{what}: subject {s!r} not found (have {sorted(source)})")
+    subjects = _check_subjects(subjects, positions_3d, positions_2d, cams)
 
     keep_3d = np.array(H36M_KEPT_JOINTS)
     if num_joints == 16:
@@ -324,13 +383,7 @@ def load_h36m_lifting(
     for si, s in enumerate(subjects):
         for action, world in positions_3d[s].items():
             where = f"subject {s!r} action {action!r}"
-            world = np.asarray(world)
-            if world.ndim != 3 or world.shape[1:] != (32, 3) or not world.dtype.kind == "f":
-                raise ValueError(
-                    f"path_3d: {where} must be [T, 32, 3], got {list(world.shape)} "
-                    f"of dtype {world.dtype} (floats expected)"
-                )
-            _check_finite_frames(world, f"path_3d: {path_3d} {where}")
+            world = _check_world(world, f"path_3d: {path_3d} {where}", where)
             if action not in positions_2d[s]:
                 raise ValueError(f"path_2d: {where} not found")
             views = positions_2d[s][action]
@@ -343,30 +396,10 @@ def load_h36m_lifting(
             frames = np.arange(0, num_frames, stride)
             world_mm = world[frames][:, keep_3d].astype(np.float64) * 1000.0
             for ci, (kp, cam) in enumerate(zip(views, cams[s], strict=True)):
-                kp = np.asarray(kp)
-                if kp.ndim != 3 or kp.shape[1] != 17 or kp.shape[2] not in (2, 3) \
-                        or kp.dtype.kind not in "fiu":
-                    raise ValueError(
-                        f"path_2d: {where} camera {ci} must be [T, 17, 2 or 3], "
-                        f"got {list(kp.shape)}"
-                    )
-                if kp.shape[0] < num_frames:
-                    raise ValueError(
-                        f"path_2d: {where} camera {ci} has {kp.shape[0]} frames, "
-                        f"fewer than the {num_frames} 3D frames"
-                    )
-                _check_finite_frames(kp[:num_frames], f"path_2d: {path_2d} {where} camera {ci}")
-                rot = quaternion_to_matrix(torch.from_numpy(cam["orientation"])).numpy()
-                # Row vectors: Rᵀ (X − t) becomes (X − t) R.
-                p3 = (world_mm - cam["translation"]) @ rot
-                if root_relative:
-                    p3 = p3 - p3[:, :1]
-                kp = kp[frames].astype(np.float64)
-                kp[..., :2] = normalize_screen_coordinates(kp[..., :2], cam["res_w"], cam["res_h"])
-                if drop_2d_nose:
-                    kp = np.delete(kp, H36M_NOSE_INDEX, axis=1)
-                chunks["p3"].append(p3.astype(np.float32))
-                chunks["p2"].append(kp.astype(np.float32))
+                kp = _check_view(kp, num_frames, path_2d, f"{where} camera {ci}")
+                p3, p2 = _camera_pair(world_mm, kp[frames], cam, root_relative, drop_2d_nose)
+                chunks["p3"].append(p3)
+                chunks["p2"].append(p2)
                 for key, value in (("subject", si), ("action", ai), ("camera", ci)):
                     chunks[key].append(np.full(len(frames), value, dtype=np.int64))
                 chunks["frame"].append(frames.astype(np.int64))

@@ -23,7 +23,7 @@ only: no entry can run code); non-finite values are refused naming the key and r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from condflow._checks import NonNegativeFloat, Probability
+from condflow._checks import NonNegativeFloat, Probability, check_positive_int
 from condflow._safe_pickle import load_npz
 from condflow.data.augment import (
     AugmentationParams,
@@ -140,15 +140,15 @@ class AugmentationConfig:
     trans_factor: NonNegativeFloat = 0.0
 
 
-def detect_layout(keys: Sequence[str]) -> str:
+def detect_layout(keys: Iterable[str]) -> str:
     """``"prohmr"`` if any ProHMR-specific key is present, ``"spin"`` if ``part`` is, else error."""
-    keys = set(keys)
-    if keys & set(_PROHMR_MARKERS):
+    present = set(keys)
+    if present & set(_PROHMR_MARKERS):
         return "prohmr"
-    if "part" in keys:
+    if "part" in present:
         return "spin"
     raise ValueError(f"npz layout: found neither SPIN keys ({list(_SPIN_REQUIRED)}) nor ProHMR "
-                     f"keys (any of {list(_PROHMR_MARKERS)}); file has {sorted(keys)}")
+                     f"keys (any of {list(_PROHMR_MARKERS)}); file has {sorted(present)}")
 
 
 def _get(data: dict[str, np.ndarray], key: str, n: int, trailing: tuple[int, ...]) -> np.ndarray:
@@ -208,8 +208,7 @@ class ImageDataset(Dataset):
         self.train, self.res, self.seed = bool(train), res, int(seed)
         if not path.is_file():
             raise FileNotFoundError(f"npz_path: no such file: {path}")
-        if isinstance(res, bool) or not isinstance(res, int) or res < 1:
-            raise ValueError(f"res: expected an integer >= 1, got {res!r}")
+        check_positive_int("res", res)
         data = load_npz(path, "npz_path")
         try:
             self._read(data, path, layout)
@@ -268,7 +267,7 @@ class ImageDataset(Dataset):
         self.keypoints_3d = np.concatenate(kp3, axis=1)
         self.pose, self.has_smpl = _optional(data, "body_pose", n, (72,), "has_body_pose")
         self.betas, self.has_betas = _optional(data, "betas", n, (10,), "has_betas")
-        self.has_3d = (self.keypoints_3d[..., 3] > 0).any(axis=1).astype(np.float32)
+        self.has_3d = np.asarray((self.keypoints_3d[..., 3] > 0).any(axis=1), np.float32)
         self.flip_perm = PROHMR_FLIP_PERM
 
     def __len__(self) -> int:
@@ -367,7 +366,7 @@ def write_spin_npz(
         out["pose"] = _stack("pose", pose, n, (72,))
         out["shape"] = _stack("shape", shape, n, (10,))
         out["has_smpl"] = np.ones(n) if has_smpl is None else _stack("has_smpl", has_smpl, n, ())
-    np.savez(path, **out)
+    np.savez(path, allow_pickle=False, **out)
 
 
 def write_prohmr_npz(
@@ -407,4 +406,4 @@ def write_prohmr_npz(
             out[flag] = np.ones(n) if flag_value is None else _stack(flag, flag_value, n, ())
     if len(out) == 3:
         raise ValueError("write_prohmr_npz: give at least one of body_pose, betas or keypoints")
-    np.savez(path, **out)
+    np.savez(path, allow_pickle=False, **out)

@@ -204,42 +204,61 @@ def load_keypoints(
         raise FileNotFoundError(f"keypoints file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".json":
-        data = _read_json(path)
-        if isinstance(data, dict) and "people" in data:
-            kp, found = _openpose(path, data), "body25"
-        elif isinstance(data, dict) and "annotations" in data:
-            if not isinstance(data["annotations"], list):
-                raise _fail(path, "'annotations' must be a list (COCO-style JSON)")
-            kp, found = _coco(path, data["annotations"]), "coco17"
-        elif isinstance(data, list):
-            kp, found = _coco(path, data), "coco17"
-        else:
-            raise _fail(path, "expected OpenPose JSON (a 'people' list) or COCO-style JSON "
-                              "(an 'annotations' list, or a list of dicts with 'keypoints')")
-        if layout is not None and layout != found:
-            raise _fail(path, f"holds {found} keypoints, but layout {layout!r} was requested")
+        kp, found = _read_json_keypoints(path, layout)
     elif suffix in (".npy", ".csv"):
-        if suffix == ".npy":
-            try:
-                raw = np.load(path, allow_pickle=False)
-            except (ValueError, OSError) as err:
-                raise _fail(path, f"not a readable .npy array ({err})") from err
-            if not np.issubdtype(raw.dtype, np.number):
-                raise _fail(path, f"array of dtype {raw.dtype}; expected numbers")
-            kp = _as_people(path, raw.astype(np.float64))
-        else:
-            kp = _as_people(path, _read_csv(path))
-        k = kp.shape[1]
-        found = layout or _ARRAY_LAYOUTS.get(k)
-        if found is None:
-            raise _fail(path, f"{k} joints per person; expected 16 (H36M without nose), "
-                              "17 (H36M), 24 (SPIN) or 25 (OpenPose BODY_25), or pass layout")
-        if LAYOUT_JOINTS[found] != k:
-            raise _fail(path, f"{k} joints per person; layout {found!r} has "
-                              f"{LAYOUT_JOINTS[found]}")
+        kp, found = _read_array_keypoints(path, layout)
     else:
         raise _fail(path, f"unknown extension {path.suffix!r}; expected .json (OpenPose or "
                           "COCO-style), .npy or .csv")
+    _check_people(path, kp, num_joints)
+    return KeypointFile(kp, found, path)
+
+
+def _read_json_keypoints(path: Path, layout: str | None) -> tuple[np.ndarray, str]:
+    """OpenPose or COCO-style JSON → ``([P, K, 3], layout)``."""
+    data = _read_json(path)
+    if isinstance(data, dict) and "people" in data:
+        kp, found = _openpose(path, data), "body25"
+    elif isinstance(data, dict) and "annotations" in data:
+        if not isinstance(data["annotations"], list):
+            raise _fail(path, "'annotations' must be a list (COCO-style JSON)")
+        kp, found = _coco(path, data["annotations"]), "coco17"
+    elif isinstance(data, list):
+        kp, found = _coco(path, data), "coco17"
+    else:
+        raise _fail(path, "expected OpenPose JSON (a 'people' list) or COCO-style JSON "
+                          "(an 'annotations' list, or a list of dicts with 'keypoints')")
+    if layout is not None and layout != found:
+        raise _fail(path, f"holds {found} keypoints, but layout {layout!r} was requested")
+    return kp, found
+
+
+def _read_array_keypoints(path: Path, layout: str | None) -> tuple[np.ndarray, str]:
+    """A ``.npy`` or ``.csv`` array → ``([P, K, 3], layout)``, the layout inferred from K."""
+    if path.suffix.lower() == ".npy":
+        try:
+            raw = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise _fail(path, f"not a readable .npy array ({err})") from err
+        if not np.issubdtype(raw.dtype, np.number):
+            raise _fail(path, f"array of dtype {raw.dtype}; expected numbers")
+        kp = _as_people(path, raw.astype(np.float64))
+    else:
+        kp = _as_people(path, _read_csv(path))
+    k = kp.shape[1]
+    found = layout or _ARRAY_LAYOUTS.get(k)
+    if found is None:
+        raise _fail(path, f"{k} joints per person; expected 16 (H36M without nose), "
+                          "17 (H36M), 24 (SPIN) or 25 (OpenPose BODY_25), or pass layout")
+    if LAYOUT_JOINTS[found] != k:
+        raise _fail(path, f"{k} joints per person; layout {found!r} has "
+                          f"{LAYOUT_JOINTS[found]}")
+    return kp, found
+
+
+def _check_people(path: Path, kp: np.ndarray, num_joints: int | None) -> None:
+    """``ValueError`` naming ``path`` unless ``kp`` holds people with finite coordinates,
+    confidences >= 0 and, if given, ``num_joints`` joints."""
     if kp.shape[0] == 0:
         raise _fail(path, "contains no people; expected at least one")
     if not np.isfinite(kp).all():
@@ -250,7 +269,6 @@ def load_keypoints(
         raise _fail(path, "has negative confidences; expected confidences >= 0")
     if num_joints is not None and kp.shape[1] != num_joints:
         raise _fail(path, f"{kp.shape[1]} joints per person; expected {num_joints}")
-    return KeypointFile(kp, found, path)
 
 
 def _midpoint(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from condflow._checks import check_positive_int
+
 __all__ = [
     "PROHMR_RESCALE_FACTOR",
     "prohmr_box",
@@ -65,7 +67,9 @@ def prohmr_box(
     return center, np.float32(scale * np.float32(200))
 
 
-def prohmr_crop_transform(center: Sequence[float], side: float, res: int = 224) -> np.ndarray:
+def prohmr_crop_transform(
+    center: Sequence[float] | np.ndarray, side: float | np.floating, res: int = 224
+) -> np.ndarray:
     """``[2, 3]`` affine map (float64) from image to crop pixels, as ProHMR's
     ``gen_trans_from_patch_cv`` + ``cv2.getAffineTransform`` build it (no rotation/scale
     augmentation): the box centre → ``(res/2, res/2)``, ``side`` pixels → ``res``."""
@@ -139,8 +143,8 @@ def warp_affine_bilinear(
 
 def prohmr_crop(
     img: np.ndarray,
-    center: Sequence[float],
-    side: float,
+    center: Sequence[float] | np.ndarray,
+    side: float | np.floating,
     res: int = 224,
     mean: Sequence[float] = tuple(_IMAGENET_MEAN),
     std: Sequence[float] = tuple(_IMAGENET_STD),
@@ -152,8 +156,7 @@ def prohmr_crop(
         res: crop side in pixels (ProHMR's ``MODEL.IMAGE_SIZE``, 224).
         mean, std: per-channel normalization of the [0, 1] RGB values (ImageNet's).
     """
-    if isinstance(res, bool) or not isinstance(res, int) or res < 1:
-        raise ValueError(f"res: expected an integer >= 1, got {res!r}")
+    check_positive_int("res", res)
     arr = np.asarray(img)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"img: expected an [H, W, 3] RGB image, got shape {list(arr.shape)}")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from condflow._checks import check_positive_int
 from condflow.joints import SMPL_JOINT_NAMES
 
 __all__ = [
@@ -135,8 +136,7 @@ def rasterize(
         ``barycentric`` ``[H, W, 3]`` (zeros where uncovered) and ``depth`` ``[H, W]``
         (camera ``z`` in metres, ``0`` where uncovered).
     """
-    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1:
-        raise ValueError(f"img_size: expected an integer >= 1, got {img_size!r}")
+    check_positive_int("img_size", img_size)
     if not (np.isfinite(focal_length) and focal_length > 0):
         raise ValueError(f"focal_length: expected a finite number > 0, got {focal_length!r}")
     if not (np.isfinite(near) and near > 0):

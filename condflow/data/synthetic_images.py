@@ -39,6 +39,7 @@ from PIL import Image
 from scipy.ndimage import zoom
 from scipy.spatial.transform import Rotation
 
+from condflow._checks import check_int, check_positive_int
 from condflow._io import cache_path, file_digest
 from condflow._progress import progress
 from condflow.body.camera import DEFAULT_FOCAL_LENGTH, DEFAULT_IMG_RES
@@ -86,10 +87,8 @@ class SyntheticImageConfig:
     workers: int = 2  # processes rendering in parallel (not part of the result)
 
     def __post_init__(self) -> None:
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
-            raise ValueError(f"size: expected an integer >= 1, got {self.size!r}")
-        if isinstance(self.res, bool) or not isinstance(self.res, int) or self.res < 8:
-            raise ValueError(f"res: expected an integer >= 8, got {self.res!r}")
+        check_positive_int("size", self.size)
+        check_int("res", self.res, 8)
         if not self.margin >= 1.0:
             raise ValueError(f"margin: expected a number >= 1, got {self.margin!r}")
         if self.renderer not in RENDERERS:
@@ -202,6 +201,7 @@ def _render_chunk(job: dict[str, Any]) -> dict[str, np.ndarray]:
             torch.as_tensor(p["global_orient"]), torch.as_tensor(p["body_pose"]),
             torch.as_tensor(p["betas"]), eval_joints=True,
         )
+        assert out.eval_joints is not None  # eval_joints=True
         kp3d = keypoints_from_body(out.joints, out.eval_joints, out.vertices, body).numpy()
     vertices = out.vertices.numpy()
     m = len(vertices)

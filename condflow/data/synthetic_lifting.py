@@ -24,6 +24,8 @@ from condflow.body.poses import PoseGenerator
 from condflow.data.screen import normalize_screen_coordinates
 from condflow.spaces.skeleton import H36M_17_TO_16
 
+__all__ = ["LiftingSetConfig", "TensorDictDataset", "make_lifting_set"]
+
 # Joints dropped together when a limb is occluded (H36M-16 indices: R/L arm, R/L leg).
 _LIMBS = ((13, 14, 15), (10, 11, 12), (1, 2, 3), (4, 5, 6))
 
@@ -57,17 +59,19 @@ def make_lifting_set(cfg: LiftingSetConfig, body: BodyModel | None = None) -> di
             out = body.forward_axis_angle(
                 poses.global_orient[sl], poses.body_pose[sl], poses.betas[sl], eval_joints=True
             )
+            assert out.eval_joints is not None  # eval_joints=True
             joints.append(out.eval_joints.double().numpy())
     world = np.concatenate(joints)
     world -= world[:, :1]  # root (hip) at the origin; cameras look at it
-    cams = look_at_cameras(rng, cfg.size, tuple(cfg.elevation_deg), tuple(cfg.distance_m))
+    (elev_lo, elev_hi), (dist_lo, dist_hi) = cfg.elevation_deg, cfg.distance_m
+    cams = look_at_cameras(rng, cfg.size, (elev_lo, elev_hi), (dist_lo, dist_hi))
     cam = cams.to_camera(world)
     pixels = cfg.focal_px * cam[..., :2] / cam[..., 2:] + cfg.image_size / 2
     pixels = pixels[:, list(H36M_17_TO_16)] + rng.normal(0, cfg.noise_px, (cfg.size, 16, 2))
     conf = (rng.random((cfg.size, 16)) >= cfg.joint_dropout).astype(np.float64)
     for limb in _LIMBS:
         hit = rng.random(cfg.size) < cfg.limb_dropout
-        conf[np.ix_(hit, limb)] = 0.0
+        conf[np.ix_(hit, np.asarray(limb))] = 0.0
     uv = normalize_screen_coordinates(pixels, cfg.image_size, cfg.image_size) * conf[..., None]
     target = (cam - cam[:, :1]) * 1000.0
     return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from condflow._checks import check_positive_int, check_tensor
+from condflow._checks import check_int, check_positive_int, check_tensor
 from condflow._norms import Norm, make_norm, norm_name
 from condflow._recipe import Recorded
 
@@ -78,9 +78,7 @@ class MLPLifter(Recorded, nn.Module):
         if in_channels not in (2, 3):
             raise ValueError(f"in_channels: expected 2 or 3, got {in_channels!r}")
         check_positive_int("hidden", hidden)
-        blocks = num_residual_blocks
-        if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
-            raise ValueError(f"num_residual_blocks: expected an integer >= 0, got {blocks!r}")
+        check_int("num_residual_blocks", num_residual_blocks, 0)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
         if out_features is not None:

@@ -103,12 +103,12 @@ def _check_views(head: nn.Module, contexts: object, keypoints: object
         raise ValueError(f"head: multi-view fusion needs a ProHMRHead, got "
                          f"{type(adapter.head).__name__}")
     contexts = check_tensor("contexts", contexts, ("B", "N", adapter.flow.context_features))
-    if keypoints is not None:
-        b, n = contexts.shape[:2]
-        check_tensor("keypoints", keypoints, (b, n, adapter.num_keypoints, 3))
-        keypoints = check_keypoints("keypoints", keypoints.flatten(0, 1)).reshape(
-            keypoints.shape).detach()
-    return adapter, contexts.detach(), keypoints
+    if keypoints is None:
+        return adapter, contexts.detach(), None
+    b, n = contexts.shape[:2]
+    kp = check_tensor("keypoints", keypoints, (b, n, adapter.num_keypoints, 3))
+    kp = check_keypoints("keypoints", kp.flatten(0, 1)).reshape(kp.shape).detach()
+    return adapter, contexts.detach(), kp
 
 
 def fuse_views(

@@ -31,6 +31,10 @@ class GaussianMixture(nn.Module):
     (a fixed prior, saved in the ``state_dict``).
     """
 
+    log_weights: Tensor
+    means: Tensor
+    precision_chol: Tensor
+
     def __init__(self, log_weights: Tensor, means: Tensor, precision_chol: Tensor) -> None:
         super().__init__()
         k, d = means.shape

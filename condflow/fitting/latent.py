@@ -190,6 +190,7 @@ def run_fit(
         return total
 
     def progress(k: int, x: Tensor) -> None:
+        assert callback is not None  # passed to minimize only with a callback
         v, e = split(x)
 
         @torch.no_grad()

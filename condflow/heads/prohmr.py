@@ -425,6 +425,8 @@ class SMPLAdapter(HeadAdapter):
     ``head.focal_length`` at ``head.img_res``); E_β = ‖β‖².
     """
 
+    head: ProHMRHead
+
     def __init__(self, head: ProHMRHead) -> None:
         if not isinstance(head, ProHMRHead):
             raise ValueError(f"head: expected a ProHMRHead, got {type(head).__name__}")

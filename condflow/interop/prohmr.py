@@ -77,12 +77,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import yaml
 from torch import Tensor, nn
 
+from condflow.bijectors import Compose, GlowBlock, Permutation
+from condflow.bijectors.nets import ContextResidualNet, ResidualBlock
 from condflow.saving import build_model, save
 from condflow.tasks import load_config
 
@@ -104,8 +106,11 @@ PROHMR_IMAGE_STD = (0.229, 0.224, 0.225)
 
 _FLOW = "flow.flow._transform._transforms."
 _IGNORED_PREFIXES = ("discriminator.", "smpl.")
-_RESNET_BLOCKS = {(2, 2, 2, 2, False): 18, (3, 4, 6, 3, False): 34, (3, 4, 6, 3, True): 50,
-                  (3, 4, 23, 3, True): 101, (3, 8, 36, 3, True): 152}
+# (blocks in each of the 4 stages, bottleneck blocks) → ResNet depth
+_RESNET_BLOCKS: dict[tuple[int, ...], int] = {
+    (2, 2, 2, 2, False): 18, (3, 4, 6, 3, False): 34, (3, 4, 6, 3, True): 50,
+    (3, 4, 23, 3, True): 101, (3, 8, 36, 3, True): 152,
+}
 
 
 @dataclass(frozen=True)
@@ -302,7 +307,9 @@ class _Taker:
     """Hands out checkpoint entries once each, checking shapes; remembers what was used."""
 
     def __init__(self, state: Mapping[str, Tensor], where: str) -> None:
-        self.state, self.where, self.used, self.missing = state, where, set(), []
+        self.state, self.where = state, where
+        self.used: set[str] = set()
+        self.missing: list[str] = []
         self.last = ""  # the key handed out last, named in shape errors
 
     def __call__(self, key: str, shape: tuple[int, ...] | None = None) -> Tensor | None:
@@ -318,97 +325,109 @@ class _Taker:
         return value
 
 
-def convert_state_dict(
-    state: Mapping[str, Tensor], model: nn.Module, where: str = "checkpoint"
-) -> tuple[dict[str, Tensor], list[str]]:
-    """condflow ``state_dict`` of ``model`` (a ``ProHMRHead`` with
-    ``flow_convention="prohmr"`` of matching sizes) from ProHMR's ``state``, and notes.
+class _Putter:
+    """Collects the converted entries of ``model``'s ``state_dict``, checking each shape."""
 
-    Raises ``ValueError`` listing every missing key, every unexpected key (not consumed and
-    not one of the ignored groups), and any shape mismatch.
-    """
-    take = _Taker(state, where)
-    own = model.state_dict()
-    names = {m: n for n, m in model.named_modules()}
-    out: dict[str, Tensor] = {}
+    def __init__(self, model: nn.Module, take: _Taker, where: str) -> None:
+        self.own = model.state_dict()
+        self.names = {m: n for n, m in model.named_modules()}
+        self.take, self.where = take, where
+        self.out: dict[str, Tensor] = {}
 
-    def put(module: nn.Module, attr: str, value: Tensor | None) -> None:
-        key = f"{names[module]}.{attr}"
+    def __call__(self, module: nn.Module, attr: str, value: Tensor | None) -> None:
+        key = f"{self.names[module]}.{attr}"
         if value is not None:
-            if tuple(value.shape) != tuple(own[key].shape):
-                raise ValueError(f"{where}: {take.last}: does not fit condflow's {key} of shape "
-                                 f"{list(own[key].shape)} (got {list(value.shape)})")
-            out[key] = value.detach().clone().to(own[key].dtype)
+            own = self.own[key]
+            if tuple(value.shape) != tuple(own.shape):
+                raise ValueError(f"{self.where}: {self.take.last}: does not fit condflow's {key} "
+                                 f"of shape {list(own.shape)} (got {list(value.shape)})")
+            self.out[key] = value.detach().clone().to(own.dtype)
 
-    # Backbone: the same torchvision layout.
-    for key, value in own.items():
-        if key.startswith("encoder."):
-            out[key] = take("backbone." + key[len("encoder."):], tuple(value.shape))
-    # Flow: block k of the Glow is the fork's layer k (normalizing order).
-    glow_blocks = list(model.flow.bijector.bijectors[0].bijectors)[::-1]
-    d = model.flow.features
+
+def _prohmr_flow(model: nn.Module) -> tuple[list[GlowBlock], Permutation]:
+    """The Glow blocks of a ``flow_convention="prohmr"`` head, block k first (the fork's
+    layer k), and the fixed permutation to condflow's 6D layout after them."""
+    bijector = model.get_submodule("flow.bijector")
+    parts = list(bijector.bijectors) if isinstance(bijector, Compose) else []
+    glow, layout = parts if len(parts) == 2 else (None, None)
+    if not isinstance(glow, Compose) or not isinstance(layout, Permutation) or not all(
+        isinstance(b, GlowBlock) for b in glow.bijectors
+    ):
+        raise ValueError("model: expected a ProHMRHead built with flow_convention='prohmr'")
+    return [cast(GlowBlock, b) for b in glow.bijectors][::-1], layout
+
+
+def _convert_block(block: GlowBlock, prefix: str, k: int, take: _Taker, put: _Putter) -> bool:
+    """Fill block k from the fork's layers ``3k..3k+2`` (names from ``prefix``); returns
+    whether the checkpoint's ActNorm was initialized."""
+    an, lu, cp = (f"{prefix}{3 * k + i}." for i in range(3))
+    actnorm, linear, coupling = block.actnorm, block.linear, block.coupling
+    d = actnorm.features
+    put(actnorm, "log_scale", take(an + "log_scale", (d,)))
+    put(actnorm, "shift", take(an + "shift", (d,)))
+    initialized = take(an + "initialized", ())
+    put(actnorm, "initialized", initialized)
     tril, triu = torch.tril_indices(d, d, -1), torch.triu_indices(d, d, 1)
-    notes: list[str] = []
-    never_initialized = []
-    for k, block in enumerate(glow_blocks):
-        an, lu, cp = (f"{_FLOW}{3 * k + i}." for i in range(3))
-        actnorm, linear, coupling = block.actnorm, block.linear, block.coupling
-        put(actnorm, "log_scale", take(an + "log_scale", (d,)))
-        put(actnorm, "shift", take(an + "shift", (d,)))
-        initialized = take(an + "initialized", ())
-        put(actnorm, "initialized", initialized)
-        if initialized is not None and not bool(initialized):
-            never_initialized.append(k)
-        for name, index in (("lower", tril), ("upper", triu)):
-            entries = take(lu + f"{name}_entries", (index.shape[1],))
-            if entries is not None:
-                full = entries.new_zeros(d, d)
-                full[index[0], index[1]] = entries
-                put(linear, name, full)
-        put(linear, "unconstrained_diag", take(lu + "unconstrained_upper_diag", (d,)))
-        put(linear, "bias", take(lu + "bias", (d,)))
-        for name, expected in (("identity_features", coupling.identity_index),
-                               ("transform_features", coupling.transformed_index)):
-            mask = take(cp + name)
-            if mask is not None and not torch.equal(mask.cpu(), expected.cpu()):
-                raise ValueError(f"{where}: {cp}{name} is not the fork's alternating mask of "
-                                 f"layer {k} (features {expected[:4].tolist()}...)")
-        net, tn = coupling.net, cp + "transform_net."
-        m = coupling.num_identity
-        initial = take(tn + "initial_layer.weight")
+    for name, index in (("lower", tril), ("upper", triu)):
+        entries = take(lu + f"{name}_entries", (index.shape[1],))
+        if entries is not None:
+            full = entries.new_zeros(d, d)
+            full[index[0], index[1]] = entries
+            put(linear, name, full)
+    put(linear, "unconstrained_diag", take(lu + "unconstrained_upper_diag", (d,)))
+    put(linear, "bias", take(lu + "bias", (d,)))
+    for name, buffer in (("identity_features", "identity_index"),
+                         ("transform_features", "transformed_index")):
+        expected = coupling.get_buffer(buffer)
+        mask = take(cp + name)
+        if mask is not None and not torch.equal(mask.cpu(), expected.cpu()):
+            raise ValueError(f"{take.where}: {cp}{name} is not the fork's alternating mask of "
+                             f"layer {k} (features {expected[:4].tolist()}...)")
+    _convert_coupling_net(coupling.net, coupling.num_identity, cp + "transform_net.", take, put)
+    return initialized is None or bool(initialized)
+
+
+def _convert_coupling_net(net: ContextResidualNet, m: int, tn: str, take: _Taker, put: _Putter
+                          ) -> None:
+    """The coupling net from the fork's ``transform_net`` (``tn``); ``m`` identity features."""
+    initial = take(tn + "initial_layer.weight")
+    if initial is not None:
+        put(net.input_z, "weight", initial[:, :m])
+    if net.input_c is not None:
         if initial is not None:
-            put(net.input_z, "weight", initial[:, :m])
             put(net.input_c, "weight", initial[:, m:])
         put(net.input_c, "bias", take(tn + "initial_layer.bias"))
-        for j, res_block in enumerate(net.blocks):
-            for i, (norm, linear_j) in enumerate(((res_block.norm0, res_block.linear0),
-                                                  (res_block.norm1, res_block.linear1))):
-                bn = f"{tn}blocks.{j}.batch_norm_layers.{i}."
-                for attr in ("weight", "bias", "running_mean", "running_var",
-                             "num_batches_tracked"):
-                    put(norm, attr, take(bn + attr))
-                for attr in ("weight", "bias"):
-                    put(linear_j, attr, take(f"{tn}blocks.{j}.linear_layers.{i}.{attr}"))
-        for attr in ("weight", "bias"):  # nflows adds t in the normalizing direction
-            value = take(tn + f"final_layer.{attr}")
-            put(net.output, attr, None if value is None else -value)
-    # The 6D-layout permutation is fixed by the model, not by the checkpoint.
-    layout = model.flow.bijector.bijectors[1]
-    for attr in ("permutation", "inverse_permutation"):
-        out[f"{names[layout]}.{attr}"] = own[f"{names[layout]}.{attr}"]
-    # Point head: β and camera as offsets from SMPL's mean parameters.
-    head = model.point_head
+    for j, block in enumerate(net.blocks):
+        res = cast(ResidualBlock, block)
+        for i, (norm, linear) in enumerate(((res.norm0, res.linear0), (res.norm1, res.linear1))):
+            bn = f"{tn}blocks.{j}.batch_norm_layers.{i}."
+            for attr in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+                put(norm, attr, take(bn + attr))
+            for attr in ("weight", "bias"):
+                put(linear, attr, take(f"{tn}blocks.{j}.linear_layers.{i}.{attr}"))
+    for attr in ("weight", "bias"):  # nflows adds t in the normalizing direction
+        value = take(tn + f"final_layer.{attr}")
+        put(net.output, attr, None if value is None else -value)
+
+
+def _convert_point_head(head: nn.Module, take: _Taker, put: _Putter) -> None:
+    """Point head: β and camera as offsets from SMPL's mean parameters."""
     for i in (0, 2):
         for attr in ("weight", "bias"):
-            put(head.layers[i], attr, take(f"flow.fc_head.layers.{i}.{attr}"))
-    for name, size in (("init_betas", head.num_betas), ("init_cam", 3)):
+            put(head.get_submodule(f"layers.{i}"), attr, take(f"flow.fc_head.layers.{i}.{attr}"))
+    for name in ("init_betas", "init_cam"):
+        size = head.get_buffer(name).numel()
         value = take(f"flow.fc_head.{name}")
         if value is not None:
             if value.numel() != size:
-                raise ValueError(f"{where}: flow.fc_head.{name}: expected {size} numbers, got "
-                                 f"shape {list(value.shape)}")
+                raise ValueError(f"{take.where}: flow.fc_head.{name}: expected {size} numbers, "
+                                 f"got shape {list(value.shape)}")
             put(head, name, value.reshape(size))
 
+
+def _check_consumed(state: Mapping[str, Tensor], take: _Taker) -> None:
+    """``ValueError`` listing every missing key and every unexpected one (not consumed and not
+    one of the ignored groups)."""
     ignored = {k for k in state if k.startswith(_IGNORED_PREFIXES) or k == "initialized"
                or k.endswith(".dummy_buffer")}
     unexpected = sorted(set(state) - take.used - ignored)
@@ -418,8 +437,39 @@ def convert_state_dict(
             problems.append(f"missing keys {take.missing}")
         if unexpected:
             problems.append(f"unexpected keys {unexpected}")
-        raise ValueError(f"{where}: does not match ProHMR's layout for the settings read: "
+        raise ValueError(f"{take.where}: does not match ProHMR's layout for the settings read: "
                          + "; ".join(problems))
+
+
+def convert_state_dict(
+    state: Mapping[str, Tensor], model: nn.Module, where: str = "checkpoint"
+) -> tuple[dict[str, Tensor], list[str]]:
+    """condflow ``state_dict`` of ``model`` (a ``ProHMRHead`` with
+    ``flow_convention="prohmr"`` of matching sizes) from ProHMR's ``state``, and notes.
+
+    Raises ``ValueError`` listing every missing key, every unexpected key (not consumed and
+    not one of the ignored groups), and any shape mismatch.
+    """
+    glow_blocks, layout = _prohmr_flow(model)
+    take = _Taker(state, where)
+    put = _Putter(model, take, where)
+    own, out = put.own, put.out
+    # Backbone: the same torchvision layout.
+    for key, value in own.items():
+        if key.startswith("encoder."):
+            theirs = take("backbone." + key[len("encoder."):], tuple(value.shape))
+            if theirs is not None:
+                out[key] = theirs
+    # Flow: block k of the Glow is the fork's layer k (normalizing order).
+    never_initialized = [k for k, block in enumerate(glow_blocks)
+                         if not _convert_block(block, _FLOW, k, take, put)]
+    # The 6D-layout permutation is fixed by the model, not by the checkpoint.
+    for attr in ("permutation", "inverse_permutation"):
+        out[f"{put.names[layout]}.{attr}"] = own[f"{put.names[layout]}.{attr}"]
+    _convert_point_head(model.get_submodule("point_head"), take, put)
+    _check_consumed(state, take)
+
+    notes: list[str] = []
     for prefix, why in (("discriminator.", "the adversarial prior's discriminator (training "
                                            "only)"),
                         ("smpl.", "SMPL's buffers (condflow poses its own body model)")):

@@ -78,9 +78,11 @@ def checkpoint_problem(path: str, batch: int, device: torch.device
                        ) -> tuple[nn.Module, Tensor, Tensor]:
     from torch.utils.data import DataLoader, Subset
 
-    from condflow.train import load_trained
+    from condflow.saving import load_with_config
+    from condflow.tasks import get_task
 
-    cfg, task, model = load_trained(path, str(device))
+    cfg, model = load_with_config(path, str(device))
+    task = get_task(cfg.task)(cfg)
     if cfg.task != "mesh":
         raise SystemExit(f"--checkpoint: expected a mesh model, got task {cfg.task!r}")
     test = task.datasets()[1]

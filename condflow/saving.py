@@ -127,9 +127,17 @@ def _check_body_model(saved: dict[str, Any] | None, model: nn.Module, where: str
         )
 
 
-def check_state_dict(model: nn.Module, state: dict[str, Any], where: str) -> None:
+def check_state_dict(
+    model: nn.Module,
+    state: dict[str, Any],
+    where: str,
+    written_with: dict[str, Any] | None = None,
+    cfg: Config | None = None,
+) -> None:
     """Raise ``ValueError`` naming every missing, unexpected or wrongly shaped entry of
-    ``state`` with respect to ``model.state_dict()``."""
+    ``state`` with respect to ``model.state_dict()``; with the config the weights were
+    ``written_with`` (a dict) and the ``cfg`` that built ``model``, name the ``model.*``
+    keys that differ instead."""
     expected = model.state_dict()
     problems = []
     missing = [k for k in expected if k not in state]
@@ -149,11 +157,20 @@ def check_state_dict(model: nn.Module, state: dict[str, Any], where: str) -> Non
                 f"{key}: expected shape {list(expected[key].shape)} (built from the config), "
                 f"got {list(value.shape)}"
             )
-    if problems:
-        raise ValueError(
-            f"{where}: the weights do not fit the model built from the config: "
-            + "; ".join(problems)
-        )
+    if not problems:
+        return
+    saved = written_with.get("model") if isinstance(written_with, dict) else None
+    here = config_to_dict(cfg).get("model") if cfg is not None else None
+    if isinstance(saved, dict) and isinstance(here, dict):
+        diff = [f"model.{k}={saved[k]!r} (here {here.get(k)!r})"
+                for k in sorted(saved) if saved[k] != here.get(k)]
+        if diff:
+            raise ValueError(f"{where}: written with {', '.join(diff)}; the weights do "
+                             "not fit the model this config builds")
+    raise ValueError(
+        f"{where}: the weights do not fit the model built from the config: "
+        + "; ".join(problems)
+    )
 
 
 def save(model: nn.Module, path: str | Path, cfg: Config | dict[str, Any] | None = None) -> Path:
@@ -256,10 +273,11 @@ def _match_dtype(model: nn.Module, state: dict[str, Any]) -> None:
 
 
 def load_with_config(
-    path: str | Path, device: str | torch.device = "cpu"
+    path: str | Path, device: str | torch.device = "cpu", cfg: Config | None = None
 ) -> tuple[Config, nn.Module]:
     """``(cfg, model)`` from a model file or training checkpoint; the model is in eval mode
-    on ``device``.
+    on ``device``. The model is built from the file's own config, or from ``cfg`` when
+    given (e.g. ``condflow eval CKPT --set ...``); the one way condflow loads a model.
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the problem for
     an unreadable file, another format version, a config that does not parse (unknown key,
@@ -273,13 +291,13 @@ def load_with_config(
             f"{path}: a module saved without a config (save(module, path)); it has none to "
             "return: load it with condflow.load"
         )
-    cfg = _as_config(payload["config"], f"{path}: config")
+    cfg = cfg or _as_config(payload["config"], f"{path}: config")
     try:
         model = build_model(cfg)
     except FileNotFoundError as err:  # e.g. the body model file of the config
         raise FileNotFoundError(f"{path}: rebuilding the model: {err}") from None
     _check_body_model(payload.get("body_model"), model, str(path))
-    check_state_dict(model, payload["model"], str(path))
+    check_state_dict(model, payload["model"], str(path), payload["config"], cfg)
     _match_dtype(model, payload["model"])
     model.load_state_dict(payload["model"])
     return cfg, model.to(device).eval()

@@ -21,7 +21,7 @@ from condflow.checkpoint import load_checkpoint, save_checkpoint
 from condflow.config import Config, config_to_dict, validate
 from condflow.distributed import DistInfo, init_distributed, resolve_device, shutdown
 from condflow.losses.objective import Objective
-from condflow.saving import check_state_dict
+from condflow.saving import check_state_dict, load_with_config
 from condflow.tasks import Task, get_task, load_config
 from condflow.tasks.base import to_device
 from condflow.viz.calibration import plot_reliability
@@ -184,7 +184,7 @@ def _restore(
     process restores the RNG state; the others reseed from (seed, rank, step)."""
     ckpt = load_checkpoint(path, map_location=device)
     _check_resumable(ckpt, path)
-    _check_fits(model, ckpt, cfg, f"--resume {path}")
+    check_state_dict(model, ckpt["model"], f"--resume {path}", ckpt["config"], cfg)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
@@ -347,41 +347,14 @@ def _check_resumable(ckpt: dict[str, Any], path: Path) -> None:
         )
 
 
-def _check_fits(model: nn.Module, ckpt: dict[str, Any], cfg: Config, where: str) -> None:
-    """``ValueError`` naming the config keys that differ when the weights do not fit."""
-    try:
-        check_state_dict(model, ckpt["model"], where)
-    except ValueError as err:
-        saved = ckpt["config"].get("model") if isinstance(ckpt["config"], dict) else None
-        here = config_to_dict(cfg).get("model")
-        if isinstance(saved, dict) and isinstance(here, dict):
-            diff = [f"model.{k}={saved[k]!r} (here {here.get(k)!r})"
-                    for k in sorted(saved) if saved[k] != here.get(k)]
-            if diff:
-                raise ValueError(f"{where}: written with {', '.join(diff)}; the weights do "
-                                 "not fit the model this config builds") from None
-        raise ValueError(str(err)) from None
-
-
-def load_trained(
-    checkpoint: str | Path, device: str = "cpu", cfg: Config | None = None
-) -> tuple[Config, Task, nn.Module]:
-    """Rebuild a trained model from a checkpoint (its embedded config unless ``cfg``)."""
-    ckpt = load_checkpoint(checkpoint, map_location=device)
-    cfg = cfg or load_config(ckpt["config"])
-    task, model = build(cfg)
-    _check_fits(model, ckpt, cfg, f"checkpoint {checkpoint}")
-    model.load_state_dict(ckpt["model"])
-    return cfg, task, model.to(device).eval()
-
-
 def evaluate(
     cfg: Config, checkpoint: str | Path, out: str | Path | None = None, picture: bool = True
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on the task's test set; writes JSON (and PNGs: predictions and,
     for probabilistic models, the reliability diagram ``<out stem>_calibration.png``)."""
     device = resolve_device(cfg.train.device)
-    _, task, model = load_trained(checkpoint, str(device), cfg)
+    _, model = load_with_config(checkpoint, device, cfg)
+    task = get_task(cfg.task)(cfg)
     _, test_data = task.datasets()
     metrics = task.evaluate(model, test_data, device)
     out = Path(out) if out else Path(cfg.output_dir) / "eval.json"

@@ -448,7 +448,7 @@ def export_file(
         raise ValueError(f"format: expected one of {FORMATS}, got {format!r}")
     cfg, model = load_with_config(model_path)
     meta: dict[str, Any] = {"task": cfg.task, "source": Path(model_path).name}
-    if cfg.task == "lifting":
+    if _check_head(model).input_kind == "keypoints_2d":  # synthetic: centred on the hip
         meta["root_centred_inputs"] = cfg.data.source == "synthetic"
     return export(model, out, format, example_inputs(model), num_samples, meta)
 

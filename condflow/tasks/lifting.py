@@ -8,15 +8,14 @@ trained with L_mode alone, on the same data and budget.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from condflow._checks import NonNegativeInt, PositiveInt, Probability
 from condflow._norms import Norm
-from condflow._progress import progress
 from condflow.bijectors import CouplingNet
 from condflow.body.model import BodyModel
 from condflow.config import Config
@@ -24,12 +23,12 @@ from condflow.data.cache import cached_tensors
 from condflow.data.h36m import load_h36m_lifting
 from condflow.data.synthetic_lifting import LiftingSetConfig, TensorDictDataset, make_lifting_set
 from condflow.encoders.mlp_lifter import MLPLifter
+from condflow.heads.base import Head
 from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
 from condflow.losses.lifting import LiftingLoss, LiftingObjective
-from condflow.metrics import mpjpe, pa_mpjpe
 from condflow.spaces.skeleton import H36M_17, H36M_17_TO_16, SkeletonSpace
 from condflow.tasks.base import Task, to_device
-from condflow.tasks.evaluation import SampleEvaluation, lifting_table
+from condflow.tasks.evaluation import Measurement, evaluate_head, lifting_table
 from condflow.viz.skeleton import plot_lifting
 
 
@@ -79,6 +78,16 @@ class LiftingEval:
     picture_examples: NonNegativeInt = 4
     uncertainty_samples: PositiveInt = 100  # samples giving the spread and the calibration
     sample_chunk: PositiveInt = 64  # samples per example drawn and scored at once
+
+
+def _targets(model: Head, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    return batch["joints_3d"], batch["joints_3d"]
+
+
+#: The 17 root-relative joints; the root is at the origin in every sample, so the coverage
+#: leaves it out.
+_MEASUREMENT = Measurement("lifting", "keypoints_2d", _targets, root_index=0,
+                           region_joints=range(1, 17))
 
 
 #: A lifting run's config, its sections typed.
@@ -191,42 +200,12 @@ class LiftingTask(Task):
     def objective(self, model: nn.Module) -> LiftingObjective:
         return LiftingObjective(model, self.cfg.loss)
 
-    @torch.no_grad()
     def evaluate(self, model: nn.Module, data: Dataset, device: torch.device) -> dict[str, Any]:
-        """Mode and min-of-n MPJPE / PA-MPJPE (mm), the test NLL (nats, joints in mm) and
-        the uncertainty metrics of :class:`SampleEvaluation` (probabilistic models only)."""
-        e: LiftingEval = self.cfg.eval
-        model.eval()
-        gen = torch.Generator(device=device).manual_seed(self.cfg.seed)
-        sums: dict[str, float] = {}
-        count = 0
-        probabilistic = model.probabilistic
-        # The root is at the origin in every sample: leave it out of the coverage.
-        samples_eval = SampleEvaluation(e.num_samples, e.uncertainty_samples, e.sample_chunk,
-                                        root_index=0, region_joints=range(1, 17))
-        batches = DataLoader(data, batch_size=e.batch_size)
-        for batch in progress(batches, desc="eval lifting", unit="batch"):
-            batch = to_device(batch, device)
-            gt, b = batch["joints_3d"], len(batch["joints_3d"])
-            terms: dict[str, float] = {}
-            if probabilistic:
-                c = model.context(batch["keypoints_2d"])
-                mode = model.mode(c).joints_mm[:, 0]
-                terms["nll"] = -model.log_prob(gt, c).mean().item()
-                samples_eval.add(lambda k, c=c: model.sample(k, c, generator=gen).joints_mm,
-                                 gt, mpjpe(mode, gt), mode, model.log_prob(mode, c))
-            else:
-                mode = model(batch["keypoints_2d"]).joints_mm[:, 0]
-            terms["mode/mpjpe"] = mpjpe(mode, gt).mean().item()
-            terms["mode/pa_mpjpe"] = pa_mpjpe(mode, gt).mean().item()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v * b
-            count += b
-        metrics = {k: v / count for k, v in sums.items()}
-        if probabilistic:
-            metrics.update(samples_eval.metrics(model.volume_depends_on_context))
-        metrics["examples"] = count
-        return metrics
+        """Mode and min-of-n MPJPE / PA-MPJPE (mm, aligned at the root), the test NLL (nats,
+        joints in mm) and the uncertainty metrics (probabilistic models only): see
+        :func:`~condflow.tasks.evaluation.evaluate_head`."""
+        return evaluate_head(cast(Head, model), data, device, _MEASUREMENT, self.cfg.eval,
+                             self.cfg.seed)
 
     def picture(self, model: nn.Module, data: Dataset, path: str, device: torch.device) -> None:
         k = self.cfg.eval.picture_examples

@@ -1,5 +1,5 @@
-"""Sample-based evaluation shared by the tasks: min-of-n as the paper measures it, and what
-the predicted uncertainty is worth.
+"""The evaluation shared by the tasks: one loop over the test set (:func:`evaluate_head`),
+min-of-n as the paper measures it, and what the predicted uncertainty is worth.
 
 Per test batch, :meth:`SampleEvaluation.add` draws ``max(num_samples)`` samples per example
 in chunks (memory stays bounded for n = 4096) and keeps, per example, the min-of-n errors,
@@ -235,6 +235,7 @@ def evaluate_head(
         terms = {"mode/mpjpe": mpjpe(pred, gt, m.root_index), "mode/pa_mpjpe": pa_mpjpe(pred, gt)}
         if model.probabilistic:
             terms["nll"] = -model.log_prob(target, c)
+            # log p(mode | c) from the flow's own forward pass, set by every probabilistic mode.
             mode_log_prob = mode.outputs()["log_prob"][:, 0]
 
             def draw(k: int, c: Tensor = c) -> Tensor:

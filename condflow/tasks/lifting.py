@@ -19,14 +19,17 @@ from condflow._norms import Norm
 from condflow.bijectors import CouplingNet
 from condflow.body.model import BodyModel
 from condflow.config import Config
-from condflow.data.cache import cached_tensors
-from condflow.data.h36m import load_h36m_lifting
-from condflow.data.synthetic_lifting import LiftingSetConfig, TensorDictDataset, make_lifting_set
+from condflow.data.h36m import h36m_lifting_tensors
+from condflow.data.synthetic_lifting import (
+    LiftingSetConfig,
+    TensorDictDataset,
+    cached_lifting_set,
+)
 from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.heads.base import Head
 from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
 from condflow.losses.lifting import LiftingLoss, LiftingObjective
-from condflow.spaces.skeleton import H36M_17, H36M_17_TO_16, SkeletonSpace
+from condflow.spaces.skeleton import H36M_17, SkeletonSpace
 from condflow.tasks.base import Task, to_device
 from condflow.tasks.evaluation import Measurement, evaluate_head, lifting_table
 from condflow.viz.skeleton import plot_lifting
@@ -111,24 +114,13 @@ class LiftingTask(Task):
     def datasets(self) -> tuple[Dataset, Dataset]:
         d: LiftingData = self.cfg.data
         if d.source == "synthetic":
-            body = None
+            body = BodyModel(d.body_model)
 
-            def make(size: int, seed: int) -> dict[str, Tensor]:
-                nonlocal body
-                body = body or BodyModel(d.body_model)
+            def make(size: int, seed: int) -> TensorDictDataset:
                 gen = LiftingSetConfig(**{**vars(d.synthetic), "size": size, "seed": seed})
-                return cached_tensors(
-                    "lifting",
-                    {"gen": vars(gen)},
-                    lambda: make_lifting_set(gen, body),
-                    files=[body.model_file],
-                )
+                return TensorDictDataset(cached_lifting_set(gen, body))
 
-            seed = self.cfg.seed
-            return (
-                TensorDictDataset(make(d.train_size, seed)),
-                TensorDictDataset(make(d.test_size, seed + 1000)),
-            )
+            return make(d.train_size, self.cfg.seed), make(d.test_size, self.cfg.seed + 1000)
         if d.source == "h36m":
             return self._h36m()
         raise ValueError(f"data.source: expected 'synthetic' or 'h36m', got {d.source!r}")
@@ -140,20 +132,9 @@ class LiftingTask(Task):
             raise ValueError(f"data: source 'h36m' needs {missing}")
 
         def split(subjects: list[str]) -> TensorDictDataset:
-            data = load_h36m_lifting(
-                d.h36m_3d,
-                d.h36m_2d,
-                d.h36m_cameras,
-                subjects=tuple(subjects),
-                stride=d.h36m_stride,
-                num_joints=17,
-            )
-            # 3D keeps the 17-joint layout (root at 0); 2D drops the nose (16 joints).
-            kp = torch.as_tensor(data.keypoints_2d, dtype=torch.float32)[:, list(H36M_17_TO_16)]
-            if kp.shape[-1] == 2:
-                kp = torch.cat([kp, torch.ones_like(kp[..., :1])], -1)
-            joints = torch.as_tensor(data.poses_3d, dtype=torch.float32)
-            return TensorDictDataset({"keypoints_2d": kp, "joints_3d": joints})
+            return TensorDictDataset(h36m_lifting_tensors(
+                d.h36m_3d, d.h36m_2d, d.h36m_cameras, subjects=tuple(subjects),
+                stride=d.h36m_stride))
 
         return split(d.h36m_train_subjects), split(d.h36m_test_subjects)
 

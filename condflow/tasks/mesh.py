@@ -29,15 +29,14 @@ from condflow.bijectors import CouplingNet
 from condflow.body.model import BodyModel
 from condflow.config import Config
 from condflow.data.augmentation_rounds import AugmentationRounds
-from condflow.data.image_datasets import AugmentationConfig, ImageDataset
+from condflow.data.image_datasets import AugmentationConfig, ImageDataset, mean_smpl_body
 from condflow.data.synthetic_images import SyntheticImageConfig, synthetic_image_set
 from condflow.encoders.registry import ImageEncoderSettings, build_image_encoder
 from condflow.heads.base import Head, Prediction
 from condflow.heads.prohmr import ProHMRHead, ProHMRPrediction, ProHMRRegressionHead
 from condflow.losses.mesh import MeshLoss, MeshObjective, gt_rotmat
 from condflow.metrics import j14_joints as j14
-from condflow.metrics import mean_pose, mpjpe, pa_mpjpe
-from condflow.spaces.rotations import axis_angle_to_matrix
+from condflow.metrics import mpjpe, pa_mpjpe
 from condflow.tasks.base import Task, to_device
 from condflow.tasks.evaluation import Measurement, evaluate_head, mesh_table
 from condflow.viz.mesh import plot_mesh_predictions
@@ -217,14 +216,9 @@ class MeshTask(Task):
         if self._mean is None:
             train = self.datasets()[0]
             train = train.dataset if isinstance(train, AugmentationRounds) else train
-            keep = train.has_smpl > 0
-            pose = torch.as_tensor(train.pose[keep], dtype=torch.float64)
-            rot, betas = mean_pose(axis_angle_to_matrix(pose[:, 3:].reshape(-1, 23, 3)),
-                                   torch.as_tensor(train.betas[keep], dtype=torch.float64))
-            self._mean = (rot.float(), betas.float())
+            self._mean = mean_smpl_body(train)
         return self._mean
 
-    @torch.no_grad()
     def evaluate(self, model: nn.Module, data: Dataset, device: torch.device) -> dict[str, Any]:
         """Mode and min-of-n MPJPE / PA-MPJPE (mm) on the 14 LSP joints, the test NLL (nats,
         6D pose features) and the uncertainty metrics

@@ -56,7 +56,7 @@ from torch.utils.data import Dataset
 from condflow._checks import check_positive_int
 from condflow._safe_pickle import load_npz
 from condflow.data.screen import normalize_screen_coordinates
-from condflow.joints import H36M_JOINT_NAMES
+from condflow.joints import H36M_17_TO_16, H36M_JOINT_NAMES
 from condflow.spaces.rotations import quaternion_to_matrix
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "H36M_TRAIN_SUBJECTS",
     "H36MLifting",
     "H36MLiftingDataset",
+    "h36m_lifting_tensors",
     "load_h36m_cameras",
     "load_h36m_lifting",
     "write_h36m_cameras",
@@ -416,6 +417,26 @@ def load_h36m_lifting(
         subject_names=tuple(subjects),
         action_names=tuple(action_names),
     )
+
+
+def h36m_lifting_tensors(
+    path_3d: str | Path,
+    path_2d: str | Path,
+    cameras: str | Path | Mapping[str, Sequence[Mapping[str, Any]]],
+    subjects: Sequence[str] | None = None,
+    stride: int = 1,
+) -> dict[str, Tensor]:
+    """The lifting task's tensors of :func:`load_h36m_lifting` (17 joints, root-relative):
+    ``"joints_3d"`` ``[N, 17, 3]`` (mm, the root at index 0) and ``"keypoints_2d"``
+    ``[N, 16, 3]``, the 2D keypoints without the nose with their confidences (ones for a file
+    without)."""
+    data = load_h36m_lifting(path_3d, path_2d, cameras, subjects=subjects, stride=stride,
+                             num_joints=17)
+    kp = torch.as_tensor(data.keypoints_2d, dtype=torch.float32)[:, list(H36M_17_TO_16)]
+    if kp.shape[-1] == 2:
+        kp = torch.cat([kp, torch.ones_like(kp[..., :1])], -1)
+    joints = torch.as_tensor(data.poses_3d, dtype=torch.float32)
+    return {"keypoints_2d": kp, "joints_3d": joints}
 
 
 def write_h36m_lifting_npz(

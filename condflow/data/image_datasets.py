@@ -47,6 +47,8 @@ from condflow.data.augment import (
 )
 from condflow.encoders.resnet import IMAGENET_MEAN, IMAGENET_STD
 from condflow.joints import BODY25_NAMES, SPIN_KEYPOINT_NAMES
+from condflow.metrics import mean_pose
+from condflow.spaces.rotations import axis_angle_to_matrix
 
 __all__ = [
     "EXTRA_FLIP_PERM",
@@ -62,6 +64,7 @@ __all__ = [
     "detect_layout",
     "imagenet_normalize",
     "keypoint_box",
+    "mean_smpl_body",
     "person_crop",
     "write_prohmr_npz",
     "write_spin_npz",
@@ -407,3 +410,14 @@ def write_prohmr_npz(
     if len(out) == 3:
         raise ValueError("write_prohmr_npz: give at least one of body_pose, betas or keypoints")
     np.savez(path, allow_pickle=False, **out)
+
+
+def mean_smpl_body(dataset: ImageDataset) -> tuple[Tensor, Tensor]:
+    """The mean body pose ``[23, 3, 3]`` (each joint's chordal mean rotation,
+    :func:`condflow.metrics.mean_pose`) and shape ``[10]`` of the examples of ``dataset``
+    with SMPL ground truth, float32 (computed in float64)."""
+    keep = dataset.has_smpl > 0
+    pose = torch.as_tensor(dataset.pose[keep], dtype=torch.float64)
+    rot, betas = mean_pose(axis_angle_to_matrix(pose[:, 3:].reshape(-1, 23, 3)),
+                           torch.as_tensor(dataset.betas[keep], dtype=torch.float64))
+    return rot.float(), betas.float()

@@ -21,10 +21,11 @@ from condflow._progress import progress
 from condflow.body.camera import look_at_cameras
 from condflow.body.model import BodyModel
 from condflow.body.poses import PoseGenerator
+from condflow.data.cache import cached_tensors
 from condflow.data.screen import normalize_screen_coordinates
 from condflow.spaces.skeleton import H36M_17_TO_16
 
-__all__ = ["LiftingSetConfig", "TensorDictDataset", "make_lifting_set"]
+__all__ = ["LiftingSetConfig", "TensorDictDataset", "cached_lifting_set", "make_lifting_set"]
 
 # Joints dropped together when a limb is occluded (H36M-16 indices: R/L arm, R/L leg).
 _LIMBS = ((13, 14, 15), (10, 11, 12), (1, 2, 3), (4, 5, 6))
@@ -79,6 +80,13 @@ def make_lifting_set(cfg: LiftingSetConfig, body: BodyModel | None = None) -> di
         "joints_3d": torch.from_numpy(target).float(),
         "family": poses.family.clone(),
     }
+
+
+def cached_lifting_set(cfg: LiftingSetConfig, body: BodyModel) -> dict[str, Tensor]:
+    """:func:`make_lifting_set`, cached on disk (:func:`condflow.data.cache.cached_tensors`)
+    under ``cfg`` and the content of the body model's file."""
+    return cached_tensors("lifting", {"gen": vars(cfg)}, lambda: make_lifting_set(cfg, body),
+                          files=[body.model_file])
 
 
 class TensorDictDataset(Dataset):

@@ -1,5 +1,5 @@
-"""Sample-based evaluation shared by the tasks: min-of-n as the paper measures it, and what
-the predicted uncertainty is worth.
+"""The evaluation shared by the tasks: one loop over the test set (:func:`evaluate_head`),
+min-of-n as the paper measures it, and what the predicted uncertainty is worth.
 
 Per test batch, :meth:`SampleEvaluation.add` draws ``max(num_samples)`` samples per example
 in chunks (memory stays bounded for n = 4096) and keeps, per example, the min-of-n errors,
@@ -16,27 +16,46 @@ samples is accumulated. :meth:`SampleEvaluation.metrics` reduces them:
   blocks);
 - ``calibration/coverage``: fraction of ground-truth joints inside the per-joint q-regions
   of the samples, for ``calibration/levels`` q (see :func:`condflow.metrics.region_coverage`).
+
+:func:`evaluate_head` is the one evaluation loop of every task, through the head interface
+(:class:`~condflow.heads.base.Head`): the task says, in a :class:`Measurement`, where the
+inputs and targets are in a batch, which joints are measured, and any terms of its own.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
 
+from condflow._progress import progress
+from condflow.heads.base import Head, Prediction
 from condflow.metrics import (
     CALIBRATION_LEVELS,
     min_of_n,
+    mpjpe,
+    pa_mpjpe,
     region_coverage,
     sample_errors,
     sample_spread,
     spearman,
 )
+from condflow.tasks.base import to_device
 
-__all__ = ["SampleEvaluation", "lifting_table", "mesh_table", "uncertainty_lines"]
+__all__ = [
+    "EvalSettings",
+    "Measurement",
+    "SampleEvaluation",
+    "evaluate_head",
+    "lifting_table",
+    "mesh_table",
+    "uncertainty_lines",
+]
 
 
 class SampleEvaluation:
@@ -135,6 +154,104 @@ class SampleEvaluation:
         out["calibration/levels"] = list(self.levels)
         out["calibration/coverage"] = (self.coverage_sum / max(self.count, 1)).tolist()
         return out
+
+
+def _joints_mm(prediction: Prediction) -> Tensor:
+    return prediction.joints_mm
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What differs between tasks in :func:`evaluate_head`.
+
+    Attributes:
+        name: the task's name (progress bar).
+        inputs: the batch key of the encoder's inputs.
+        targets: ``targets(model, batch) -> (target, gt)``: the ground truth in the output
+            space's native representation ``[B, *native]`` (what ``model.log_prob`` scores)
+            and the measured ground-truth joints ``[B, J, 3]`` (mm).
+        joints: a prediction ``[B, n, ...]`` → its measured joints ``[B, n, J, 3]`` (mm);
+            default ``prediction.joints_mm``.
+        root_index: the joint MPJPE aligns at (``None``: the joints as given).
+        region_joints: the joints the calibration coverage scores (``None``: all).
+        extra_terms: ``extra_terms(model, batch, mode, target, gt) -> {name: [B]}``: terms of
+            the task's own per example (``mode`` is ``model.mode(c)``, ``[B, 1, ...]``),
+            averaged over the test set like the mode's errors.
+    """
+
+    name: str
+    inputs: str
+    targets: Callable[[Head, dict[str, Tensor]], tuple[Tensor, Tensor]]
+    joints: Callable[[Prediction], Tensor] = _joints_mm
+    root_index: int | None = 0
+    region_joints: Sequence[int] | None = None
+    extra_terms: Callable[
+        [Head, dict[str, Tensor], Prediction, Tensor, Tensor], dict[str, Tensor]
+    ] | None = None
+
+
+class EvalSettings(Protocol):
+    """The evaluation settings every task's ``eval`` section has."""
+
+    num_samples: list[int]
+    batch_size: int
+    uncertainty_samples: int
+    sample_chunk: int
+
+
+@torch.no_grad()
+def evaluate_head(
+    model: Head,
+    data: Dataset,
+    device: torch.device,
+    measurement: Measurement,
+    settings: EvalSettings,
+    seed: int,
+) -> dict[str, Any]:
+    """The metrics of ``model`` on ``data`` (batches of ``settings.batch_size``).
+
+    Every model: the mode's ``mode/mpjpe`` and ``mode/pa_mpjpe`` (mm, on the joints of
+    ``measurement``) and ``measurement.extra_terms``, each the mean over examples. A
+    probabilistic model (``model.probabilistic``) also: the test NLL ``nll`` (nats, −log p of
+    the native target) and the sample-based metrics of :class:`SampleEvaluation` (samples
+    drawn from a generator seeded with ``seed``); ``examples`` is the number of examples.
+    """
+    model.eval()
+    gen = torch.Generator(device=device).manual_seed(seed)
+    m = measurement
+    samples_eval = SampleEvaluation(settings.num_samples, settings.uncertainty_samples,
+                                    settings.sample_chunk, root_index=m.root_index,
+                                    region_joints=m.region_joints)
+    sums: dict[str, float] = {}
+    count = 0
+    batches = DataLoader(data, batch_size=settings.batch_size)
+    for raw in progress(batches, desc=f"eval {m.name}", unit="batch"):
+        batch = to_device(raw, device)
+        target, gt = m.targets(model, batch)
+        b = gt.shape[0]
+        c = model.context(batch[m.inputs])
+        mode = model.mode(c)
+        pred = m.joints(mode)[:, 0]
+        terms = {"mode/mpjpe": mpjpe(pred, gt, m.root_index), "mode/pa_mpjpe": pa_mpjpe(pred, gt)}
+        if model.probabilistic:
+            terms["nll"] = -model.log_prob(target, c)
+            # log p(mode | c) from the flow's own forward pass, set by every probabilistic mode.
+            mode_log_prob = mode.outputs()["log_prob"][:, 0]
+
+            def draw(k: int, c: Tensor = c) -> Tensor:
+                return m.joints(model.sample(k, c, generator=gen))
+
+            samples_eval.add(draw, gt, terms["mode/mpjpe"], pred, mode_log_prob)
+        if m.extra_terms is not None:
+            terms.update(m.extra_terms(model, batch, mode, target, gt))
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + v.mean().item() * b
+        count += b
+    metrics: dict[str, Any] = {k: v / count for k, v in sums.items()}
+    if model.probabilistic:
+        metrics.update(samples_eval.metrics(model.volume_depends_on_context))
+    metrics["examples"] = count
+    return metrics
 
 
 def uncertainty_lines(metrics: dict[str, Any]) -> list[str]:

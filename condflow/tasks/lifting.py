@@ -8,28 +8,30 @@ trained with L_mode alone, on the same data and budget.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from condflow._checks import NonNegativeInt, PositiveInt, Probability
 from condflow._norms import Norm
-from condflow._progress import progress
 from condflow.bijectors import CouplingNet
 from condflow.body.model import BodyModel
 from condflow.config import Config
-from condflow.data.cache import cached_tensors
-from condflow.data.h36m import load_h36m_lifting
-from condflow.data.synthetic_lifting import LiftingSetConfig, TensorDictDataset, make_lifting_set
+from condflow.data.h36m import h36m_lifting_tensors
+from condflow.data.synthetic_lifting import (
+    LiftingSetConfig,
+    TensorDictDataset,
+    cached_lifting_set,
+)
 from condflow.encoders.mlp_lifter import MLPLifter
+from condflow.heads.base import Head
 from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
 from condflow.losses.lifting import LiftingLoss, LiftingObjective
-from condflow.metrics import mpjpe, pa_mpjpe
-from condflow.spaces.skeleton import H36M_17, H36M_17_TO_16, SkeletonSpace
+from condflow.spaces.skeleton import H36M_17, SkeletonSpace
 from condflow.tasks.base import Task, to_device
-from condflow.tasks.evaluation import SampleEvaluation, lifting_table
+from condflow.tasks.evaluation import Measurement, evaluate_head, lifting_table
 from condflow.viz.skeleton import plot_lifting
 
 
@@ -81,6 +83,16 @@ class LiftingEval:
     sample_chunk: PositiveInt = 64  # samples per example drawn and scored at once
 
 
+def _targets(model: Head, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    return batch["joints_3d"], batch["joints_3d"]
+
+
+#: The 17 root-relative joints; the root is at the origin in every sample, so the coverage
+#: leaves it out.
+_MEASUREMENT = Measurement("lifting", "keypoints_2d", _targets, root_index=0,
+                           region_joints=range(1, 17))
+
+
 #: A lifting run's config, its sections typed.
 LiftingConfig = Config[LiftingData, LiftingModel, LiftingLoss, LiftingEval]
 
@@ -102,24 +114,13 @@ class LiftingTask(Task):
     def datasets(self) -> tuple[Dataset, Dataset]:
         d: LiftingData = self.cfg.data
         if d.source == "synthetic":
-            body = None
+            body = BodyModel(d.body_model)
 
-            def make(size: int, seed: int) -> dict[str, Tensor]:
-                nonlocal body
-                body = body or BodyModel(d.body_model)
+            def make(size: int, seed: int) -> TensorDictDataset:
                 gen = LiftingSetConfig(**{**vars(d.synthetic), "size": size, "seed": seed})
-                return cached_tensors(
-                    "lifting",
-                    {"gen": vars(gen)},
-                    lambda: make_lifting_set(gen, body),
-                    files=[body.model_file],
-                )
+                return TensorDictDataset(cached_lifting_set(gen, body))
 
-            seed = self.cfg.seed
-            return (
-                TensorDictDataset(make(d.train_size, seed)),
-                TensorDictDataset(make(d.test_size, seed + 1000)),
-            )
+            return make(d.train_size, self.cfg.seed), make(d.test_size, self.cfg.seed + 1000)
         if d.source == "h36m":
             return self._h36m()
         raise ValueError(f"data.source: expected 'synthetic' or 'h36m', got {d.source!r}")
@@ -131,20 +132,9 @@ class LiftingTask(Task):
             raise ValueError(f"data: source 'h36m' needs {missing}")
 
         def split(subjects: list[str]) -> TensorDictDataset:
-            data = load_h36m_lifting(
-                d.h36m_3d,
-                d.h36m_2d,
-                d.h36m_cameras,
-                subjects=tuple(subjects),
-                stride=d.h36m_stride,
-                num_joints=17,
-            )
-            # 3D keeps the 17-joint layout (root at 0); 2D drops the nose (16 joints).
-            kp = torch.as_tensor(data.keypoints_2d, dtype=torch.float32)[:, list(H36M_17_TO_16)]
-            if kp.shape[-1] == 2:
-                kp = torch.cat([kp, torch.ones_like(kp[..., :1])], -1)
-            joints = torch.as_tensor(data.poses_3d, dtype=torch.float32)
-            return TensorDictDataset({"keypoints_2d": kp, "joints_3d": joints})
+            return TensorDictDataset(h36m_lifting_tensors(
+                d.h36m_3d, d.h36m_2d, d.h36m_cameras, subjects=tuple(subjects),
+                stride=d.h36m_stride))
 
         return split(d.h36m_train_subjects), split(d.h36m_test_subjects)
 
@@ -191,42 +181,12 @@ class LiftingTask(Task):
     def objective(self, model: nn.Module) -> LiftingObjective:
         return LiftingObjective(model, self.cfg.loss)
 
-    @torch.no_grad()
     def evaluate(self, model: nn.Module, data: Dataset, device: torch.device) -> dict[str, Any]:
-        """Mode and min-of-n MPJPE / PA-MPJPE (mm), the test NLL (nats, joints in mm) and
-        the uncertainty metrics of :class:`SampleEvaluation` (probabilistic models only)."""
-        e: LiftingEval = self.cfg.eval
-        model.eval()
-        gen = torch.Generator(device=device).manual_seed(self.cfg.seed)
-        sums: dict[str, float] = {}
-        count = 0
-        probabilistic = model.probabilistic
-        # The root is at the origin in every sample: leave it out of the coverage.
-        samples_eval = SampleEvaluation(e.num_samples, e.uncertainty_samples, e.sample_chunk,
-                                        root_index=0, region_joints=range(1, 17))
-        batches = DataLoader(data, batch_size=e.batch_size)
-        for batch in progress(batches, desc="eval lifting", unit="batch"):
-            batch = to_device(batch, device)
-            gt, b = batch["joints_3d"], len(batch["joints_3d"])
-            terms: dict[str, float] = {}
-            if probabilistic:
-                c = model.context(batch["keypoints_2d"])
-                mode = model.mode(c).joints_mm[:, 0]
-                terms["nll"] = -model.log_prob(gt, c).mean().item()
-                samples_eval.add(lambda k, c=c: model.sample(k, c, generator=gen).joints_mm,
-                                 gt, mpjpe(mode, gt), mode, model.log_prob(mode, c))
-            else:
-                mode = model(batch["keypoints_2d"]).joints_mm[:, 0]
-            terms["mode/mpjpe"] = mpjpe(mode, gt).mean().item()
-            terms["mode/pa_mpjpe"] = pa_mpjpe(mode, gt).mean().item()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v * b
-            count += b
-        metrics = {k: v / count for k, v in sums.items()}
-        if probabilistic:
-            metrics.update(samples_eval.metrics(model.volume_depends_on_context))
-        metrics["examples"] = count
-        return metrics
+        """Mode and min-of-n MPJPE / PA-MPJPE (mm, aligned at the root), the test NLL (nats,
+        joints in mm) and the uncertainty metrics (probabilistic models only): see
+        :func:`~condflow.tasks.evaluation.evaluate_head`."""
+        return evaluate_head(cast(Head, model), data, device, _MEASUREMENT, self.cfg.eval,
+                             self.cfg.seed)
 
     def picture(self, model: nn.Module, data: Dataset, path: str, device: torch.device) -> None:
         k = self.cfg.eval.picture_examples

@@ -12,11 +12,11 @@ the same terms minus those that need a density (L_nll, L_exp) on the same data a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from condflow._checks import (
     NonNegativeInt,
@@ -25,21 +25,20 @@ from condflow._checks import (
     Probability,
 )
 from condflow._norms import Norm
-from condflow._progress import progress
 from condflow.bijectors import CouplingNet
 from condflow.body.model import BodyModel
 from condflow.config import Config
 from condflow.data.augmentation_rounds import AugmentationRounds
-from condflow.data.image_datasets import AugmentationConfig, ImageDataset
+from condflow.data.image_datasets import AugmentationConfig, ImageDataset, mean_smpl_body
 from condflow.data.synthetic_images import SyntheticImageConfig, synthetic_image_set
 from condflow.encoders.registry import ImageEncoderSettings, build_image_encoder
-from condflow.heads.prohmr import ProHMRHead, ProHMRRegressionHead
+from condflow.heads.base import Head, Prediction
+from condflow.heads.prohmr import ProHMRHead, ProHMRPrediction, ProHMRRegressionHead
 from condflow.losses.mesh import MeshLoss, MeshObjective, gt_rotmat
 from condflow.metrics import j14_joints as j14
-from condflow.metrics import mean_pose, mpjpe, pa_mpjpe
-from condflow.spaces.rotations import axis_angle_to_matrix
+from condflow.metrics import mpjpe, pa_mpjpe
 from condflow.tasks.base import Task, to_device
-from condflow.tasks.evaluation import SampleEvaluation, mesh_table
+from condflow.tasks.evaluation import Measurement, evaluate_head, mesh_table
 from condflow.viz.mesh import plot_mesh_predictions
 
 
@@ -100,6 +99,21 @@ class MeshEval:
     sample_chunk: PositiveInt = 64  # samples per image drawn and scored at once
     picture_examples: NonNegativeInt = 4  # test images in the PNG
     picture_samples: NonNegativeInt = 3  # samples drawn per picture row
+
+
+#: Both mesh heads (flow and regression): SMPL keypoints and the crop size.
+_MeshHead = ProHMRHead | ProHMRRegressionHead
+
+
+def _targets(model: Head, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """The true rotation matrices ``[B, 24, 3, 3]`` and J14 joints ``[B, 14, 3]`` (mm)."""
+    rotmat = gt_rotmat(batch)
+    return rotmat, j14(cast(_MeshHead, model).keypoints(rotmat, batch["betas"])[1])
+
+
+def _j14(prediction: Prediction) -> Tensor:
+    """The J14 joints ``[B, n, 14, 3]`` (mm, mid-hip at the origin) of a mesh prediction."""
+    return j14(cast(ProHMRPrediction, prediction).eval_joints)
 
 
 #: A mesh run's config, its sections typed.
@@ -202,69 +216,43 @@ class MeshTask(Task):
         if self._mean is None:
             train = self.datasets()[0]
             train = train.dataset if isinstance(train, AugmentationRounds) else train
-            keep = train.has_smpl > 0
-            pose = torch.as_tensor(train.pose[keep], dtype=torch.float64)
-            rot, betas = mean_pose(axis_angle_to_matrix(pose[:, 3:].reshape(-1, 23, 3)),
-                                   torch.as_tensor(train.betas[keep], dtype=torch.float64))
-            self._mean = (rot.float(), betas.float())
+            self._mean = mean_smpl_body(train)
         return self._mean
 
-    @torch.no_grad()
     def evaluate(self, model: nn.Module, data: Dataset, device: torch.device) -> dict[str, Any]:
-        """Mode and min-of-n MPJPE / PA-MPJPE (mm) on the 14 LSP joints, the mode's pose with
-        the ground-truth shape, the mean-pose baseline (mean training body pose and shape,
-        ground-truth global orientation: the best case for it), the test NLL (nats, 6D pose
-        features), the mode's 2D keypoint error (pixels of the crop, visible keypoints) and
-        the uncertainty metrics of :class:`SampleEvaluation`. The regression baseline
-        (``model.kind: regression``) gets the deterministic metrics only."""
-        e: MeshEval = self.cfg.eval
-        model.eval()
-        gen = torch.Generator(device=device).manual_seed(self.cfg.seed)
-        mean_body, mean_betas = (t.to(device) for t in self.mean_pose())
-        probabilistic = model.probabilistic
-        samples_eval = SampleEvaluation(e.num_samples, e.uncertainty_samples, e.sample_chunk,
-                                        root_index=None)
-        sums: dict[str, float] = {}
-        count = 0
+        """Mode and min-of-n MPJPE / PA-MPJPE (mm) on the 14 LSP joints, the test NLL (nats,
+        6D pose features) and the uncertainty metrics
+        (:func:`~condflow.tasks.evaluation.evaluate_head`; the regression baseline,
+        ``model.kind: regression``, gets the deterministic metrics only), plus the terms of
+        :meth:`extra_terms`."""
+        measurement = Measurement("mesh", "img", _targets, _j14, root_index=None,
+                                  extra_terms=self.extra_terms)
+        return evaluate_head(cast(Head, model), data, device, measurement, self.cfg.eval,
+                             self.cfg.seed)
 
-        batches = DataLoader(data, batch_size=e.batch_size)
-        for batch in progress(batches, desc="eval mesh", unit="batch"):
-            batch = to_device(batch, device)
-            b = batch["img"].shape[0]
-            rotmat, betas = gt_rotmat(batch), batch["betas"]
-            gt = j14(model.keypoints(rotmat, betas)[1])
-            c = model.context(batch["img"])
-            mode = model.mode(c)
-            pred = j14(mode.eval_joints[:, 0])
-            # The mode's pose with the true shape separates pose from shape errors.
-            pose_only = j14(model.keypoints(mode.rotmat[:, 0], betas)[1])
-            terms = {"mode/mpjpe": mpjpe(pred, gt, None), "mode/pa_mpjpe": pa_mpjpe(pred, gt),
-                     "mode_gt_shape/mpjpe": mpjpe(pose_only, gt, None),
-                     "mode_gt_shape/pa_mpjpe": pa_mpjpe(pose_only, gt)}
-            if probabilistic:
-                samples_eval.add(
-                    lambda k, c=c: j14(model.sample(k, c, generator=gen).eval_joints), gt,
-                    terms["mode/mpjpe"], pred, mode.log_prob[:, 0])
-                terms["nll"] = -model.log_prob(rotmat, c)
-            terms = {k: v.mean().item() for k, v in terms.items()}
-            base_rot = torch.cat([rotmat[:, :1], mean_body.expand(b, 23, 3, 3)], 1)
-            base = j14(model.keypoints(base_rot, mean_betas.expand(b, 10))[1])
-            terms["mean_pose/mpjpe"] = mpjpe(base, gt, None).mean().item()
-            terms["mean_pose/pa_mpjpe"] = pa_mpjpe(base, gt).mean().item()
-            kp = batch["keypoints_2d"]
-            err = (mode.keypoints_2d[:, 0] - kp[..., :2]).norm(dim=-1) * (model.img_res / 2)
-            visible = kp[..., 2] > 0
-            terms["mode/keypoints_2d_px"] = (
-                ((err * visible).sum(1) / visible.sum(1).clamp_min(1)).mean().item()
-            )
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v * b
-            count += b
-        metrics: dict[str, Any] = {k: v / count for k, v in sums.items()}
-        if probabilistic:
-            metrics.update(samples_eval.metrics(model.volume_depends_on_context))
-        metrics["examples"] = count
-        return metrics
+    def extra_terms(self, model: Head, batch: dict[str, Tensor], mode: Prediction,
+                    target: Tensor, gt: Tensor) -> dict[str, Tensor]:
+        """Per example ``[B]``: the mode's pose with the ground-truth shape
+        (``mode_gt_shape/*``, separating pose from shape errors), the mean-pose baseline
+        (``mean_pose/*``: mean training body pose and shape, ground-truth global orientation,
+        the best case for it) and the mode's 2D keypoint error (``mode/keypoints_2d_px``:
+        pixels of the crop, visible keypoints)."""
+        head, mode = cast(_MeshHead, model), cast(ProHMRPrediction, mode)
+        b = gt.shape[0]
+        pose_only = j14(head.keypoints(mode.rotmat[:, 0], batch["betas"])[1])
+        mean_body, mean_betas = (t.to(gt.device) for t in self.mean_pose())
+        base_rot = torch.cat([target[:, :1], mean_body.expand(b, 23, 3, 3)], 1)
+        base = j14(head.keypoints(base_rot, mean_betas.expand(b, 10))[1])
+        kp = batch["keypoints_2d"]
+        err = (mode.keypoints_2d[:, 0] - kp[..., :2]).norm(dim=-1) * (head.img_res / 2)
+        visible = kp[..., 2] > 0
+        return {
+            "mode_gt_shape/mpjpe": mpjpe(pose_only, gt, None),
+            "mode_gt_shape/pa_mpjpe": pa_mpjpe(pose_only, gt),
+            "mean_pose/mpjpe": mpjpe(base, gt, None),
+            "mean_pose/pa_mpjpe": pa_mpjpe(base, gt),
+            "mode/keypoints_2d_px": (err * visible).sum(1) / visible.sum(1).clamp_min(1),
+        }
 
     def picture(self, model: nn.Module, data: Dataset, path: str, device: torch.device) -> None:
         e: MeshEval = self.cfg.eval

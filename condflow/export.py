@@ -161,7 +161,7 @@ class Sampler(nn.Module):
         return (
             *(getattr(both, f)[:, 0] for f in self.model.mode_outputs),
             *(getattr(both, f)[:, 1:] for f in self.model.sample_outputs),
-            both.log_prob[:, 1:],
+            both.outputs()["log_prob"][:, 1:],
         )
 
 
@@ -236,7 +236,8 @@ def _check_close(name: str, got: Tensor, expected: Tensor, where: str) -> None:
         raise RuntimeError(f"{where}: output {name} differs from eager by {err:.3g} > {bound:.3g}")
 
 
-def _verification_args(module: nn.Module, example: Tensor, num_samples: int | None) -> tuple:
+def _verification_args(module: Predictor | Sampler, example: Tensor, num_samples: int | None
+                        ) -> tuple:
     # One more row than traced, so that a batch size baked into the graph is caught.
     rows = torch.cat([example, example.flip(0)[:1]], 0).cpu().float()
     args: tuple[Tensor, ...] = (rows,)

@@ -22,6 +22,10 @@ class _Coupling(Bijector):
 
     #: outputs of the net per transformed feature (1: shift; 2: log-scale and shift)
     net_outputs_per_feature: int = 1
+    # Registered only for split="alternate".
+    identity_index: Tensor
+    transformed_index: Tensor
+    join_index: Tensor
 
     def __init__(
         self,

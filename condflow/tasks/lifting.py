@@ -8,7 +8,7 @@ trained with L_mode alone, on the same data and budget.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +24,7 @@ from condflow.data.cache import cached_tensors
 from condflow.data.h36m import load_h36m_lifting
 from condflow.data.synthetic_lifting import LiftingSetConfig, TensorDictDataset, make_lifting_set
 from condflow.encoders.mlp_lifter import MLPLifter
+from condflow.heads.base import Head
 from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
 from condflow.losses.lifting import LiftingLoss, LiftingObjective
 from condflow.metrics import mpjpe, pa_mpjpe
@@ -85,7 +86,7 @@ class LiftingEval:
 LiftingConfig = Config[LiftingData, LiftingModel, LiftingLoss, LiftingEval]
 
 
-class LiftingTask(Task):
+class LiftingTask(Task[Head]):
     cfg: LiftingConfig
     name = "lifting"
     fast_dev_run = (
@@ -126,15 +127,16 @@ class LiftingTask(Task):
 
     def _h36m(self) -> tuple[Dataset, Dataset]:
         d: LiftingData = self.cfg.data
-        missing = [k for k in ("h36m_3d", "h36m_2d", "h36m_cameras") if getattr(d, k) is None]
-        if missing:
+        poses_3d, keypoints_2d, cameras = d.h36m_3d, d.h36m_2d, d.h36m_cameras
+        if poses_3d is None or keypoints_2d is None or cameras is None:
+            missing = [k for k in ("h36m_3d", "h36m_2d", "h36m_cameras") if getattr(d, k) is None]
             raise ValueError(f"data: source 'h36m' needs {missing}")
 
         def split(subjects: list[str]) -> TensorDictDataset:
             data = load_h36m_lifting(
-                d.h36m_3d,
-                d.h36m_2d,
-                d.h36m_cameras,
+                poses_3d,
+                keypoints_2d,
+                cameras,
                 subjects=tuple(subjects),
                 stride=d.h36m_stride,
                 num_joints=17,
@@ -148,17 +150,18 @@ class LiftingTask(Task):
 
         return split(d.h36m_train_subjects), split(d.h36m_test_subjects)
 
-    def build_model(self, train_data: Dataset | None = None) -> nn.Module:
+    def build_model(self, train_data: Dataset | None = None) -> Head:
         m: LiftingModel = self.cfg.model
         space = SkeletonSpace(H36M_17, drop_root=True)  # targets: 16 non-root joints, d = 48
         mean = std = None
         if train_data is not None:
-            x = space.from_joints(train_data.tensors["joints_3d"])
+            # Known by construction: datasets() makes TensorDictDatasets.
+            x = space.from_joints(cast(TensorDictDataset, train_data).tensors["joints_3d"])
             mean, std = x.mean(0), x.std(0).clamp_min(1.0)
         regression = m.kind == "regression"
         if m.kind not in ("flow", "regression"):
             raise ValueError(f"model.kind: expected 'flow' or 'regression', got {m.kind!r}")
-        encoder = MLPLifter(
+        lifter = MLPLifter(
             num_joints=16,
             in_channels=3 if m.use_confidence else 2,
             hidden=m.lifter_hidden,
@@ -167,9 +170,10 @@ class LiftingTask(Task):
             out_features=space.dim if regression else None,
             batch_norm=m.batch_norm,
         )
+        encoder: nn.Module = lifter
         if not m.use_confidence:
-            encoder = nn.Sequential(_DropConfidence(), encoder)
-            encoder.out_features = encoder[1].out_features
+            encoder = _LifterWithoutConfidence(_DropConfidence(), lifter)
+            encoder.out_features = lifter.out_features
         if regression:
             return SkeletonRegressionHead(encoder, space, mean, std)
         return SkeletonHead(
@@ -188,11 +192,11 @@ class LiftingTask(Task):
             volume_hidden=m.volume_hidden,
         )
 
-    def objective(self, model: nn.Module) -> LiftingObjective:
+    def objective(self, model: Head) -> LiftingObjective:
         return LiftingObjective(model, self.cfg.loss)
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, data: Dataset, device: torch.device) -> dict[str, Any]:
+    def evaluate(self, model: Head, data: Dataset, device: torch.device) -> dict[str, Any]:
         """Mode and min-of-n MPJPE / PA-MPJPE (mm), the test NLL (nats, joints in mm) and
         the uncertainty metrics of :class:`SampleEvaluation` (probabilistic models only)."""
         e: LiftingEval = self.cfg.eval
@@ -213,8 +217,11 @@ class LiftingTask(Task):
                 c = model.context(batch["keypoints_2d"])
                 mode = model.mode(c).joints_mm[:, 0]
                 terms["nll"] = -model.log_prob(gt, c).mean().item()
-                samples_eval.add(lambda k, c=c: model.sample(k, c, generator=gen).joints_mm,
-                                 gt, mpjpe(mode, gt), mode, model.log_prob(mode, c))
+
+                def draw(k: int, c: Tensor = c) -> Tensor:
+                    return model.sample(k, c, generator=gen).joints_mm
+
+                samples_eval.add(draw, gt, mpjpe(mode, gt), mode, model.log_prob(mode, c))
             else:
                 mode = model(batch["keypoints_2d"]).joints_mm[:, 0]
             terms["mode/mpjpe"] = mpjpe(mode, gt).mean().item()
@@ -228,9 +235,10 @@ class LiftingTask(Task):
         metrics["examples"] = count
         return metrics
 
-    def picture(self, model: nn.Module, data: Dataset, path: str, device: torch.device) -> None:
+    def picture(self, model: Head, data: Dataset, path: str, device: torch.device) -> None:
         k = self.cfg.eval.picture_examples
-        batch = to_device({key: v[:k] for key, v in data.tensors.items()}, device)
+        tensors = cast(TensorDictDataset, data).tensors  # datasets() makes TensorDictDatasets
+        batch = to_device({key: v[:k] for key, v in tensors.items()}, device)
         plot_lifting(model, batch["keypoints_2d"], batch["joints_3d"], path, seed=self.cfg.seed)
 
     @staticmethod
@@ -241,3 +249,9 @@ class LiftingTask(Task):
 class _DropConfidence(nn.Module):
     def forward(self, keypoints: Tensor) -> Tensor:
         return keypoints[..., :2]
+
+
+class _LifterWithoutConfidence(nn.Sequential):
+    """``_DropConfidence`` then a lifter of ``[B, J, 2]``, stating the lifter's C."""
+
+    out_features: int

@@ -11,11 +11,12 @@ the same terms minus those that need a density (L_nll, L_exp) on the same data a
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from condflow._checks import (
@@ -33,7 +34,7 @@ from condflow.data.augmentation_rounds import AugmentationRounds
 from condflow.data.image_datasets import AugmentationConfig, ImageDataset
 from condflow.data.synthetic_images import SyntheticImageConfig, synthetic_image_set
 from condflow.encoders.registry import ImageEncoderSettings, build_image_encoder
-from condflow.heads.prohmr import ProHMRHead, ProHMRRegressionHead
+from condflow.heads.prohmr import MeshHead, ProHMRHead, ProHMRRegressionHead
 from condflow.losses.mesh import MeshLoss, MeshObjective, gt_rotmat
 from condflow.metrics import j14_joints as j14
 from condflow.metrics import mean_pose, mpjpe, pa_mpjpe
@@ -106,7 +107,7 @@ class MeshEval:
 MeshConfig = Config[MeshData, MeshModel, MeshLoss, MeshEval]
 
 
-class MeshTask(Task):
+class MeshTask(Task[MeshHead]):
     cfg: MeshConfig
     name = "mesh"
     fast_dev_run = (
@@ -163,7 +164,7 @@ class MeshTask(Task):
         return AugmentationRounds(train, d.augmentation_rounds), test
 
     # -- model and objective --------------------------------------------------------------
-    def build_model(self, train_data: Dataset | None = None) -> nn.Module:
+    def build_model(self, train_data: Dataset | None = None) -> MeshHead:
         m: MeshModel = self.cfg.model
         encoder = build_image_encoder(m.encoder, ImageEncoderSettings(
             context_features=m.context_features, width=m.cnn_width, pretrained=m.pretrained))
@@ -192,7 +193,7 @@ class MeshTask(Task):
             volume_hidden=m.volume_hidden,
         )
 
-    def objective(self, model: nn.Module) -> MeshObjective:
+    def objective(self, model: MeshHead) -> MeshObjective:
         return MeshObjective(model, self.cfg.loss, self.cfg.seed)
 
     # -- evaluation -----------------------------------------------------------------------
@@ -201,7 +202,9 @@ class MeshTask(Task):
         over the training examples with SMPL ground truth."""
         if self._mean is None:
             train = self.datasets()[0]
-            train = train.dataset if isinstance(train, AugmentationRounds) else train
+            # Known by construction: _build_datasets wraps an ImageDataset.
+            train = cast(ImageDataset,
+                         train.dataset if isinstance(train, AugmentationRounds) else train)
             keep = train.has_smpl > 0
             pose = torch.as_tensor(train.pose[keep], dtype=torch.float64)
             rot, betas = mean_pose(axis_angle_to_matrix(pose[:, 3:].reshape(-1, 23, 3)),
@@ -210,7 +213,7 @@ class MeshTask(Task):
         return self._mean
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, data: Dataset, device: torch.device) -> dict[str, Any]:
+    def evaluate(self, model: MeshHead, data: Dataset, device: torch.device) -> dict[str, Any]:
         """Mode and min-of-n MPJPE / PA-MPJPE (mm) on the 14 LSP joints, the mode's pose with
         the ground-truth shape, the mean-pose baseline (mean training body pose and shape,
         ground-truth global orientation: the best case for it), the test NLL (nats, 6D pose
@@ -238,15 +241,18 @@ class MeshTask(Task):
             pred = j14(mode.eval_joints[:, 0])
             # The mode's pose with the true shape separates pose from shape errors.
             pose_only = j14(model.keypoints(mode.rotmat[:, 0], betas)[1])
-            terms = {"mode/mpjpe": mpjpe(pred, gt, None), "mode/pa_mpjpe": pa_mpjpe(pred, gt),
-                     "mode_gt_shape/mpjpe": mpjpe(pose_only, gt, None),
-                     "mode_gt_shape/pa_mpjpe": pa_mpjpe(pose_only, gt)}
+            errors = {"mode/mpjpe": mpjpe(pred, gt, None), "mode/pa_mpjpe": pa_mpjpe(pred, gt),
+                      "mode_gt_shape/mpjpe": mpjpe(pose_only, gt, None),
+                      "mode_gt_shape/pa_mpjpe": pa_mpjpe(pose_only, gt)}
             if probabilistic:
-                samples_eval.add(
-                    lambda k, c=c: j14(model.sample(k, c, generator=gen).eval_joints), gt,
-                    terms["mode/mpjpe"], pred, mode.log_prob[:, 0])
-                terms["nll"] = -model.log_prob(rotmat, c)
-            terms = {k: v.mean().item() for k, v in terms.items()}
+
+                def draw(k: int, c: Tensor = c) -> Tensor:
+                    return j14(model.sample(k, c, generator=gen).eval_joints)
+
+                mode_log_prob = None if mode.log_prob is None else mode.log_prob[:, 0]
+                samples_eval.add(draw, gt, errors["mode/mpjpe"], pred, mode_log_prob)
+                errors["nll"] = -model.log_prob(rotmat, c)
+            terms: dict[str, float] = {k: v.mean().item() for k, v in errors.items()}
             base_rot = torch.cat([rotmat[:, :1], mean_body.expand(b, 23, 3, 3)], 1)
             base = j14(model.keypoints(base_rot, mean_betas.expand(b, 10))[1])
             terms["mean_pose/mpjpe"] = mpjpe(base, gt, None).mean().item()
@@ -266,9 +272,10 @@ class MeshTask(Task):
         metrics["examples"] = count
         return metrics
 
-    def picture(self, model: nn.Module, data: Dataset, path: str, device: torch.device) -> None:
+    def picture(self, model: MeshHead, data: Dataset, path: str, device: torch.device) -> None:
         e: MeshEval = self.cfg.eval
-        items = [data[i] for i in range(min(e.picture_examples, len(data)))]
+        size = len(cast(Sized, data))  # the datasets of datasets() are map-style, sized
+        items = [data[i] for i in range(min(e.picture_examples, size))]
         batch = to_device(torch.utils.data.default_collate(items), device)
         plot_mesh_predictions(
             model, batch["img"], path, num_samples=e.picture_samples, seed=self.cfg.seed,

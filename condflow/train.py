@@ -27,6 +27,18 @@ from condflow.tasks.base import to_device
 from condflow.viz.calibration import plot_reliability
 from condflow.viz.curves import plot_training_log
 
+__all__ = [
+    "FAST_DEV_RUN",
+    "GlobalBatchSampler",
+    "build",
+    "checkpoint_path",
+    "evaluate",
+    "fast_dev_run_config",
+    "load_trained",
+    "lr_lambda",
+    "train",
+]
+
 
 class GlobalBatchSampler(Sampler[list[int]]):
     """Yields this process's share of each global batch, from ``start_step`` on.

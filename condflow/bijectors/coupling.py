@@ -9,6 +9,8 @@ from torch import Tensor
 from condflow.bijectors.base import Bijector
 from condflow.bijectors.nets import ContextResidualNet, CouplingNet, check_coupling_net
 
+__all__ = ["AdditiveCoupling", "AffineCoupling"]
+
 
 class _Coupling(Bijector):
     """Splits ``[..., d]`` into a conditioning half and a transformed half.

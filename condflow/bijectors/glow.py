@@ -12,6 +12,8 @@ from condflow.bijectors.coupling import AdditiveCoupling
 from condflow.bijectors.lu import LULinear, NflowsLULinear
 from condflow.bijectors.nets import CouplingNet
 
+__all__ = ["GlowBlock"]
+
 
 class GlowBlock(Compose):
     """One flow step with a z-independent Jacobian.

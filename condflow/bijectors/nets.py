@@ -19,6 +19,8 @@ from condflow._checks import check_positive_int
 from condflow._norms import Norm, make_norm, norm_name
 from condflow.bijectors.base import broadcast_context
 
+__all__ = ["ContextResidualNet", "CouplingNet", "ResidualBlock", "check_coupling_net"]
+
 
 @dataclass(frozen=True, kw_only=True)
 class CouplingNet:

@@ -53,6 +53,8 @@ from condflow.spaces.skeleton import H36M_17
 from condflow.viz.mesh import MeshFitState, plot_mesh_fit
 from condflow.viz.skeleton import plot_lifting_fit
 
+__all__ = ["register", "run"]
+
 LIFTING_DEFAULTS = {"keypoint_weight": 1e4, "sigma": 0.05, "shape_weight": 1.0}
 MESH_DEFAULTS = {"keypoint_weight": 1e4, "sigma": 0.05, "shape_weight": 1.0}
 #: ProHMR's crop fitting (KeypointFitting, keypoint_fitting_loss: (1000/224)² data weight,

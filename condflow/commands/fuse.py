@@ -41,6 +41,8 @@ from condflow.heads.prohmr import ProHMRHead
 from condflow.saving import load_head
 from condflow.spaces.rotations import matrix_to_axis_angle
 
+__all__ = ["register", "run"]
+
 
 def _views(paths: list[Path], res: int, with_keypoints: bool
            ) -> tuple[np.ndarray, np.ndarray | None, list[str | None]]:

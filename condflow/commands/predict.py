@@ -63,6 +63,8 @@ from condflow.spaces.skeleton import H36M_17
 from condflow.viz.mesh import plot_mesh_predictions
 from condflow.viz.skeleton import plot_skeleton_rows
 
+__all__ = ["person_boxes", "register", "run"]
+
 KEYPOINT_SUFFIXES = (".json", ".npy", ".csv")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 

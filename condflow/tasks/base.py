@@ -16,6 +16,8 @@ from torch.utils.data import Dataset
 from condflow.config import Config, apply_overrides, from_dict, read_config
 from condflow.losses.objective import Objective
 
+__all__ = ["Task", "get_task", "load_config", "register_task", "to_device"]
+
 #: The kind of model a task builds (every method that takes a model takes this kind).
 M = TypeVar("M", bound=nn.Module)
 

@@ -33,6 +33,8 @@ from condflow.tasks.base import Task, to_device
 from condflow.tasks.evaluation import SampleEvaluation, lifting_table
 from condflow.viz.skeleton import plot_lifting
 
+__all__ = ["LiftingConfig", "LiftingData", "LiftingEval", "LiftingModel", "LiftingTask"]
+
 
 @dataclass
 class LiftingData:

@@ -55,7 +55,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from condflow._checks import check_positive_int, check_tensor, set_finite_checks
+from condflow._checks import check_int, check_positive_int, check_tensor, set_finite_checks
 from condflow._version import __version__
 from condflow.heads.base import Head
 from condflow.heads.prohmr import MESH_FIELDS
@@ -356,8 +356,7 @@ def export_onnx(
     run in onnxruntime against the eager model when onnxruntime is installed."""
     onnx = _require_onnx(dynamo)
     least = 18 if dynamo else 17
-    if isinstance(opset, bool) or not isinstance(opset, int) or opset < least:
-        raise ValueError(f"opset: expected an integer >= {least}, got {opset!r}")
+    check_int("opset", opset, least)
     module, args, outputs = _prepare(model, example, num_samples)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

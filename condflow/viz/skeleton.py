@@ -186,8 +186,8 @@ def _square_window(ax: Axes, points: np.ndarray) -> None:
 
 def _legend(fig: Figure, point_label: str, samples: bool, ground_truth: bool) -> None:
     handles: list[Artist] = [
-               Line2D([], [], color=LEFT_COLOR, lw=2, label=f"{point_label}: left"),
-               Line2D([], [], color=RIGHT_COLOR, lw=2, label=f"{point_label}: right")]
+        Line2D([], [], color=LEFT_COLOR, lw=2, label=f"{point_label}: left"),
+        Line2D([], [], color=RIGHT_COLOR, lw=2, label=f"{point_label}: right")]
     if ground_truth:
         handles.append(Line2D([], [], **GT_STYLE, label="ground truth"))
     if samples:

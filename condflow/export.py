@@ -55,7 +55,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from condflow._checks import check_positive_int, check_tensor, set_finite_checks
+from condflow._checks import check_int, check_positive_int, check_tensor, set_finite_checks
 from condflow._version import __version__
 from condflow.heads.base import Head
 from condflow.heads.prohmr import MESH_FIELDS
@@ -161,7 +161,7 @@ class Sampler(nn.Module):
         return (
             *(getattr(both, f)[:, 0] for f in self.model.mode_outputs),
             *(getattr(both, f)[:, 1:] for f in self.model.sample_outputs),
-            both.log_prob[:, 1:],
+            both.outputs()["log_prob"][:, 1:],
         )
 
 
@@ -236,7 +236,8 @@ def _check_close(name: str, got: Tensor, expected: Tensor, where: str) -> None:
         raise RuntimeError(f"{where}: output {name} differs from eager by {err:.3g} > {bound:.3g}")
 
 
-def _verification_args(module: nn.Module, example: Tensor, num_samples: int | None) -> tuple:
+def _verification_args(module: Predictor | Sampler, example: Tensor, num_samples: int | None
+                        ) -> tuple:
     # One more row than traced, so that a batch size baked into the graph is caught.
     rows = torch.cat([example, example.flip(0)[:1]], 0).cpu().float()
     args: tuple[Tensor, ...] = (rows,)
@@ -355,8 +356,7 @@ def export_onnx(
     run in onnxruntime against the eager model when onnxruntime is installed."""
     onnx = _require_onnx(dynamo)
     least = 18 if dynamo else 17
-    if isinstance(opset, bool) or not isinstance(opset, int) or opset < least:
-        raise ValueError(f"opset: expected an integer >= {least}, got {opset!r}")
+    check_int("opset", opset, least)
     module, args, outputs = _prepare(model, example, num_samples)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from condflow._checks import check_module_dtype, check_positive_int, check_tensor
+from condflow._checks import check_module_dtype, check_positive_int, check_tensor, is_int_at_least
 from condflow._recipe import Recorded
 from condflow.bijectors.base import Bijector, Compose
 from condflow.bijectors.glow import GlowBlock
@@ -67,9 +67,7 @@ class ConditionalFlow(Recorded, nn.Module):
         super().__init__()
         self.bijector = bijector
         self.features = check_positive_int("features", features)
-        if isinstance(context_features, bool) or not isinstance(context_features, int) or (
-            context_features < 0
-        ):
+        if not is_int_at_least(context_features, 0):
             raise ValueError(
                 f"context_features: expected an int >= 0 (0: unconditional), got "
                 f"{context_features!r}"

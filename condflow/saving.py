@@ -52,6 +52,7 @@ from condflow._version import __version__
 from condflow.body.model import BodyModel
 from condflow.checkpoint import read_weights, save_checkpoint
 from condflow.config import Config, config_to_dict
+from condflow.heads.base import Head
 from condflow.tasks import get_task, load_config
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "build_model",
     "check_state_dict",
     "load",
+    "load_head",
     "load_with_config",
     "save",
 ]
@@ -301,6 +303,17 @@ def load_with_config(
     _match_dtype(model, payload["model"])
     model.load_state_dict(payload["model"])
     return cfg, model.to(device).eval()
+
+
+def load_head(path: str | Path, device: str | torch.device = "cpu") -> tuple[Config, Head]:
+    """:func:`load_with_config` for the commands that need a head
+    (:class:`~condflow.heads.base.Head`, what the built-in tasks build); ``ValueError``
+    naming the file for another module."""
+    cfg, model = load_with_config(path, device)
+    if not isinstance(model, Head):
+        raise ValueError(f"{path}: its config builds a {type(model).__name__}, not a condflow "
+                         "head (condflow.heads.Head)")
+    return cfg, model
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:

@@ -6,9 +6,9 @@ import csv
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -26,6 +26,17 @@ from condflow.tasks import Task, get_task, load_config
 from condflow.tasks.base import to_device
 from condflow.viz.calibration import plot_reliability
 from condflow.viz.curves import plot_training_log
+
+__all__ = [
+    "FAST_DEV_RUN",
+    "GlobalBatchSampler",
+    "build",
+    "checkpoint_path",
+    "evaluate",
+    "fast_dev_run_config",
+    "lr_lambda",
+    "train",
+]
 
 
 class GlobalBatchSampler(Sampler[list[int]]):
@@ -162,7 +173,7 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
         _optimizer_step(losses, step, last, params, optimizer, scheduler, t.grad_clip)
         objective.after_step(step)
         step += 1
-        logger.write(step, losses, scheduler.get_last_lr()[0])
+        logger.write(step, losses, float(scheduler.get_last_lr()[0]))
         if info.is_main and (step % t.checkpoint_every == 0 or step == t.steps):
             _save(last, step, cfg, model, optimizer, scheduler, objective)
     logger.close()
@@ -203,7 +214,8 @@ def _loader(
 ) -> DataLoader:
     """This process's batches of steps ``start`` … ``train.steps - 1``."""
     t = cfg.train
-    sampler = GlobalBatchSampler(len(data), t.batch_size, cfg.seed, info, start, t.steps)
+    size = len(cast(Sized, data))  # the task's training set is map-style, sized
+    sampler = GlobalBatchSampler(size, t.batch_size, cfg.seed, info, start, t.steps)
     # The loader has its own generator so that it never draws from the global RNG, whose
     # state (dropout, sampling inside losses) is what a checkpoint restores.
     return DataLoader(

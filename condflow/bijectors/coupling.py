@@ -9,6 +9,8 @@ from torch import Tensor
 from condflow.bijectors.base import Bijector
 from condflow.bijectors.nets import ContextResidualNet, CouplingNet, check_coupling_net
 
+__all__ = ["AdditiveCoupling", "AffineCoupling"]
+
 
 class _Coupling(Bijector):
     """Splits ``[..., d]`` into a conditioning half and a transformed half.
@@ -22,6 +24,10 @@ class _Coupling(Bijector):
 
     #: outputs of the net per transformed feature (1: shift; 2: log-scale and shift)
     net_outputs_per_feature: int = 1
+    # Registered only for split="alternate".
+    identity_index: Tensor
+    transformed_index: Tensor
+    join_index: Tensor
 
     def __init__(
         self,

@@ -3,12 +3,16 @@ by a context-dependent elementwise affine map)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from condflow.bijectors.actnorm import ActNorm
 from condflow.bijectors.base import Compose
 from condflow.bijectors.conditional import ConditionalAffine
 from condflow.bijectors.coupling import AdditiveCoupling
 from condflow.bijectors.lu import LULinear, NflowsLULinear
 from condflow.bijectors.nets import CouplingNet
+
+__all__ = ["GlowBlock"]
 
 
 class GlowBlock(Compose):
@@ -64,19 +68,20 @@ class GlowBlock(Compose):
             parts.append(ConditionalAffine(features, context_features, volume_hidden))
         super().__init__(parts)
 
+    # The parts' types are known by construction: __init__ builds them in this order.
     @property
     def coupling(self) -> AdditiveCoupling:
-        return self.bijectors[0]
+        return cast(AdditiveCoupling, self.bijectors[0])
 
     @property
     def linear(self) -> LULinear | NflowsLULinear:
-        return self.bijectors[1]
+        return cast("LULinear | NflowsLULinear", self.bijectors[1])
 
     @property
     def actnorm(self) -> ActNorm:
-        return self.bijectors[2]
+        return cast(ActNorm, self.bijectors[2])
 
     @property
     def volume(self) -> ConditionalAffine | None:
         """The context-dependent affine map, or ``None`` (ProHMR's block)."""
-        return self.bijectors[3] if len(self.bijectors) > 3 else None
+        return cast(ConditionalAffine, self.bijectors[3]) if len(self.bijectors) > 3 else None

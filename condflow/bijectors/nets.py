@@ -15,9 +15,11 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from condflow._checks import check_positive_int
+from condflow._checks import check_int, check_positive_int
 from condflow._norms import Norm, make_norm, norm_name
 from condflow.bijectors.base import broadcast_context
+
+__all__ = ["ContextResidualNet", "CouplingNet", "ResidualBlock", "check_coupling_net"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,9 +51,7 @@ class CouplingNet:
 
     def __post_init__(self) -> None:
         check_positive_int("hidden_features", self.hidden_features)
-        blocks = self.num_residual_blocks
-        if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
-            raise ValueError(f"num_residual_blocks: expected an integer >= 0, got {blocks!r}")
+        check_int("num_residual_blocks", self.num_residual_blocks, 0)
         p = self.dropout
         if isinstance(p, bool) or not isinstance(p, int | float) or not (
             math.isfinite(p) and 0.0 <= p <= 1.0

@@ -27,12 +27,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from PIL import Image
-from torch import Tensor, nn
+from torch import Tensor
 
 from condflow._outputs import OutputGuard
 from condflow._progress import progress, set_progress
@@ -45,11 +45,15 @@ from condflow.data.prohmr_crop import prohmr_box, prohmr_crop
 from condflow.data.screen import lifting_inputs
 from condflow.distributed import resolve_device
 from condflow.fitting import FitConfig, OptimizerConfig, fit_keypoints
-from condflow.saving import load_with_config
+from condflow.heads.base import Head
+from condflow.heads.prohmr import MeshHead
+from condflow.saving import load_head
 from condflow.spaces.rotations import matrix_to_axis_angle
 from condflow.spaces.skeleton import H36M_17
 from condflow.viz.mesh import MeshFitState, plot_mesh_fit
 from condflow.viz.skeleton import plot_lifting_fit
+
+__all__ = ["register", "run"]
 
 LIFTING_DEFAULTS = {"keypoint_weight": 1e4, "sigma": 0.05, "shape_weight": 1.0}
 MESH_DEFAULTS = {"keypoint_weight": 1e4, "sigma": 0.05, "shape_weight": 1.0}
@@ -87,7 +91,7 @@ def _fit_config(args: argparse.Namespace, defaults: dict[str, float]) -> FitConf
 
 
 # -- lifting ----------------------------------------------------------------------------------
-def fit_lifting(model: nn.Module, cfg: Any, args: argparse.Namespace, out: Path) -> dict:
+def fit_lifting(model: Head, cfg: Any, args: argparse.Namespace, out: Path) -> dict:
     if not model.probabilistic:
         raise ValueError("MODEL: fitting needs a probabilistic lifting model (model.kind: "
                          "flow), not the regression baseline")
@@ -114,7 +118,8 @@ def fit_lifting(model: nn.Module, cfg: Any, args: argparse.Namespace, out: Path)
     center = args.center if args.center is not None else cfg.data.source == "synthetic"
     kp = lifting_inputs(load_keypoints(args.keypoints), image_size, args.normalized, center,
                         args.min_confidence).to(next(model.parameters()).device)
-    adapter = model.fitting_adapter(focal=2.0 * focal_px / image_size[0])
+    focal = 2.0 * focal_px / image_size[0]  # normalized: 2 f / W
+    adapter = model.fitting_adapter(focal=focal)
     with torch.no_grad():
         c = model.context(kp)
         mode = model.mode(c).joints_mm[:, 0]
@@ -126,7 +131,7 @@ def fit_lifting(model: nn.Module, cfg: Any, args: argparse.Namespace, out: Path)
     arrays = {"keypoints_2d": kp, "mode": mode, "fit": fit.outputs["joints_mm"],
               "transl": fit.outputs["transl"], "z": fit.z, "mode_reprojection": mode_2d,
               "fit_reprojection": fit_2d}
-    info = {"joint_names": list(H36M_17.joint_names), "normalized_focal": adapter.focal,
+    info = {"joint_names": list(H36M_17.joint_names), "normalized_focal": focal,
             "image_size": list(image_size), "image_size_from": size_from,
             "units": "mode/fit: millimetres, root-relative, camera frame; transl: metres; "
                      "keypoints and reprojections: normalized screen coordinates",
@@ -148,7 +153,7 @@ def _spin24(path: Path) -> np.ndarray:
                      "OpenPose BODY_25 or SPIN's 24 keypoints")
 
 
-def fit_mesh(model: nn.Module, args: argparse.Namespace, out: Path, prohmr: bool = False) -> dict:
+def fit_mesh(model: MeshHead, args: argparse.Namespace, out: Path, prohmr: bool = False) -> dict:
     if args.image is None:
         raise ValueError("--image: required for mesh models (the network's input)")
     image = Path(args.image)
@@ -219,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
     set_progress(not args.no_progress)
     if args.iters < 1:
         raise ValueError(f"--iters: expected an integer >= 1, got {args.iters}")
-    cfg, model = load_with_config(args.model, resolve_device(args.device, arg="--device"))
+    cfg, model = load_head(args.model, resolve_device(args.device, arg="--device"))
     guard = outputs(args)
     out = guard.directory(args.out)
     for name in ("fit.npz", "fit.json") + (() if args.no_picture else ("fit.png",)):
@@ -227,8 +232,9 @@ def run(args: argparse.Namespace) -> int:
     if model.input_kind == "keypoints_2d":
         result = fit_lifting(model, cfg, args, out)
     elif model.input_kind == "images":
-        result = fit_mesh(model, args, out, getattr(cfg.model, "flow_convention", None)
-                          == "prohmr")
+        # A head reading images is the mesh task's (ProHMR outputs: body, camera).
+        result = fit_mesh(cast(MeshHead, model), args, out,
+                          getattr(cfg.model, "flow_convention", None) == "prohmr")
     else:
         raise ValueError(f"MODEL: fit reads keypoint files (lifting models) or images with "
                          f"keypoints (mesh models); this model reads {model.input_kind}")

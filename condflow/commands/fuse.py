@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -37,8 +37,11 @@ from condflow.data.augment import transform_keypoints
 from condflow.data.image_datasets import person_crop
 from condflow.distributed import resolve_device
 from condflow.fitting import FusionConfig, OptimizerConfig, fuse_views, rotation_average_views
-from condflow.saving import load_with_config
+from condflow.heads.prohmr import ProHMRHead
+from condflow.saving import load_head
 from condflow.spaces.rotations import matrix_to_axis_angle
+
+__all__ = ["register", "run"]
 
 
 def _views(paths: list[Path], res: int, with_keypoints: bool
@@ -57,7 +60,7 @@ def _views(paths: list[Path], res: int, with_keypoints: bool
                              f"({path.stem}_keypoints.json or {path.stem}.json)")
         center, scale = person_boxes(box_json, img.shape[1], img.shape[0])[0]
         crops.append(person_crop(img, center, scale, res))
-        if with_keypoints:
+        if with_keypoints and box_json is not None:  # (checked above)
             kps.append(transform_keypoints(_spin24(box_json)[0], center, scale))
         sources.append(None if box_json is None else str(box_json))
     return np.stack(crops), (np.stack(kps) if with_keypoints else None), sources
@@ -71,14 +74,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.consistency >= 0:
         raise ValueError(f"--consistency: expected a number >= 0, got {args.consistency}")
     device = resolve_device(args.device, arg="--device")
-    cfg, model = load_with_config(args.model, device)
+    cfg, head = load_head(args.model, device)
     guard = outputs(args)
     out = guard.directory(args.out)
     for name in ("fuse.npz", "fuse.json"):
         guard.claim(out / name)
-    if model.input_kind != "images" or not model.probabilistic:
+    if head.input_kind != "images" or not head.probabilistic:
         raise ValueError("MODEL: fusion needs a probabilistic mesh model (task mesh, "
                          "model.kind: flow)")
+    model = cast(ProHMRHead, head)  # a probabilistic head reading images: the mesh task's
     paths = [Path(p) for p in args.images]
     crops, kps, sources = _views(paths, model.img_res, args.keypoints)
     x = torch.from_numpy(crops.transpose(0, 3, 1, 2)).float().to(device)
@@ -99,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         "rotation_average_body_pose_rotmat": average.body_pose[0],
     }
     arrays_np = {k: v.detach().cpu().numpy() for k, v in arrays.items()}
-    guard.write(out / "fuse.npz", lambda f: np.savez(f, **arrays_np))
+    guard.write(out / "fuse.npz", lambda f: np.savez(f, allow_pickle=True, **arrays_np))
     info: dict[str, Any] = {
         "model": str(args.model), "views": [str(p) for p in paths], "boxes_from": sources,
         "keypoints": bool(args.keypoints), "consistency_weight": args.consistency,

@@ -39,7 +39,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -56,11 +56,14 @@ from condflow.data.prohmr_crop import prohmr_inputs
 from condflow.data.screen import lifting_inputs
 from condflow.distributed import resolve_device
 from condflow.heads.base import Head
+from condflow.heads.prohmr import MeshHead
 from condflow.metrics import sample_spread
-from condflow.saving import load_with_config
+from condflow.saving import load_head
 from condflow.spaces.skeleton import H36M_17
 from condflow.viz.mesh import plot_mesh_predictions
 from condflow.viz.skeleton import plot_skeleton_rows
+
+__all__ = ["person_boxes", "register", "run"]
 
 KEYPOINT_SUFFIXES = (".json", ".npy", ".csv")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -92,7 +95,7 @@ def _unique_stem(path: Path, taken: set[str]) -> str:
 def _write(s: Settings, stem: str, arrays: dict[str, Tensor | np.ndarray], info: dict) -> None:
     arrays = {k: np.asarray(v.detach().cpu() if isinstance(v, Tensor) else v)
               for k, v in arrays.items()}
-    s.outputs.write(s.out / f"{stem}.npz", lambda f: np.savez(f, **arrays))
+    s.outputs.write(s.out / f"{stem}.npz", lambda f: np.savez(f, allow_pickle=True, **arrays))
     listed = {k: np.round(v, 6).tolist() for k, v in arrays.items() if "vertices" not in k}
     s.outputs.write_text(s.out / f"{stem}.json", json.dumps({**info, **listed}))
 
@@ -219,7 +222,7 @@ def _box_json(image: Path, given: dict[str, Path]) -> Path | None:
 
 
 def predict_mesh(
-    model: Head, path: Path, stem: str, s: Settings, info: dict, boxes_from: Path | None
+    model: MeshHead, path: Path, stem: str, s: Settings, info: dict, boxes_from: Path | None
 ) -> None:
     """Predict for one image; writes ``stem``.npz/.json/.png into ``s.out``."""
     if not path.is_file():
@@ -234,8 +237,8 @@ def predict_mesh(
         x = torch.from_numpy(crops).to(s.device)
     else:
         boxes = person_boxes(boxes_from, img.shape[1], img.shape[0])
-        crops = [person_crop(img, c, sc, res) for c, sc in boxes]
-        x = torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2)).float().to(s.device)
+        person_crops = [person_crop(img, c, sc, res) for c, sc in boxes]
+        x = torch.from_numpy(np.stack(person_crops).transpose(0, 3, 1, 2)).float().to(s.device)
     arrays: dict[str, Any] = {
         "box_center": np.array([c for c, _ in boxes]).reshape(-1, 2),
         "box_scale": np.array([sc for _, sc in boxes]),
@@ -271,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--picture-rows: expected an integer >= 1, got {args.picture_rows}")
     set_progress(not args.no_progress)
     device = resolve_device(args.device, arg="--device")
-    cfg, model = load_with_config(args.model, device)
+    cfg, model = load_head(args.model, device)
     readers = {"keypoints_2d": "keypoint files", "images": "images"}
     if model.input_kind not in readers:
         raise ValueError(f"model: predict reads {' or '.join(readers.values())}; this "
@@ -316,7 +319,8 @@ def run(args: argparse.Namespace) -> int:
             if reads_keypoints:
                 predict_lifting(model, path, stem, s, info, images)
             else:
-                predict_mesh(model, path, stem, s, info, box)
+                # A head reading images is the mesh task's (ProHMR outputs: body, camera).
+                predict_mesh(cast(MeshHead, model), path, stem, s, info, box)
         except Exception as err:  # noqa: BLE001 - report the file by name and go on
             failed.append(path)
             message = str(err) if str(path) in str(err) else f"{path}: {err}"

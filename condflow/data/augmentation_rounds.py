@@ -6,6 +6,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from condflow._checks import check_int
 from condflow.data.image_datasets import ImageDataset
 
 __all__ = ["AugmentationRounds"]
@@ -20,8 +21,7 @@ class AugmentationRounds(Dataset):
     """
 
     def __init__(self, dataset: ImageDataset, rounds: int) -> None:
-        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-            raise ValueError(f"augmentation_rounds: expected an integer >= 1, got {rounds!r}")
+        check_int("augmentation_rounds", rounds, 1)
         self.dataset, self.rounds = dataset, rounds
 
     def __len__(self) -> int:

@@ -41,9 +41,16 @@ __all__ = [
     "Prediction",
     "RegressionHead",
     "SkeletonPrediction",
+    "encoder_context_features",
 ]
 
 P = TypeVar("P", bound="Prediction")
+
+
+def encoder_context_features(encoder: nn.Module, context_features: int | None) -> int:
+    """C, the context size: ``context_features`` when given, else ``encoder.out_features``
+    (which every encoder states)."""
+    return context_features or check_positive_int("encoder.out_features", encoder.out_features)
 
 
 class NotProbabilisticError(ValueError):

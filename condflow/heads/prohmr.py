@@ -27,10 +27,17 @@ from condflow.body.keypoints import KEYPOINT_SOURCES, BodyKeypoints
 from condflow.body.model import BodyModel
 from condflow.encoders.resnet import IMAGENET_MEAN, IMAGENET_STD
 from condflow.flow import ConditionalFlow, ConditionalGlow
-from condflow.heads.base import Head, HeadAdapter, Prediction, RegressionHead
+from condflow.heads.base import (
+    Head,
+    HeadAdapter,
+    Prediction,
+    RegressionHead,
+    encoder_context_features,
+)
 from condflow.spaces.smpl_pose import SMPL_POSE_DIM, SMPLPoseSpace
 
 __all__ = [
+    "MeshHead",
     "ProHMRHead",
     "ProHMRPrediction",
     "ProHMRRegressionHead",
@@ -82,6 +89,9 @@ class ProHMRPrediction(Prediction):
 class PointHead(nn.Module):
     """ProHMR's MLP h(c) → (β, camera) as offsets from ``init_betas``/``init_cam``."""
 
+    init_betas: Tensor
+    init_cam: Tensor
+
     def __init__(
         self,
         context_features: int,
@@ -91,13 +101,11 @@ class PointHead(nn.Module):
     ) -> None:
         super().__init__()
         self.num_betas = num_betas
-        self.layers = nn.Sequential(
-            nn.Linear(context_features, hidden_features),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden_features, num_betas + 3),
-        )
-        nn.init.xavier_uniform_(self.layers[2].weight, gain=0.02)
-        nn.init.zeros_(self.layers[2].bias)
+        first = nn.Linear(context_features, hidden_features)
+        last = nn.Linear(hidden_features, num_betas + 3)
+        nn.init.xavier_uniform_(last.weight, gain=0.02)
+        nn.init.zeros_(last.bias)
+        self.layers = nn.Sequential(first, nn.ReLU(inplace=True), last)
         self.register_buffer("init_betas", torch.zeros(num_betas))
         self.register_buffer("init_cam", torch.tensor(init_cam, dtype=torch.float32))
 
@@ -144,6 +152,7 @@ class _MeshOutputs:
     mode_outputs: ClassVar[tuple[str, ...]] = MESH_FIELDS
     sample_outputs: ClassVar[tuple[str, ...]] = MESH_SAMPLE_FIELDS
     output_units: ClassVar[dict[str, str]] = MESH_UNITS
+    encoder: nn.Module
     space: SMPLPoseSpace
     point_head: PointHead
     keypoints: BodyKeypoints
@@ -232,7 +241,7 @@ class _MeshOutputs:
 
 
 def _init_image_parts(
-    head: nn.Module,
+    head: _MeshOutputs,
     encoder: nn.Module,
     context_features: int | None,
     img_res: int,
@@ -241,7 +250,7 @@ def _init_image_parts(
     """What both image heads share, set on ``head``: the encoder, the crop camera
     (``img_res``, focal length in pixels at it) and the 6D pose space, and with
     :func:`_init_body_parts` the point head and the body. Returns the context size C."""
-    context_features = context_features or encoder.out_features
+    context_features = encoder_context_features(encoder, context_features)
     head.img_res = check_positive_int("img_res", img_res)
     if focal_length is None:
         focal_length = DEFAULT_FOCAL_LENGTH * img_res / DEFAULT_IMG_RES
@@ -254,7 +263,7 @@ def _init_image_parts(
 
 
 def _init_body_parts(
-    head: nn.Module,
+    head: _MeshOutputs,
     body: BodyModel | None,
     context_features: int,
     point_hidden: int,
@@ -290,6 +299,8 @@ class ProHMRHead(_MeshOutputs, Recorded, Head):
             (:class:`~condflow.bijectors.ConditionalAffine`; net width ``volume_hidden``), so
             log p(mode | c) follows the image. Default: ProHMR's blocks.
     """
+
+    space: SMPLPoseSpace  # narrows Head's OutputSpace, as _MeshOutputs does
 
     def __init__(
         self,
@@ -376,6 +387,9 @@ class ProHMRRegressionHead(_MeshOutputs, RegressionHead):
             layer), a :class:`~condflow.bijectors.CouplingNet` like the flow's coupling nets.
     """
 
+    space: SMPLPoseSpace  # narrows Head's OutputSpace, as _MeshOutputs does
+    init_pose: Tensor
+
     def __init__(
         self,
         encoder: nn.Module,
@@ -416,6 +430,25 @@ class ProHMRRegressionHead(_MeshOutputs, RegressionHead):
     def mode(self, context: Tensor, vertices: bool = False) -> ProHMRPrediction:
         """The regressed pose and its body: every field ``[B, 1, ...]`` (``log_prob`` None)."""
         return self.predict(self.regress(context)[:, None], context, None, vertices)
+
+    def sample(
+        self,
+        num_samples: int,
+        context: Tensor,
+        generator: torch.Generator | None = None,
+        vertices: bool = False,
+    ) -> ProHMRPrediction:
+        """Refused (``NotProbabilisticError``), with :meth:`ProHMRHead.sample`'s arguments."""
+        raise self._refuse("samples")
+
+    def generate(self, noise: Tensor, context: Tensor, vertices: bool = False
+                 ) -> ProHMRPrediction:
+        """Refused (``NotProbabilisticError``), with :meth:`ProHMRHead.generate`'s arguments."""
+        raise self._refuse("latent space")
+
+
+#: Either mesh head: what the mesh task builds, trains, evaluates and draws.
+MeshHead = ProHMRHead | ProHMRRegressionHead
 
 
 class SMPLAdapter(HeadAdapter):

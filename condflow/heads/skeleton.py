@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -13,7 +13,13 @@ from condflow.bijectors import Compose, CouplingNet, FixedAffine
 from condflow.body.camera import pinhole_translation
 from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.flow import ConditionalFlow, ConditionalGlow
-from condflow.heads.base import Head, HeadAdapter, RegressionHead, SkeletonPrediction
+from condflow.heads.base import (
+    Head,
+    HeadAdapter,
+    RegressionHead,
+    SkeletonPrediction,
+    encoder_context_features,
+)
 from condflow.spaces.skeleton import H36M_17_TO_16, SkeletonSpace
 
 __all__ = ["SkeletonAdapter", "SkeletonHead", "SkeletonRegressionHead"]
@@ -82,6 +88,8 @@ class SkeletonHead(_SkeletonOutputs, Recorded, Head):
     ``context`` ``[B, C]``; joints ``[B, J, 3]`` or ``[B, n, J, 3]``.
     """
 
+    space: SkeletonSpace  # narrows Head's OutputSpace, as _SkeletonOutputs does
+
     def __init__(
         self,
         encoder: nn.Module,
@@ -97,7 +105,7 @@ class SkeletonHead(_SkeletonOutputs, Recorded, Head):
     ) -> None:
         super().__init__()
         d = space.dim
-        context_features = context_features or encoder.out_features
+        context_features = encoder_context_features(encoder, context_features)
         glow = ConditionalGlow(
             d,
             context_features,
@@ -118,7 +126,8 @@ class SkeletonHead(_SkeletonOutputs, Recorded, Head):
     def standardization(self) -> FixedAffine:
         """The fixed affine map from standardized features to millimetres (the flow's last
         generative step)."""
-        return self.flow.bijector.bijectors[-1]
+        # Known by construction: __init__ composes the Glow with this FixedAffine last.
+        return cast(FixedAffine, cast(Compose, self.flow.bijector).bijectors[-1])
 
     @property
     def log_scale(self) -> Tensor:
@@ -135,6 +144,8 @@ class SkeletonRegressionHead(_SkeletonOutputs, Recorded, RegressionHead):
     ``encoder`` must output ``space.dim`` standardized features (e.g. an ``MLPLifter`` with
     ``out_features=space.dim``); ``mean``/``std`` map them to millimetres.
     """
+
+    space: SkeletonSpace  # narrows Head's OutputSpace, as _SkeletonOutputs does
 
     def __init__(
         self,
@@ -172,6 +183,8 @@ class SkeletonAdapter(HeadAdapter):
             (default the 16 Human3.6M joints without the nose, ``H36M_17_TO_16``).
         min_depth: depths are clamped to at least this (metres) before dividing.
     """
+
+    head: SkeletonHead
 
     def __init__(
         self,

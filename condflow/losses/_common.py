@@ -7,6 +7,8 @@ from torch import Tensor
 
 from condflow._checks import check_tensor
 
+__all__ = ["align_samples", "apply_mask", "check_trailing_match", "pointwise"]
+
 
 def align_samples(
     pred_name: str, pred: Tensor, gt_name: str, gt: Tensor, event_ndim: int

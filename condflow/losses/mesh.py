@@ -19,7 +19,7 @@ from torch import Tensor
 from condflow._checks import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from condflow.body.keypoints import KEYPOINT_PELVIS
 from condflow.body.poses import PoseGenerator
-from condflow.heads.prohmr import ProHMRHead, ProHMRPrediction
+from condflow.heads.prohmr import MeshHead, ProHMRPrediction
 from condflow.losses.adversarial import AdversarialPrior
 from condflow.losses.objective import Objective
 from condflow.losses.prohmr import (
@@ -66,7 +66,7 @@ class MeshObjective(Objective):
     """ProHMR's objective for a :class:`ProHMRHead`, with the adversarial prior's
     discriminator and optimizer as extra state (updated in :meth:`after_step`)."""
 
-    def __init__(self, model: ProHMRHead, loss: MeshLoss, seed: int = 0) -> None:
+    def __init__(self, model: MeshHead, loss: MeshLoss, seed: int = 0) -> None:
         super().__init__()
         self.model = model
         self.cfg = loss
@@ -100,7 +100,7 @@ class MeshObjective(Objective):
         # L_nll on the examples with a ground-truth pose only (they also initialize ActNorm).
         probabilistic = model.probabilistic
         log_prob = c.new_zeros(b) if probabilistic else None
-        if probabilistic and bool(has_smpl.any()):
+        if log_prob is not None and bool(has_smpl.any()):  # i.e. probabilistic
             x = model.space.from_rotmat(rotmat[has_smpl])
             if model.training and cfg.param_noise > 0:
                 x = x + cfg.param_noise * torch.randn_like(x)

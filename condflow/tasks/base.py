@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -15,12 +16,18 @@ from torch.utils.data import Dataset
 from condflow.config import Config, apply_overrides, from_dict, read_config
 from condflow.losses.objective import Objective
 
+__all__ = ["Task", "get_task", "load_config", "register_task", "to_device"]
 
-class Task:
+#: The kind of model a task builds (every method that takes a model takes this kind).
+M = TypeVar("M", bound=nn.Module)
+
+
+class Task(Generic[M]):
     """A task plugs data, a model and an objective into :func:`condflow.train.train`.
 
     Subclasses set ``name``, the dataclasses of their config sections, and implement the
-    methods below. The model is any ``nn.Module``; the objective an
+    methods below. The model is any ``nn.Module`` (``Task[M]``: a task of models ``M``); the
+    objective an
     :class:`~condflow.losses.objective.Objective` (losses, and any state of its own that the
     loop checkpoints and updates after each step).
     """
@@ -46,7 +53,7 @@ class Task:
             "eval": cls.eval_config,
         }
 
-    def build_model(self, train_data: Dataset | None = None) -> nn.Module:
+    def build_model(self, train_data: Dataset | None = None) -> M:
         """The model; ``train_data`` (when given) supplies normalization statistics."""
         raise NotImplementedError
 
@@ -54,15 +61,15 @@ class Task:
         """``(train, test)`` datasets yielding dicts of tensors."""
         raise NotImplementedError
 
-    def objective(self, model: nn.Module) -> Objective:
+    def objective(self, model: M) -> Objective:
         """The training objective of ``model``."""
         raise NotImplementedError
 
-    def evaluate(self, model: nn.Module, data: Dataset, device: torch.device) -> dict[str, Any]:
+    def evaluate(self, model: M, data: Dataset, device: torch.device) -> dict[str, Any]:
         """Metrics on ``data`` as a flat dict of numbers (and lists)."""
         raise NotImplementedError
 
-    def picture(self, model: nn.Module, data: Dataset, path: str, device: torch.device) -> None:
+    def picture(self, model: M, data: Dataset, path: str, device: torch.device) -> None:
         """Write a PNG illustrating predictions on a few examples of ``data``."""
         raise NotImplementedError
 
@@ -73,10 +80,12 @@ class Task:
         return json.dumps(metrics, indent=2)
 
 
-_TASKS: dict[str, type[Task]] = {}
+_TASKS: dict[str, type[Task[Any]]] = {}
+
+T = TypeVar("T", bound="type[Task[Any]]")
 
 
-def register_task(cls: type[Task]) -> type[Task]:
+def register_task(cls: T) -> T:
     """Make ``cls`` (a :class:`Task` subclass) the task of configs with ``task: <cls.name>``;
     returns it, so it also serves as a class decorator. Re-registering a name replaces it."""
     if not (isinstance(cls, type) and issubclass(cls, Task)):
@@ -89,14 +98,14 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
-def get_task(name: str) -> type[Task]:
+def get_task(name: str) -> type[Task[Any]]:
     """The :class:`Task` class registered under ``name``."""
     if name not in _TASKS:
         raise ValueError(f"task: unknown task {name!r}; expected one of {sorted(_TASKS)}")
     return _TASKS[name]
 
 
-def load_config(source: str | Path | dict[str, Any], overrides: list[str] = ()) -> Config:
+def load_config(source: str | Path | dict[str, Any], overrides: Sequence[str] = ()) -> Config:
     """Read a YAML file, an installed configuration by name (:mod:`condflow.configs`) or a
     dict, apply ``--set`` overrides, and type every section.
 

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from condflow._checks import check_int, is_int_at_least
 from condflow._progress import progress
 from condflow.heads.base import Head, Prediction
 from condflow.metrics import (
@@ -81,13 +82,9 @@ class SampleEvaluation:
         levels: Sequence[float] = CALIBRATION_LEVELS,
     ) -> None:
         ns = list(num_samples)
-        if not ns or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in ns):
+        if not ns or not all(is_int_at_least(n, 1) for n in ns):
             raise ValueError(f"eval.num_samples: expected integers >= 1, got {ns!r}")
-        if isinstance(uncertainty_samples, bool) or not isinstance(uncertainty_samples, int) \
-                or uncertainty_samples < 2:
-            raise ValueError(
-                f"eval.uncertainty_samples: expected an integer >= 2, got {uncertainty_samples!r}"
-            )
+        check_int("eval.uncertainty_samples", uncertainty_samples, 2)
         self.ns, self.n_max = ns, max(ns)
         self.uncertainty_samples = min(uncertainty_samples, self.n_max)
         self.chunk, self.root_index = chunk, root_index

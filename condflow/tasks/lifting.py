@@ -34,6 +34,8 @@ from condflow.tasks.base import Task, to_device
 from condflow.tasks.evaluation import Measurement, evaluate_head, lifting_table
 from condflow.viz.skeleton import plot_lifting
 
+__all__ = ["LiftingConfig", "LiftingData", "LiftingEval", "LiftingModel", "LiftingTask"]
+
 
 @dataclass
 class LiftingData:
@@ -97,7 +99,7 @@ _MEASUREMENT = Measurement("lifting", "keypoints_2d", _targets, root_index=0,
 LiftingConfig = Config[LiftingData, LiftingModel, LiftingLoss, LiftingEval]
 
 
-class LiftingTask(Task):
+class LiftingTask(Task[Head]):
     cfg: LiftingConfig
     name = "lifting"
     fast_dev_run = (
@@ -127,28 +129,30 @@ class LiftingTask(Task):
 
     def _h36m(self) -> tuple[Dataset, Dataset]:
         d: LiftingData = self.cfg.data
-        missing = [k for k in ("h36m_3d", "h36m_2d", "h36m_cameras") if getattr(d, k) is None]
-        if missing:
+        poses_3d, keypoints_2d, cameras = d.h36m_3d, d.h36m_2d, d.h36m_cameras
+        if poses_3d is None or keypoints_2d is None or cameras is None:
+            missing = [k for k in ("h36m_3d", "h36m_2d", "h36m_cameras") if getattr(d, k) is None]
             raise ValueError(f"data: source 'h36m' needs {missing}")
 
         def split(subjects: list[str]) -> TensorDictDataset:
             return TensorDictDataset(h36m_lifting_tensors(
-                d.h36m_3d, d.h36m_2d, d.h36m_cameras, subjects=tuple(subjects),
+                poses_3d, keypoints_2d, cameras, subjects=tuple(subjects),
                 stride=d.h36m_stride))
 
         return split(d.h36m_train_subjects), split(d.h36m_test_subjects)
 
-    def build_model(self, train_data: Dataset | None = None) -> nn.Module:
+    def build_model(self, train_data: Dataset | None = None) -> Head:
         m: LiftingModel = self.cfg.model
         space = SkeletonSpace(H36M_17, drop_root=True)  # targets: 16 non-root joints, d = 48
         mean = std = None
         if train_data is not None:
-            x = space.from_joints(train_data.tensors["joints_3d"])
+            # Known by construction: datasets() makes TensorDictDatasets.
+            x = space.from_joints(cast(TensorDictDataset, train_data).tensors["joints_3d"])
             mean, std = x.mean(0), x.std(0).clamp_min(1.0)
         regression = m.kind == "regression"
         if m.kind not in ("flow", "regression"):
             raise ValueError(f"model.kind: expected 'flow' or 'regression', got {m.kind!r}")
-        encoder = MLPLifter(
+        lifter = MLPLifter(
             num_joints=16,
             in_channels=3 if m.use_confidence else 2,
             hidden=m.lifter_hidden,
@@ -157,9 +161,10 @@ class LiftingTask(Task):
             out_features=space.dim if regression else None,
             batch_norm=m.batch_norm,
         )
+        encoder: nn.Module = lifter
         if not m.use_confidence:
-            encoder = nn.Sequential(_DropConfidence(), encoder)
-            encoder.out_features = encoder[1].out_features
+            encoder = _LifterWithoutConfidence(_DropConfidence(), lifter)
+            encoder.out_features = lifter.out_features
         if regression:
             return SkeletonRegressionHead(encoder, space, mean, std)
         return SkeletonHead(
@@ -178,19 +183,20 @@ class LiftingTask(Task):
             volume_hidden=m.volume_hidden,
         )
 
-    def objective(self, model: nn.Module) -> LiftingObjective:
+    def objective(self, model: Head) -> LiftingObjective:
         return LiftingObjective(model, self.cfg.loss)
 
-    def evaluate(self, model: nn.Module, data: Dataset, device: torch.device) -> dict[str, Any]:
+    def evaluate(self, model: Head, data: Dataset, device: torch.device) -> dict[str, Any]:
         """Mode and min-of-n MPJPE / PA-MPJPE (mm, aligned at the root), the test NLL (nats,
         joints in mm) and the uncertainty metrics (probabilistic models only): see
         :func:`~condflow.tasks.evaluation.evaluate_head`."""
-        return evaluate_head(cast(Head, model), data, device, _MEASUREMENT, self.cfg.eval,
+        return evaluate_head(model, data, device, _MEASUREMENT, self.cfg.eval,
                              self.cfg.seed)
 
-    def picture(self, model: nn.Module, data: Dataset, path: str, device: torch.device) -> None:
+    def picture(self, model: Head, data: Dataset, path: str, device: torch.device) -> None:
         k = self.cfg.eval.picture_examples
-        batch = to_device({key: v[:k] for key, v in data.tensors.items()}, device)
+        tensors = cast(TensorDictDataset, data).tensors  # datasets() makes TensorDictDatasets
+        batch = to_device({key: v[:k] for key, v in tensors.items()}, device)
         plot_lifting(model, batch["keypoints_2d"], batch["joints_3d"], path, seed=self.cfg.seed)
 
     @staticmethod
@@ -201,3 +207,9 @@ class LiftingTask(Task):
 class _DropConfidence(nn.Module):
     def forward(self, keypoints: Tensor) -> Tensor:
         return keypoints[..., :2]
+
+
+class _LifterWithoutConfidence(nn.Sequential):
+    """``_DropConfidence`` then a lifter of ``[B, J, 2]``, stating the lifter's C."""
+
+    out_features: int

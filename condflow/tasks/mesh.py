@@ -11,11 +11,12 @@ the same terms minus those that need a density (L_nll, L_exp) on the same data a
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from condflow._checks import (
@@ -33,7 +34,7 @@ from condflow.data.image_datasets import AugmentationConfig, ImageDataset, mean_
 from condflow.data.synthetic_images import SyntheticImageConfig, synthetic_image_set
 from condflow.encoders.registry import ImageEncoderSettings, build_image_encoder
 from condflow.heads.base import Head, Prediction
-from condflow.heads.prohmr import ProHMRHead, ProHMRPrediction, ProHMRRegressionHead
+from condflow.heads.prohmr import MeshHead, ProHMRHead, ProHMRPrediction, ProHMRRegressionHead
 from condflow.losses.mesh import MeshLoss, MeshObjective, gt_rotmat
 from condflow.metrics import j14_joints as j14
 from condflow.metrics import mpjpe, pa_mpjpe
@@ -120,7 +121,7 @@ def _j14(prediction: Prediction) -> Tensor:
 MeshConfig = Config[MeshData, MeshModel, MeshLoss, MeshEval]
 
 
-class MeshTask(Task):
+class MeshTask(Task[MeshHead]):
     cfg: MeshConfig
     name = "mesh"
     fast_dev_run = (
@@ -177,7 +178,7 @@ class MeshTask(Task):
         return AugmentationRounds(train, d.augmentation_rounds), test
 
     # -- model and objective --------------------------------------------------------------
-    def build_model(self, train_data: Dataset | None = None) -> nn.Module:
+    def build_model(self, train_data: Dataset | None = None) -> MeshHead:
         m: MeshModel = self.cfg.model
         encoder = build_image_encoder(m.encoder, ImageEncoderSettings(
             context_features=m.context_features, width=m.cnn_width, pretrained=m.pretrained))
@@ -206,7 +207,7 @@ class MeshTask(Task):
             volume_hidden=m.volume_hidden,
         )
 
-    def objective(self, model: nn.Module) -> MeshObjective:
+    def objective(self, model: MeshHead) -> MeshObjective:
         return MeshObjective(model, self.cfg.loss, self.cfg.seed)
 
     # -- evaluation -----------------------------------------------------------------------
@@ -215,11 +216,13 @@ class MeshTask(Task):
         over the training examples with SMPL ground truth."""
         if self._mean is None:
             train = self.datasets()[0]
-            train = train.dataset if isinstance(train, AugmentationRounds) else train
+            # Known by construction: _build_datasets wraps an ImageDataset.
+            train = cast(ImageDataset,
+                         train.dataset if isinstance(train, AugmentationRounds) else train)
             self._mean = mean_smpl_body(train)
         return self._mean
 
-    def evaluate(self, model: nn.Module, data: Dataset, device: torch.device) -> dict[str, Any]:
+    def evaluate(self, model: MeshHead, data: Dataset, device: torch.device) -> dict[str, Any]:
         """Mode and min-of-n MPJPE / PA-MPJPE (mm) on the 14 LSP joints, the test NLL (nats,
         6D pose features) and the uncertainty metrics
         (:func:`~condflow.tasks.evaluation.evaluate_head`; the regression baseline,
@@ -227,7 +230,7 @@ class MeshTask(Task):
         :meth:`extra_terms`."""
         measurement = Measurement("mesh", "img", _targets, _j14, root_index=None,
                                   extra_terms=self.extra_terms)
-        return evaluate_head(cast(Head, model), data, device, measurement, self.cfg.eval,
+        return evaluate_head(model, data, device, measurement, self.cfg.eval,
                              self.cfg.seed)
 
     def extra_terms(self, model: Head, batch: dict[str, Tensor], mode: Prediction,
@@ -254,9 +257,10 @@ class MeshTask(Task):
             "mode/keypoints_2d_px": (err * visible).sum(1) / visible.sum(1).clamp_min(1),
         }
 
-    def picture(self, model: nn.Module, data: Dataset, path: str, device: torch.device) -> None:
+    def picture(self, model: MeshHead, data: Dataset, path: str, device: torch.device) -> None:
         e: MeshEval = self.cfg.eval
-        items = [data[i] for i in range(min(e.picture_examples, len(data)))]
+        size = len(cast(Sized, data))  # the datasets of datasets() are map-style, sized
+        items = [data[i] for i in range(min(e.picture_examples, size))]
         batch = to_device(torch.utils.data.default_collate(items), device)
         plot_mesh_predictions(
             model, batch["img"], path, num_samples=e.picture_samples, seed=self.cfg.seed,

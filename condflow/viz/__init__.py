@@ -11,6 +11,8 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+__all__ = ["agg_figure"]
+
 
 def agg_figure(**kwargs: Any) -> Figure:
     """``Figure(**kwargs)`` drawn by Agg (``savefig`` to PNG, ``canvas.draw()``), outside

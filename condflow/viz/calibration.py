@@ -7,6 +7,8 @@ from pathlib import Path
 
 from condflow.viz import agg_figure
 
+__all__ = ["plot_reliability"]
+
 
 def plot_reliability(
     curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],

@@ -19,12 +19,13 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from scipy.ndimage import binary_erosion
-from torch import Tensor, nn
+from torch import Tensor
 
 from condflow._progress import progress
 from condflow.body.camera import weak_perspective_to_translation
 from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD
 from condflow.data.render import overlay, render_mesh
+from condflow.heads.prohmr import MeshHead, ProHMRPrediction
 from condflow.viz import agg_figure
 
 __all__ = [
@@ -122,8 +123,15 @@ def render_side_view(
     return image
 
 
+def _vertices(pred: ProHMRPrediction) -> Tensor:
+    """``pred.vertices`` ``[B, n, V, 3]``, which the head computed (``vertices=True``)."""
+    if pred.vertices is None:
+        raise ValueError("prediction: no vertices (predict with vertices=True)")
+    return pred.vertices
+
+
 def plot_mesh_predictions(
-    model: nn.Module,
+    model: MeshHead,
     images: Tensor,
     path: str,
     num_samples: int = 3,
@@ -152,6 +160,7 @@ def plot_mesh_predictions(
             gt = model.body(gt_rotmat[:, :1], gt_rotmat[:, 1:], gt_betas, eval_joints=False)
     faces = model.body.faces.cpu().numpy()
     focal = model.focal_length
+    mode_vertices = _vertices(mode)
     k = images.shape[0]
     cols = 2 + num_samples + (2 if gt is not None else 1)
     fig = agg_figure(figsize=(2.2 * cols, 2.3 * k))
@@ -160,12 +169,13 @@ def plot_mesh_predictions(
         crop = denormalize_image(images[i])
         panels = [("input", np.kron(crop, np.ones((upscale, upscale, 1))))]
         panels.append((model.point_label, render_overlay(
-            crop, mode.vertices[i, 0], faces, mode.cam[i, 0].cpu(), focal, upscale)))
+            crop, mode_vertices[i, 0], faces, mode.cam[i, 0].cpu(), focal, upscale)))
         for s in range(num_samples):
+            assert samples is not None  # drawn when num_samples > 0
             panels.append((f"sample {s + 1}", render_overlay(
-                crop, samples.vertices[i, s], faces, samples.cam[i, s].cpu(), focal, upscale,
+                crop, _vertices(samples)[i, s], faces, samples.cam[i, s].cpu(), focal, upscale,
                 color=SAMPLE_COLOR)))
-        panels.append(("mode, side view", render_side_view(mode.vertices[i, 0], faces)))
+        panels.append(("mode, side view", render_side_view(mode_vertices[i, 0], faces)))
         if gt is not None:
             panels.append(("ground truth, side view",
                            render_side_view(gt.vertices[i], faces, color=GT_COLOR)))
@@ -246,8 +256,9 @@ def mesh_fit_figure(
     axes = fig.subplots(n, 4, squeeze=False)
     for i in progress(range(n), desc="render", unit="person"):
         crop = denormalize_image(images[i])
-        panels = [("input crop, observed keypoints",
-                   np.kron(crop, np.ones((upscale, upscale, 1))), None)]
+        panels: list[tuple[str, np.ndarray, np.ndarray | None]] = [
+            ("input crop, observed keypoints", np.kron(crop, np.ones((upscale, upscale, 1))),
+             None)]
         for name, state, color in (("before (mode)", before, MODE_COLOR),
                                    ("after (fit)", after, FIT_COLOR)):
             picture = render_overlay(crop, state.vertices[i], faces, state.cam[i].cpu(),

@@ -13,17 +13,21 @@ each joint's spread over the samples (2 standard deviations).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast, overload
 
 import matplotlib
 import numpy as np
 import torch
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.lines import Line2D
 from matplotlib.patches import Ellipse
 from matplotlib.ticker import MaxNLocator
+from mpl_toolkits.mplot3d.axes3d import Axes3D
 from torch import Tensor
 
 from condflow.heads.base import Head
@@ -44,7 +48,7 @@ __all__ = [
 ]
 
 LEFT_COLOR, RIGHT_COLOR, CENTRE_COLOR = "tab:blue", "tab:red", "0.5"
-GT_STYLE = {"color": "black", "ls": (0, (3, 2)), "lw": 1.3}
+GT_STYLE: dict[str, Any] = {"color": "black", "ls": (0, (3, 2)), "lw": 1.3}
 SAMPLE_CMAP = "viridis"
 SPREAD_SD = 2.0  # ellipse half-axes, in standard deviations
 
@@ -71,6 +75,12 @@ def bone_colors(layout: SkeletonLayout) -> list[tuple[int, int, str]]:
             for j, p in enumerate(layout.parents) if p >= 0]
 
 
+@overload
+def _np(x: None) -> None: ...
+@overload
+def _np(x: Tensor | np.ndarray) -> np.ndarray: ...
+@overload
+def _np(x: Tensor | np.ndarray | None) -> np.ndarray | None: ...
 def _np(x: Tensor | np.ndarray | None) -> np.ndarray | None:
     if x is None:
         return None
@@ -79,7 +89,7 @@ def _np(x: Tensor | np.ndarray | None) -> np.ndarray | None:
 
 # -- drawing one skeleton ---------------------------------------------------------------------
 def _draw(ax: Axes, joints: np.ndarray, layout: SkeletonLayout, view: str | None,
-          color: str | tuple | None = None, **style: object) -> None:
+          color: str | tuple | None = None, **style: Any) -> None:
     """Bones of ``joints [J, 3]`` (mm) in an orthographic ``view`` or, with ``view=None``, in
     3D axes (x, z, −y). ``color=None`` colours bones by side."""
     for j, p, side_color in bone_colors(layout):
@@ -134,7 +144,9 @@ def _style_view(ax: Axes, view: str, centre: np.ndarray, half: float) -> None:
     ax.grid(alpha=0.25, lw=0.5)
 
 
-def _style_3d(ax: Axes, centre: np.ndarray, half: float) -> None:
+def _style_3d(ax: Axes3D, centre: np.ndarray, half: float) -> None:
+    """Limits, labels and view of 3D axes (``add_subplot(projection="3d")``, which
+    matplotlib's stubs type as 2D ``Axes``, hence the casts to ``Axes3D``)."""
     ax.set_xlim(centre[0] - half, centre[0] + half)
     ax.set_ylim(centre[2] - half, centre[2] + half)
     ax.set_zlim(-centre[1] - half, -centre[1] + half)
@@ -173,8 +185,9 @@ def _square_window(ax: Axes, points: np.ndarray) -> None:
 
 
 def _legend(fig: Figure, point_label: str, samples: bool, ground_truth: bool) -> None:
-    handles = [Line2D([], [], color=LEFT_COLOR, lw=2, label=f"{point_label}: left"),
-               Line2D([], [], color=RIGHT_COLOR, lw=2, label=f"{point_label}: right")]
+    handles: list[Artist] = [
+        Line2D([], [], color=LEFT_COLOR, lw=2, label=f"{point_label}: left"),
+        Line2D([], [], color=RIGHT_COLOR, lw=2, label=f"{point_label}: right")]
     if ground_truth:
         handles.append(Line2D([], [], **GT_STYLE, label="ground truth"))
     if samples:
@@ -209,26 +222,27 @@ def lifting_figure(
     shaded = smp is not None and lp is not None
     widths = [1, 1.3, 1, 1] + ([0.05] if shaded else [])
     fig = agg_figure(figsize=(3.2 * 4.3 + 0.6 * shaded, 3.1 * k + 0.4), layout="constrained")
-    fig.get_layout_engine().set(wspace=0.06)
+    # The engine of layout="constrained" (matplotlib's stubs return the base class).
+    cast(ConstrainedLayoutEngine, fig.get_layout_engine()).set(wspace=0.06)
     grid = fig.add_gridspec(k, len(widths), width_ratios=widths)
     cmap = matplotlib.colormaps[SAMPLE_CMAP]
     for i in range(k):
         _draw_2d_input(fig.add_subplot(grid[i, 0]), kp[i], "2D input (hidden joints left out)")
-        ax3 = fig.add_subplot(grid[i, 1], projection="3d")
+        ax3 = cast(Axes3D, fig.add_subplot(grid[i, 1], projection="3d"))
         views = {v: fig.add_subplot(grid[i, col]) for col, v in ((2, "camera"), (3, "side"))}
         shown = [pred[i]] + ([gt[i]] if gt is not None else [])
         centre, half = _frame(shown, None if smp is None else smp[i])
         norm = None
         if smp is not None:
             n = smp.shape[1]
-            if shaded:
+            if lp is not None:  # shaded
                 norm = Normalize(float(lp[i].min()), float(lp[i].max()))
                 order = np.argsort(lp[i])  # most likely drawn last
             else:
                 order = np.arange(n)
             alpha = float(np.clip(4.0 / n, 0.12, 0.5))
             for s in order:
-                color = cmap(norm(lp[i, s])) if norm is not None else "0.5"
+                color = cmap(norm(lp[i, s])) if norm is not None and lp is not None else "0.5"
                 for view, ax in [(None, ax3), *views.items()]:
                     _draw(ax, smp[i, s], H36M_17, view, color, lw=0.8, alpha=alpha)
             if n > 1:
@@ -318,12 +332,13 @@ def lifting_fit_figure(
     Shapes: ``keypoints_2d [P, 16, 3]``, ``mode_2d``/``fit_2d [P, 16, 2]`` (normalized screen
     coordinates); ``mode``/``fit [P, 17, 3]`` (mm, root-relative camera frame).
     """
-    kp, m2, f2, m3, f3 = map(_np, (keypoints_2d, mode_2d, fit_2d, mode, fit))
+    kp, m2, f2, m3, f3 = (_np(x) for x in (keypoints_2d, mode_2d, fit_2d, mode, fit))
     n = min(rows, len(kp))
     fig = agg_figure(figsize=(10.5, 3.3 * n + 0.4), layout="constrained")
-    fig.get_layout_engine().set(wspace=0.06)
+    # The engine of layout="constrained" (matplotlib's stubs return the base class).
+    cast(ConstrainedLayoutEngine, fig.get_layout_engine()).set(wspace=0.06)
     grid = fig.add_gridspec(n, 3, width_ratios=[1, 1.3, 1])
-    grey = {"color": "0.55", "lw": 1.4, "ls": (0, (3, 2))}
+    grey: dict[str, Any] = {"color": "0.55", "lw": 1.4, "ls": (0, (3, 2))}
     for i in range(n):
         ax = fig.add_subplot(grid[i, 0])
         seen = kp[i, :, 2] > 0
@@ -338,7 +353,7 @@ def lifting_fit_figure(
         ax.tick_params(labelsize=6)
         ax.locator_params(nbins=4)
         ax.set_title(f"person {i}: 2D reprojections", fontsize=8)
-        ax3 = fig.add_subplot(grid[i, 1], projection="3d")
+        ax3 = cast(Axes3D, fig.add_subplot(grid[i, 1], projection="3d"))
         side = fig.add_subplot(grid[i, 2])
         centre, half = _frame([m3[i], f3[i]], None)
         for view, a in ((None, ax3), ("side", side)):

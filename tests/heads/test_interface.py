@@ -186,3 +186,13 @@ def test_fitting_adapters_project_the_heads_outputs(head):
     assert projected.shape == (B, adapter.num_keypoints, 2) and torch.isfinite(projected).all()
     torch.testing.assert_close(outputs["joints_mm"], head.mode(c).joints_mm[:, 0],
                                rtol=1e-5, atol=1e-3)
+
+
+def test_an_encoder_without_a_context_size_is_named():
+    enc = MLPLifter(16, 3, hidden=32, num_residual_blocks=1)
+    enc.out_features = 0  # would otherwise build an unconditional flow that ignores it
+    with pytest.raises(ValueError, match=r"encoder\.out_features: expected an integer >= 1, "
+                                         r"got 0"):
+        SkeletonHead(enc, SPACE, coupling_net=NET)
+    with pytest.raises(ValueError, match=r"encoder\.out_features"):
+        ProHMRHead(enc, BodyModel(), coupling_net=NET)

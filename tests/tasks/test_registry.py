@@ -3,8 +3,10 @@
 from dataclasses import dataclass
 
 import pytest
+from torch import nn
 
 from condflow._checks import PositiveInt
+from condflow.saving import load_head, load_with_config, save
 from condflow.tasks import LiftingTask, MeshTask, Task, get_task, load_config, register_task
 from condflow.tasks import base as task_base
 
@@ -60,3 +62,20 @@ def test_register_task_refuses_what_is_not_a_named_task(registry):
 
     with pytest.raises(ValueError, match=r"Nameless\.name"):
         register_task(Nameless)
+
+
+class LinearTask(ToyTask):
+    name = "linear"
+
+    def build_model(self, train_data=None):
+        return nn.Linear(self.cfg.model.width, 1)
+
+
+def test_the_commands_refuse_a_saved_model_that_is_not_a_head(registry, tmp_path):
+    register_task(LinearTask)
+    cfg = load_config({"task": "linear", "model": {"width": 3}})
+    path = save(nn.Linear(3, 1), tmp_path / "linear.pt", cfg)
+    assert isinstance(load_with_config(path)[1], nn.Linear)
+    with pytest.raises(ValueError, match=r"linear\.pt: its config builds a Linear, not a "
+                                         r"condflow head"):
+        load_head(path)

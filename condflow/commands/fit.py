@@ -40,7 +40,7 @@ from condflow.commands import outputs
 from condflow.commands._help import plain_text
 from condflow.data.augment import transform_keypoints
 from condflow.data.image_datasets import keypoint_box, person_crop
-from condflow.data.keypoint_files import body25_to_spin24, load_keypoints
+from condflow.data.keypoint_files import load_keypoints, to_spin24
 from condflow.data.prohmr_crop import prohmr_box, prohmr_crop
 from condflow.data.screen import lifting_inputs
 from condflow.distributed import resolve_device
@@ -143,16 +143,6 @@ def fit_lifting(model: Head, cfg: Any, args: argparse.Namespace, out: Path) -> d
 
 
 # -- mesh -------------------------------------------------------------------------------------
-def _spin24(path: Path) -> np.ndarray:
-    kf = load_keypoints(path)
-    if kf.layout == "body25":
-        return body25_to_spin24(kf.keypoints)
-    if kf.layout == "spin24":
-        return kf.keypoints
-    raise ValueError(f"KEYPOINTS: {path} holds {kf.layout} keypoints; a mesh fit needs "
-                     "OpenPose BODY_25 or SPIN's 24 keypoints")
-
-
 def fit_mesh(model: MeshHead, args: argparse.Namespace, out: Path, prohmr: bool = False) -> dict:
     if args.image is None:
         raise ValueError("--image: required for mesh models (the network's input)")
@@ -161,7 +151,7 @@ def fit_mesh(model: MeshHead, args: argparse.Namespace, out: Path, prohmr: bool 
         raise FileNotFoundError(f"--image: no such file {image}")
     with Image.open(image) as im:
         img = np.asarray(im.convert("RGB"))
-    people = _spin24(Path(args.keypoints))
+    people = to_spin24(load_keypoints(Path(args.keypoints)))
     res = model.img_res
     crops, kps, boxes = [], [], []
     if prohmr:  # a model imported from ProHMR: its demo's box (of the raw keypoints) and crop

@@ -31,10 +31,10 @@ from PIL import Image
 from torch import Tensor
 
 from condflow.commands import outputs
-from condflow.commands.fit import _spin24
-from condflow.commands.predict import _box_json, person_boxes
+from condflow.commands.predict import person_boxes
 from condflow.data.augment import transform_keypoints
 from condflow.data.image_datasets import person_crop
+from condflow.data.keypoint_files import keypoints_json_for, load_keypoints, to_spin24
 from condflow.distributed import resolve_device
 from condflow.fitting import FusionConfig, OptimizerConfig, fuse_views, rotation_average_views
 from condflow.heads.prohmr import ProHMRHead
@@ -54,14 +54,14 @@ def _views(paths: list[Path], res: int, with_keypoints: bool
             raise FileNotFoundError(f"IMAGES: no such file {path}")
         with Image.open(path) as im:
             img = np.asarray(im.convert("RGB"))
-        box_json = _box_json(path, {})
+        box_json = keypoints_json_for(path, {})
         if with_keypoints and box_json is None:
             raise ValueError(f"--keypoints: no OpenPose JSON next to {path} "
                              f"({path.stem}_keypoints.json or {path.stem}.json)")
         center, scale = person_boxes(box_json, img.shape[1], img.shape[0])[0]
         crops.append(person_crop(img, center, scale, res))
         if with_keypoints and box_json is not None:  # (checked above)
-            kps.append(transform_keypoints(_spin24(box_json)[0], center, scale))
+            kps.append(transform_keypoints(to_spin24(load_keypoints(box_json))[0], center, scale))
         sources.append(None if box_json is None else str(box_json))
     return np.stack(crops), (np.stack(kps) if with_keypoints else None), sources
 

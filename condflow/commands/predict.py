@@ -51,7 +51,7 @@ from condflow._outputs import OutputGuard
 from condflow._progress import progress, set_progress
 from condflow.commands import outputs
 from condflow.data.image_datasets import keypoint_box, person_crop
-from condflow.data.keypoint_files import load_keypoints
+from condflow.data.keypoint_files import keypoints_json_for, load_keypoints
 from condflow.data.prohmr_crop import prohmr_inputs
 from condflow.data.screen import lifting_inputs
 from condflow.distributed import resolve_device
@@ -211,16 +211,6 @@ def person_boxes(json_path: Path | None, width: int, height: int) -> list[tuple[
     return boxes
 
 
-def _box_json(image: Path, given: dict[str, Path]) -> Path | None:
-    for name in (f"{image.stem}_keypoints", image.stem):
-        if name in given:
-            return given[name]
-        candidate = image.with_name(f"{name}.json")
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def predict_mesh(
     model: MeshHead, path: Path, stem: str, s: Settings, info: dict, boxes_from: Path | None
 ) -> None:
@@ -313,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
         info = {"input": str(path), "model": str(args.model), "task": cfg.task,
                 "num_samples": s.num_samples, "seed": s.seed}
         try:
-            box = None if reads_keypoints else _box_json(path, boxes)
+            box = None if reads_keypoints else keypoints_json_for(path, boxes)
             guard.add_inputs([box] if box else [])
             _claim(s, stem)
             if reads_keypoints:

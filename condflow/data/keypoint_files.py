@@ -64,8 +64,10 @@ __all__ = [
     "body25_to_h36m16",
     "body25_to_spin24",
     "coco17_to_h36m16",
+    "keypoints_json_for",
     "load_keypoints",
     "to_h36m16",
+    "to_spin24",
 ]
 
 COCO17_NAMES: tuple[str, ...] = (
@@ -333,6 +335,30 @@ def body25_to_spin24(kp: np.ndarray) -> np.ndarray:
     for spin, body in BODY25_FOR_SPIN24.items():
         out[..., spin, :] = kp[..., body, :]
     return out
+
+
+def to_spin24(keypoints: KeypointFile) -> np.ndarray:
+    """The file's keypoints as SPIN's 24 ``[P, 24, 3]`` (mesh models' keypoints), from
+    OpenPose BODY_25 or SPIN-24 files; ``ValueError`` naming the file for another layout."""
+    if keypoints.layout == "body25":
+        return body25_to_spin24(keypoints.keypoints)
+    if keypoints.layout == "spin24":
+        return keypoints.keypoints
+    raise ValueError(f"{keypoints.path}: holds {keypoints.layout} keypoints; a mesh model needs "
+                     "OpenPose BODY_25 or SPIN's 24 keypoints")
+
+
+def keypoints_json_for(image: Path, given: dict[str, Path]) -> Path | None:
+    """The OpenPose JSON of ``image``: ``<stem>_keypoints`` or ``<stem>`` among ``given``
+    (by stem), else ``<stem>_keypoints.json`` / ``<stem>.json`` next to the image; None
+    without one."""
+    for name in (f"{image.stem}_keypoints", image.stem):
+        if name in given:
+            return given[name]
+        candidate = image.with_name(f"{name}.json")
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def to_h36m16(keypoints: KeypointFile) -> np.ndarray:

@@ -95,7 +95,7 @@ def test_fusion_of_identical_views_with_keypoints_equals_the_single_view_fit(
     """N copies of one view: eq. 12 plus keypoint terms is N times the single-view objective
     on the symmetric subspace, which the optimizer never leaves; same minimizer."""
     context, kp = make_smpl_problem(smpl_head, batch=1)
-    opt = OptimizerConfig(max_iters=300, tol=1e-12)
+    opt = OptimizerConfig(max_iters=1000, tol=1e-12)
     single = fit_keypoints(smpl_head, context, kp, FitConfig(keypoint_weight=100.0,
                                                              optimizer=opt))
     fused = fuse_views(smpl_head, context[:, None].expand(1, 3, 16), kp[:, None].expand(

@@ -31,9 +31,8 @@ from PIL import Image
 from torch import Tensor
 
 from condflow.commands import outputs
-from condflow.commands.predict import person_boxes
 from condflow.data.augment import transform_keypoints
-from condflow.data.image_datasets import person_crop
+from condflow.data.image_datasets import person_boxes, person_crop
 from condflow.data.keypoint_files import keypoints_json_for, load_keypoints, to_spin24
 from condflow.distributed import resolve_device
 from condflow.fitting import FusionConfig, OptimizerConfig, fuse_views, rotation_average_views

@@ -50,7 +50,7 @@ from tqdm import tqdm
 from condflow._outputs import OutputGuard
 from condflow._progress import progress, set_progress
 from condflow.commands import outputs
-from condflow.data.image_datasets import keypoint_box, person_crop
+from condflow.data.image_datasets import person_boxes, person_crop
 from condflow.data.keypoint_files import keypoints_json_for, load_keypoints
 from condflow.data.prohmr_crop import prohmr_inputs
 from condflow.data.screen import lifting_inputs
@@ -63,7 +63,7 @@ from condflow.spaces.skeleton import H36M_17
 from condflow.viz.mesh import plot_mesh_predictions
 from condflow.viz.skeleton import plot_skeleton_rows
 
-__all__ = ["person_boxes", "register", "run"]
+__all__ = ["register", "run"]
 
 KEYPOINT_SUFFIXES = (".json", ".npy", ".csv")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -193,22 +193,6 @@ def predict_lifting(
                            None if samples is None else samples[:r].cpu(),
                            None if log_prob is None else log_prob[:r].cpu(),
                            point_label=model.point_label)
-
-
-def person_boxes(json_path: Path | None, width: int, height: int) -> list[tuple[np.ndarray, float]]:
-    """``(center [2], scale)`` per person (box side = 200·scale pixels): the box of the
-    person's seen keypoints enlarged 1.2 times (ProHMR's rule); without keypoints, the whole
-    image."""
-    if json_path is None:
-        return [(np.array([width / 2, height / 2]), max(width, height) / 200.0)]
-    boxes = []
-    for kp in load_keypoints(json_path).keypoints:
-        box = keypoint_box(kp)
-        if box is not None:
-            boxes.append(box)
-    if not boxes:
-        raise ValueError(f"{json_path}: no person with two or more seen keypoints")
-    return boxes
 
 
 def predict_mesh(

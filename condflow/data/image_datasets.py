@@ -45,6 +45,7 @@ from condflow.data.augment import (
     transform_keypoints_3d,
     transform_smpl_pose,
 )
+from condflow.data.keypoint_files import load_keypoints
 from condflow.encoders.resnet import IMAGENET_MEAN, IMAGENET_STD
 from condflow.joints import BODY25_NAMES, SPIN_KEYPOINT_NAMES
 from condflow.metrics import mean_pose
@@ -65,6 +66,7 @@ __all__ = [
     "imagenet_normalize",
     "keypoint_box",
     "mean_smpl_body",
+    "person_boxes",
     "person_crop",
     "write_prohmr_npz",
     "write_spin_npz",
@@ -421,3 +423,20 @@ def mean_smpl_body(dataset: ImageDataset) -> tuple[Tensor, Tensor]:
     rot, betas = mean_pose(axis_angle_to_matrix(pose[:, 3:].reshape(-1, 23, 3)),
                            torch.as_tensor(dataset.betas[keep], dtype=torch.float64))
     return rot.float(), betas.float()
+
+
+def person_boxes(json_path: Path | None, width: int, height: int
+                 ) -> list[tuple[np.ndarray, float]]:
+    """``(center [2], scale)`` per person (box side = 200·scale pixels): the box of the
+    person's seen keypoints enlarged 1.2 times (ProHMR's rule); without keypoints, the whole
+    image."""
+    if json_path is None:
+        return [(np.array([width / 2, height / 2]), max(width, height) / 200.0)]
+    boxes = []
+    for kp in load_keypoints(json_path).keypoints:
+        box = keypoint_box(kp)
+        if box is not None:
+            boxes.append(box)
+    if not boxes:
+        raise ValueError(f"{json_path}: no person with two or more seen keypoints")
+    return boxes

@@ -57,7 +57,7 @@ from torch import Tensor, nn
 
 from condflow._checks import check_int, check_positive_int, check_tensor, set_finite_checks
 from condflow._version import __version__
-from condflow.heads.base import Head
+from condflow.heads.base import Head, as_head
 from condflow.heads.prohmr import MESH_FIELDS
 from condflow.saving import body_model_fingerprint, load_with_config
 
@@ -97,10 +97,7 @@ def _units(model: Head, names: tuple[str, ...]) -> dict[str, str]:
 
 
 def _check_head(model: object) -> Head:
-    if not isinstance(model, Head):
-        raise ValueError(f"model: cannot export a {type(model).__name__} (expected a condflow "
-                         "head, condflow.heads.Head)")
-    return model
+    return as_head(model, "model: cannot export a")
 
 
 def format_for_path(path: str | Path) -> str:

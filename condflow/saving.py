@@ -52,7 +52,7 @@ from condflow._version import __version__
 from condflow.body.model import BodyModel
 from condflow.checkpoint import read_weights, save_checkpoint
 from condflow.config import Config, config_to_dict
-from condflow.heads.base import Head
+from condflow.heads.base import Head, as_head
 from condflow.tasks import get_task, load_config
 
 __all__ = [
@@ -310,10 +310,7 @@ def load_head(path: str | Path, device: str | torch.device = "cpu") -> tuple[Con
     (:class:`~condflow.heads.base.Head`, what the built-in tasks build); ``ValueError``
     naming the file for another module."""
     cfg, model = load_with_config(path, device)
-    if not isinstance(model, Head):
-        raise ValueError(f"{path}: its config builds a {type(model).__name__}, not a condflow "
-                         "head (condflow.heads.Head)")
-    return cfg, model
+    return cfg, as_head(model, f"{path}: its config builds a")
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:

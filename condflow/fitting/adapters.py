@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from condflow.body.camera import pinhole_translation
-from condflow.heads.base import Head, HeadAdapter
+from condflow.heads.base import HeadAdapter, as_head
 from condflow.heads.prohmr import SMPLAdapter
 from condflow.heads.skeleton import SkeletonAdapter
 
@@ -28,8 +28,4 @@ def make_adapter(head: nn.Module | HeadAdapter, **kwargs: object) -> HeadAdapter
     adapter's constructor (e.g. ``focal`` for a skeleton head)."""
     if isinstance(head, HeadAdapter):
         return head
-    if not isinstance(head, Head):
-        raise ValueError(
-            f"head: expected a condflow head (condflow.heads.Head) or a HeadAdapter, "
-            f"got {type(head).__name__}")
-    return head.fitting_adapter(**kwargs)
+    return as_head(head, "head: cannot fit with a").fitting_adapter(**kwargs)

@@ -41,6 +41,7 @@ __all__ = [
     "Prediction",
     "RegressionHead",
     "SkeletonPrediction",
+    "as_head",
     "encoder_context_features",
 ]
 
@@ -156,6 +157,15 @@ class HeadAdapter:
 
     def outputs(self, theta: Tensor, extras: dict[str, Tensor]) -> dict[str, Tensor]:
         raise NotImplementedError
+
+
+def as_head(value: object, what: str) -> Head:
+    """``value`` as a :class:`Head`, else ``ValueError``: ``what``, the value's type and
+    that it is not a head (e.g. ``"model: cannot export a Linear, not a condflow head"``)."""
+    if not isinstance(value, Head):
+        raise ValueError(f"{what} {type(value).__name__}, not a condflow head "
+                         "(condflow.heads.Head)")
+    return value
 
 
 class Head(nn.Module, ABC):

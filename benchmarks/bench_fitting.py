@@ -57,11 +57,11 @@ PAPER_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "mesh_recovery
 
 def untrained_problem(batch: int, device: torch.device, seed: int = 0
                       ) -> tuple[nn.Module, Tensor, Tensor]:
-    from condflow.tasks import get_task, load_config
+    from condflow.tasks import load_config, task_for
 
     torch.manual_seed(seed)
     cfg = load_config(str(PAPER_CONFIG))
-    head = get_task("mesh")(cfg).build_model()
+    head = task_for(cfg).build_model()
     head.encoder = nn.Identity()  # fitting starts from contexts; the ResNet is not needed
     init_actnorms_on_poses(head, seed=seed)
     head = head.eval().to(device)
@@ -79,12 +79,12 @@ def checkpoint_problem(path: str, batch: int, device: torch.device
     from torch.utils.data import DataLoader, Subset
 
     from condflow.saving import load_with_config
-    from condflow.tasks import get_task
+    from condflow.tasks import SMPLTask, describe, task_for
 
     cfg, model = load_with_config(path, str(device))
-    task = get_task(cfg.task)(cfg)
-    if cfg.task != "mesh":
-        raise SystemExit(f"--checkpoint: expected a mesh model, got task {cfg.task!r}")
+    task = task_for(cfg)
+    if not isinstance(task, SMPLTask):
+        raise SystemExit(f"--checkpoint: expected a mesh model, got {describe(cfg)}")
     test = task.datasets()[1]
     batch_data = next(iter(DataLoader(Subset(test, range(batch)), batch_size=batch)))
     with torch.no_grad():

@@ -42,7 +42,7 @@ from common import (
 )
 
 from condflow._checks import set_finite_checks
-from condflow.tasks import get_task, load_config
+from condflow.tasks import load_config, task_for
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CONFIGS = {"mesh": EXAMPLES / "mesh_recovery" / "paper.yaml",
@@ -55,7 +55,7 @@ TOLERANCE = {"fp32": 1e-4, "channels_last": 1e-4, "tf32": 1e-2, "bf16": 5e-2,
 
 def build(name: str) -> nn.Module:
     cfg = load_config(str(CONFIGS[name]))
-    model = get_task(cfg.task)(cfg).build_model()
+    model = task_for(cfg).build_model()
     if name == "mesh":
         init_actnorms_on_poses(model)
     model.eval()

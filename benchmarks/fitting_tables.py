@@ -150,13 +150,13 @@ def select_weight(args: argparse.Namespace, run, settings: list[str], methods: l
 
 def table3_lifting(args: argparse.Namespace) -> None:
     from condflow.saving import load_with_config
-    from condflow.tasks import get_task
+    from condflow.tasks import task_for
 
     torch.manual_seed(0)
     checkpoint = Path(args.checkpoint) if args.checkpoint else train_small_lifting(
         args.train_steps)
     cfg, model = load_with_config(checkpoint)
-    task = get_task(cfg.task)(cfg)
+    task = task_for(cfg)
     train_joints = task.datasets()[0].tensors["joints_3d"]
     t0 = time.perf_counter()
     prior = skeleton_prior(model.space.from_joints(train_joints) / 1000.0, args.gmm_components)
@@ -241,12 +241,12 @@ def table3_lifting(args: argparse.Namespace) -> None:
 
 def load_mesh(checkpoint: str) -> tuple[Any, Any, Any]:
     from condflow.saving import load_with_config
-    from condflow.tasks import get_task
+    from condflow.tasks import SMPLTask, describe, task_for
 
     cfg, model = load_with_config(checkpoint)
-    task = get_task(cfg.task)(cfg)
-    if cfg.task != "mesh":
-        raise ValueError(f"--checkpoint: expected a mesh model, got task {cfg.task!r}")
+    task = task_for(cfg)
+    if not isinstance(task, SMPLTask):
+        raise ValueError(f"--checkpoint: expected a mesh model, got {describe(cfg)}")
     return cfg, task, model
 
 

@@ -8,15 +8,26 @@
 from condflow._checks import set_finite_checks
 from condflow._version import __version__ as __version__
 from condflow.bijectors import CouplingNet
+from condflow.data.sources import DataRequest, DataSplit, register_data_source
+from condflow.encoders.registry import EncoderRequest, register_encoder
 from condflow.flow import ConditionalFlow, ConditionalGlow, ModeNotAvailableError
+from condflow.inputs import InputSpec
 from condflow.saving import load, save  # one-file models: weights + the config that built them
+from condflow.spaces.registry import register_space
 
 __all__ = [
     "ConditionalFlow",
     "ConditionalGlow",
     "CouplingNet",
+    "DataRequest",
+    "DataSplit",
+    "EncoderRequest",
+    "InputSpec",
     "ModeNotAvailableError",
     "load",
+    "register_data_source",
+    "register_encoder",
+    "register_space",
     "save",
     "set_finite_checks",
 ]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from condflow._outputs import OutputGuard
+from condflow._registry import load_plugins
 from condflow.commands import COMMANDS
 from condflow.flow import ModeNotAvailableError
 
@@ -29,6 +30,12 @@ EXPECTED_ERRORS = (ValueError, OSError, ArithmeticError, ModeNotAvailableError)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="condflow", description="Conditional normalizing flows for 3D human pose and shape."
+    )
+    parser.add_argument(
+        "--plugin", action="append", default=[], metavar="MODULE",
+        help="import MODULE (a module name or a .py file) first, so that the encoders, output "
+        "spaces and data sources it registers can be named in configs (repeatable; installed "
+        "packages' 'condflow.plugins' entry points are imported too)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
@@ -60,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.outputs = OutputGuard(args.overwrite, _input_files(args))
     try:
+        load_plugins(args.plugin)
         return args.func(args)
     except EXPECTED_ERRORS as err:
         print(f"condflow {args.command}: error: {err}", file=sys.stderr)

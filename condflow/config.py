@@ -39,6 +39,7 @@ __all__ = [
     "Config",
     "TrainConfig",
     "apply_overrides",
+    "changed_keys",
     "config_to_dict",
     "from_dict",
     "merge_config",
@@ -46,6 +47,7 @@ __all__ = [
     "parse_yaml",
     "read_config",
     "validate",
+    "with_kind",
 ]
 
 T = TypeVar("T", bound="DataclassInstance")
@@ -78,14 +80,13 @@ EvalT = TypeVar("EvalT")
 
 @dataclass
 class Config(Generic[DataT, ModelT, LossT, EvalT]):
-    """A run: which task, its data/model/loss/eval sections, training and where to write.
+    """A run: its data/model/loss/eval sections, training and where to write.
 
-    The four sections are the task's own dataclasses (:meth:`condflow.tasks.Task.config_types`,
-    filled in by :func:`load_config`); a task names them for type checkers as e.g.
-    ``Config[MeshData, MeshModel, MeshLoss, MeshEval]``.
+    The four sections are typed by the parts the config names (:func:`condflow.tasks.
+    load_config`: ``data`` by its ``source``, ``loss`` by the family of ``model.space``);
+    type checkers see them as e.g. ``Config[Any, ModelConfig, MeshLoss, EvalConfig]``.
     """
 
-    task: NonEmptyStr
     seed: NonNegativeInt = 0
     output_dir: NonEmptyStr = "runs/default"
     data: DataT = None  # type: ignore[assignment]
@@ -337,6 +338,32 @@ def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, An
         else:
             merged[key] = value
     return merged
+
+
+_KINDED: dict[tuple[type, str, str], type] = {}
+
+
+def with_kind(cls: type, key: str, name: str) -> type:
+    """Dataclass ``cls`` with one more field, ``key: str = name``: the section of a named
+    part (``data`` with its ``source``, ``model.encoder`` with its ``kind``), so that the
+    typed section says which part it configures and writes back as it was read."""
+    made = _KINDED.get((cls, key, name))
+    if made is None:
+        made = dataclasses.make_dataclass(cls.__name__, [(key, str, field(default=name))],
+                                          bases=(cls,))
+        made.__module__, made.__doc__ = cls.__module__, cls.__doc__
+        _KINDED[(cls, key, name)] = made
+    return made
+
+
+def changed_keys(before: Any, after: Any, where: str) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, before, after)`` for every value that differs between two plain config
+    dicts, recursing into nested mappings (``where``: the dotted name of both)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = sorted(set(before) | set(after))
+        return [c for k in keys for c in changed_keys(before.get(k), after.get(k),
+                                                      f"{where}.{k}")]
+    return [] if before == after else [(where, before, after)]
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -60,6 +60,7 @@ from condflow._version import __version__
 from condflow.heads.base import Head, as_head
 from condflow.heads.prohmr import MESH_FIELDS
 from condflow.saving import body_model_fingerprint, load_with_config
+from condflow.tasks import describe, task_for
 
 __all__ = [
     "FORMATS",
@@ -444,9 +445,9 @@ def export_file(
     if format not in FORMATS:
         raise ValueError(f"format: expected one of {FORMATS}, got {format!r}")
     cfg, model = load_with_config(model_path)
-    meta: dict[str, Any] = {"task": cfg.task, "source": Path(model_path).name}
+    meta: dict[str, Any] = {"model": describe(cfg), "source": Path(model_path).name}
     if _check_head(model).input_kind == "keypoints_2d":  # synthetic: centred on the hip
-        meta["root_centred_inputs"] = cfg.data.source == "synthetic"
+        meta["root_centred_inputs"] = task_for(cfg).source.root_centred_inputs
     return export(model, out, format, example_inputs(model), num_samples, meta)
 
 

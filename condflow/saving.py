@@ -51,9 +51,9 @@ from condflow._io import file_digest
 from condflow._version import __version__
 from condflow.body.model import BodyModel
 from condflow.checkpoint import read_weights, save_checkpoint
-from condflow.config import Config, config_to_dict
+from condflow.config import Config, changed_keys, config_to_dict
 from condflow.heads.base import Head, as_head
-from condflow.tasks import get_task, load_config
+from condflow.tasks import load_config, task_for
 
 __all__ = [
     "FORMAT",
@@ -84,17 +84,15 @@ def _as_config(cfg: Config | dict[str, Any], where: str) -> Config:
 def build_model(cfg: Config) -> nn.Module:
     """The untrained model of ``cfg`` (its task's ``build_model`` without data), in eval mode.
 
-    A ``model.pretrained`` initialization file is not read: the weights come from the file
-    being loaded, and the training machine's path need not exist here.
+    A ``model.encoder.pretrained`` initialization file is not read: the weights come from the
+    file being loaded, and the training machine's path need not exist here.
     """
-    model = cfg.model
-    if (
-        dataclasses.is_dataclass(model)
-        and not isinstance(model, type)
-        and getattr(model, "pretrained", None)
-    ):
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(model, pretrained=None))
-    return get_task(cfg.task)(cfg).build_model().eval()
+    encoder = cfg.model.encoder
+    if getattr(encoder, "pretrained", None):
+        model = dataclasses.replace(cfg.model, encoder=dataclasses.replace(encoder,
+                                                                           pretrained=None))
+        cfg = dataclasses.replace(cfg, model=model)
+    return task_for(cfg).build_model().eval()
 
 
 def body_model_fingerprint(model: nn.Module) -> dict[str, Any] | None:
@@ -161,11 +159,10 @@ def check_state_dict(
             )
     if not problems:
         return
-    saved = written_with.get("model") if isinstance(written_with, dict) else None
-    here = config_to_dict(cfg).get("model") if cfg is not None else None
-    if isinstance(saved, dict) and isinstance(here, dict):
-        diff = [f"model.{k}={saved[k]!r} (here {here.get(k)!r})"
-                for k in sorted(saved) if saved[k] != here.get(k)]
+    if isinstance(written_with, dict) and cfg is not None:
+        saved = config_to_dict(load_config(written_with))  # an old config as its parts
+        diff = [f"{k}={a!r} (here {b!r})" for k, a, b in
+                changed_keys(saved["model"], config_to_dict(cfg)["model"], "model")]
         if diff:
             raise ValueError(f"{where}: written with {', '.join(diff)}; the weights do "
                              "not fit the model this config builds")

@@ -22,7 +22,7 @@ from condflow.config import Config, config_to_dict, validate
 from condflow.distributed import DistInfo, init_distributed, resolve_device, shutdown
 from condflow.losses.objective import Objective
 from condflow.saving import check_state_dict, load_with_config
-from condflow.tasks import Task, get_task, load_config
+from condflow.tasks import Task, describe, load_config, task_for
 from condflow.tasks.base import to_device
 from condflow.viz.calibration import plot_reliability
 from condflow.viz.curves import plot_training_log
@@ -111,7 +111,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def build(cfg: Config, train_data: Dataset | None = None) -> tuple[Task, nn.Module]:
-    task = get_task(cfg.task)(cfg)
+    task = task_for(cfg)
     return task, task.build_model(train_data)
 
 
@@ -120,12 +120,14 @@ FAST_DEV_RUN = ("train.steps=3", "train.batch_size=8", "train.log_every=1", "tra
 
 
 def fast_dev_run_config(source: str | Path | dict[str, Any], overrides: list[str]) -> Config:
-    """``source`` (with ``overrides``) as a smoke test that runs in seconds: the task's small
-    data (:attr:`condflow.tasks.Task.fast_dev_run`) and :data:`FAST_DEV_RUN`, then
-    ``overrides`` again on top, written under ``<output_dir>/fast_dev_run`` so that a real
-    run's checkpoint is never touched."""
-    task = get_task(load_config(source, overrides).task)
-    cfg = load_config(source, [*task.fast_dev_run, *FAST_DEV_RUN, *overrides])
+    """``source`` (with ``overrides``) as a smoke test that runs in seconds: the data
+    source's small data and the family's few evaluation samples
+    (:attr:`condflow.tasks.Task.fast_dev_run`) and :data:`FAST_DEV_RUN`, then ``overrides``
+    again on top, written under ``<output_dir>/fast_dev_run`` so that a real run's
+    checkpoint is never touched."""
+    task = task_for(load_config(source, overrides))
+    small = [*task.source.fast_dev_run, *task.fast_dev_run]
+    cfg = load_config(source, [*small, *FAST_DEV_RUN, *overrides])
     out = Path(cfg.output_dir)
     cfg.output_dir = str(out if out.name == "fast_dev_run" else out / "fast_dev_run")
     return cfg
@@ -147,7 +149,7 @@ def train(cfg: Config, resume: str | Path | bool = False, progress: bool = True)
     if t.threads:
         torch.set_num_threads(t.threads)
     torch.manual_seed(cfg.seed + info.rank)
-    task = get_task(cfg.task)(cfg)
+    task = task_for(cfg)
     train_data, _ = task.datasets()
     model = task.build_model(train_data).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -283,7 +285,7 @@ class _TrainingLog:
 
     def __init__(self, cfg: Config, info: DistInfo, start: int, progress: bool) -> None:
         t = cfg.train
-        self.out, self.task = Path(cfg.output_dir), cfg.task
+        self.out, self.task = Path(cfg.output_dir), describe(cfg)
         self.log_every, self.steps = t.log_every, t.steps
         self.csv = _CsvLog(self.out / "log.csv", keep_until=start) if info.is_main else None
         self.board = None
@@ -291,7 +293,7 @@ class _TrainingLog:
             from torch.utils.tensorboard import SummaryWriter
 
             self.board = SummaryWriter(str(self.out / "tensorboard"), purge_step=start or None)
-        self.bar = progress_bar(total=t.steps, initial=start, desc=f"train {cfg.task}",
+        self.bar = progress_bar(total=t.steps, initial=start, desc=f"train {cfg.model.space.kind}",
                                 unit="step", enabled=progress and info.is_main)
         self.tic = time.perf_counter()
 
@@ -366,7 +368,7 @@ def evaluate(
     for probabilistic models, the reliability diagram ``<out stem>_calibration.png``)."""
     device = resolve_device(cfg.train.device)
     _, model = load_with_config(checkpoint, device, cfg)
-    task = get_task(cfg.task)(cfg)
+    task = task_for(cfg)
     _, test_data = task.datasets()
     metrics = task.evaluate(model, test_data, device)
     out = Path(out) if out else Path(cfg.output_dir) / "eval.json"
@@ -375,5 +377,5 @@ def evaluate(
         task.picture(model, test_data, str(out.with_suffix(".png")), device)
         if "calibration/coverage" in metrics:
             curve = (metrics["calibration/levels"], metrics["calibration/coverage"])
-            plot_reliability({cfg.task: curve}, out.with_name(out.stem + "_calibration.png"))
+            plot_reliability({describe(cfg): curve}, out.with_name(out.stem + "_calibration.png"))
     return metrics

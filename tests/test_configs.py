@@ -80,7 +80,7 @@ def test_configs_work_after_a_non_editable_install(tmp_path):
     elsewhere.mkdir()
     code = (
         "import condflow, condflow.tasks as c; "
-        "print(condflow.__file__); print(c.load_config('mesh_recovery').task)"
+        "print(condflow.__file__); print(c.load_config('mesh_recovery').model.space.kind)"
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
     out = subprocess.run(
@@ -89,4 +89,11 @@ def test_configs_work_after_a_non_editable_install(tmp_path):
     assert out.returncode == 0, out.stderr
     where, task = out.stdout.split()
     assert Path(where).is_relative_to(site)
-    assert task == "mesh"
+    assert task == "smpl_6d"
+    # the smoke test a new user runs first, by name, outside the checkout
+    run = subprocess.run(
+        [sys.executable, "-m", "condflow", "train", "lifting", "--fast-dev-run", "--no-progress",
+         "--set", "output_dir=out"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert (elsewhere / "out" / "fast_dev_run" / "checkpoints" / "last.pt").is_file()
+    assert (elsewhere / "out" / "fast_dev_run" / "eval.png").is_file()

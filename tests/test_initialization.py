@@ -22,7 +22,7 @@ from condflow.flow import ConditionalGlow
 from condflow.heads.prohmr import ProHMRHead, ProHMRRegressionHead
 from condflow.heads.skeleton import SkeletonHead
 from condflow.spaces.skeleton import H36M_17, SkeletonSpace
-from condflow.tasks import get_task, load_config
+from condflow.tasks import load_config, task_for
 
 SPACE = SkeletonSpace(H36M_17, drop_root=True)
 
@@ -56,7 +56,7 @@ def fingerprint(module: torch.nn.Module) -> tuple[str, float, float]:
 
 def task_model(task: str, model: dict) -> torch.nn.Module:
     cfg = load_config({"task": task, "model": model})
-    return get_task(task)(cfg).build_model()
+    return task_for(cfg).build_model()
 
 
 @pytest.fixture(scope="module")

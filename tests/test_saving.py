@@ -73,7 +73,8 @@ def test_file_is_weights_only_and_carries_config_and_versions(tmp_path):
     assert payload["format"] == "condflow-model"
     assert payload["format_version"] == FORMAT_VERSION
     assert payload["condflow_version"] == condflow.__version__
-    assert payload["config"]["model"]["lifter_hidden"] == 32
+    assert payload["config"]["model"]["encoder"] == {
+        "kind": "mlp_lifter", "hidden": 32, "blocks": 1, "dropout": 0.0, "use_confidence": True}
     assert all(v.device.type == "cpu" for v in payload["model"].values())
     cfg2, _ = load_with_config(path)
     assert config_to_dict(cfg2) == config_to_dict(cfg)
@@ -144,13 +145,14 @@ def test_tampered_config_fails_naming_the_key(tmp_path):
     def unknown_task(p):
         p["config"]["task"] = "segmentation"
 
-    with pytest.raises(ValueError, match="config: task: unknown task 'segmentation'"):
+    with pytest.raises(ValueError, match="config: task: 'segmentation' is not a configuration"):
         condflow.load(_tamper(tmp_path, unknown_task))
 
     def other_task(p):
-        p["config"]["task"] = "mesh"  # lifting sections do not parse as mesh sections
+        p["config"]["model"]["space"] = {"kind": "smpl_6d"}  # no SMPL in the lifting set
 
-    with pytest.raises(ValueError, match=r"config: data: unknown key\(s\) \['h36m_2d'"):
+    with pytest.raises(ValueError, match=r"config: data.source: 'synthetic_lifting' does not "
+                                         r"give \[.*'betas'"):
         condflow.load(_tamper(tmp_path, other_task))
 
     def other_model(p):
@@ -230,7 +232,7 @@ def test_pretrained_initialization_file_is_not_needed_to_load(tmp_path):
     raw["model"]["pretrained"] = str(tmp_path / "resnet18-imagenet.pth")  # gone by now
     path = condflow.save(model, tmp_path / "mesh.pt", load_config(raw))
     cfg, loaded = load_with_config(path)
-    assert cfg.model.pretrained == raw["model"]["pretrained"]
+    assert cfg.model.encoder.pretrained == raw["model"]["pretrained"]
     images = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(loaded(images).rotmat, model(images).rotmat)

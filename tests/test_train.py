@@ -103,7 +103,7 @@ def test_config_errors_name_the_key(tmp_path):
         load_config({"task": "lifting", "train": {"stpes": 3}})
     with pytest.raises(ValueError, match=r"model\.flow_blocks: expected int"):
         load_config({"task": "lifting", "model": {"flow_blocks": "four"}})
-    with pytest.raises(ValueError, match="task: unknown task 'nope'"):
+    with pytest.raises(ValueError, match="task: 'nope' is not a configuration any more"):
         load_config({"task": "nope"})
     with pytest.raises(FileNotFoundError, match="config: no such file"):
         load_config(tmp_path / "absent.yaml")

@@ -10,7 +10,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from condflow._outputs import OutputGuard
-from condflow.tasks import get_task
+from condflow.tasks import task_for
 
 if TYPE_CHECKING:
     from condflow.config import Config
@@ -41,4 +41,4 @@ def outputs(args: argparse.Namespace) -> OutputGuard:
 
 def print_table(cfg: Config, metrics: dict[str, Any]) -> None:
     """The task's metrics table for ``metrics`` (:meth:`condflow.tasks.Task.table`)."""
-    print(get_task(cfg.task).table(metrics, cfg.eval.num_samples))
+    print(task_for(cfg).table(metrics, cfg.eval.num_samples))

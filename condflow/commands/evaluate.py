@@ -11,25 +11,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from condflow._progress import set_progress
 from condflow.checkpoint import load_checkpoint
 from condflow.commands import outputs, print_table
 from condflow.commands.train import add_fast_dev_run, add_overrides
-from condflow.config import config_to_dict, merge_config, read_config
-from condflow.tasks import load_config
+from condflow.config import changed_keys, config_to_dict, merge_config, read_config
+from condflow.tasks import describe, load_config
 from condflow.train import evaluate, fast_dev_run_config
 
 __all__ = ["register", "run"]
-
-
-def _changed(before: Any, after: Any, where: str) -> list[str]:
-    """Dotted keys whose values differ between two plain config dicts."""
-    if isinstance(before, dict) and isinstance(after, dict):
-        keys = sorted(set(before) | set(after))
-        return [c for k in keys for c in _changed(before.get(k), after.get(k), f"{where}.{k}")]
-    return [] if before == after else [f"{where}: {before!r} -> {after!r}"]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,9 +31,12 @@ def run(args: argparse.Namespace) -> int:
     stored = load_checkpoint(checkpoint)["config"]
     raw = merge_config(stored, read_config(config)) if config else stored
     cfg = fast_dev_run_config(raw, args.set) if args.fast_dev_run else load_config(raw, args.set)
-    changed = _changed(stored.get("data"), config_to_dict(cfg)["data"], "data")
+    before = config_to_dict(load_config(stored))["data"]  # an old config as its parts
+    changed = [f"{k}: {a!r} -> {b!r}"
+               for k, a, b in changed_keys(before, config_to_dict(cfg)["data"], "data")]
     print(
-        f"evaluating {checkpoint} on the {cfg.task} test set; data settings "
+        f"evaluating {checkpoint} ({describe(cfg)}) on the {cfg.data.source} test set; data "
+        "settings "
         + ("as in training" if not changed else "changed from training: " + "; ".join(changed))
     )
     guard = outputs(args)

@@ -43,6 +43,7 @@ from condflow.data.image_datasets import keypoint_box, person_crop
 from condflow.data.keypoint_files import load_keypoints, to_spin24
 from condflow.data.prohmr_crop import prohmr_box, prohmr_crop
 from condflow.data.screen import lifting_inputs
+from condflow.data.synthetic_lifting import LiftingSetConfig
 from condflow.distributed import resolve_device
 from condflow.fitting import FitConfig, OptimizerConfig, fit_keypoints
 from condflow.heads.base import Head
@@ -50,6 +51,7 @@ from condflow.heads.prohmr import MeshHead
 from condflow.saving import load_head
 from condflow.spaces.rotations import matrix_to_axis_angle
 from condflow.spaces.skeleton import H36M_17
+from condflow.tasks import describe, task_for
 from condflow.viz.mesh import MeshFitState, plot_mesh_fit
 from condflow.viz.skeleton import plot_lifting_fit
 
@@ -95,7 +97,11 @@ def fit_lifting(model: Head, cfg: Any, args: argparse.Namespace, out: Path) -> d
     if not model.probabilistic:
         raise ValueError("MODEL: fitting needs a probabilistic lifting model (model.kind: "
                          "flow), not the regression baseline")
-    synthetic = cfg.data.synthetic
+    source = task_for(cfg).source
+    # the camera of the training keypoints (the synthetic set's defaults for real data)
+    default = LiftingSetConfig()
+    train_px, train_focal = (source.camera(cfg.data) if source.camera is not None
+                             else (default.image_size, default.focal_px))
     if args.image_size:
         if len(args.image_size) > 2 or min(args.image_size) <= 0:
             raise ValueError(f"--image-size: expected W [H] > 0, got {args.image_size}")
@@ -106,16 +112,16 @@ def fit_lifting(model: Head, cfg: Any, args: argparse.Namespace, out: Path) -> d
         with Image.open(args.image) as im:  # reads the header only
             image_size, size_from = (float(im.width), float(im.height)), str(args.image)
     else:
-        image_size = (float(synthetic.image_size),) * 2
+        image_size = (float(train_px),) * 2
         size_from = "unused (--normalized)" if args.normalized else "training images"
         if not args.normalized:
             print(f"condflow fit: warning: no --image-size or --image; normalizing by the "
                   f"training images' size {image_size[0]:g}x{image_size[1]:g} px",
                   file=sys.stderr)
-    focal_px = args.focal or float(synthetic.focal_px) * image_size[0] / synthetic.image_size
+    focal_px = args.focal or float(train_focal) * image_size[0] / train_px
     if not focal_px > 0:
         raise ValueError(f"--focal: expected a positive number, got {args.focal}")
-    center = args.center if args.center is not None else cfg.data.source == "synthetic"
+    center = args.center if args.center is not None else source.root_centred_inputs
     kp = lifting_inputs(load_keypoints(args.keypoints), image_size, args.normalized, center,
                         args.min_confidence).to(next(model.parameters()).device)
     focal = 2.0 * focal_px / image_size[0]  # normalized: 2 f / W
@@ -224,11 +230,12 @@ def run(args: argparse.Namespace) -> int:
     elif model.input_kind == "images":
         # A head reading images is the mesh task's (ProHMR outputs: body, camera).
         result = fit_mesh(cast(MeshHead, model), args, out,
-                          getattr(cfg.model, "flow_convention", None) == "prohmr")
+                          getattr(cfg.model.space, "flow_convention", None) == "prohmr")
     else:
         raise ValueError(f"MODEL: fit reads keypoint files (lifting models) or images with "
                          f"keypoints (mesh models); this model reads {model.input_kind}")
-    info = {"model": str(args.model), "keypoints": str(args.keypoints), "task": cfg.task,
+    info = {"model": str(args.model), "keypoints": str(args.keypoints),
+            "configuration": describe(cfg),
             **result["info"]}
     _write(guard, out, result["arrays"], info)
     d = info["diagnostics"]

@@ -60,6 +60,7 @@ from condflow.heads.prohmr import MeshHead
 from condflow.metrics import sample_spread
 from condflow.saving import load_head
 from condflow.spaces.skeleton import H36M_17
+from condflow.tasks import describe, task_for
 from condflow.viz.mesh import plot_mesh_predictions
 from condflow.viz.skeleton import plot_skeleton_rows
 
@@ -262,8 +263,9 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--image-size: expected W [H] > 0, got {args.image_size}")
         image_size = (args.image_size[0], args.image_size[-1])
     side = float(getattr(getattr(cfg.data, "synthetic", None), "image_size", 1000))
-    center = args.center if args.center is not None else cfg.data.source == "synthetic"
-    crop = "prohmr" if getattr(cfg.model, "flow_convention", None) == "prohmr" else "condflow"
+    center = (args.center if args.center is not None
+              else task_for(cfg).source.root_centred_inputs)
+    crop = "prohmr" if getattr(cfg.model.space, "flow_convention", None) == "prohmr" else "condflow"
     s = Settings(out, args.samples, args.seed, device, not args.no_picture, args.picture_rows,
                  image_size, (side, side), args.normalized, center, args.min_confidence, guard,
                  crop)
@@ -284,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
     taken: set[str] = set()
     for path in progress(files, desc="predict", unit="file"):
         stem = _unique_stem(path, taken)
-        info = {"input": str(path), "model": str(args.model), "task": cfg.task,
+        info = {"input": str(path), "model": str(args.model), "configuration": describe(cfg),
                 "num_samples": s.num_samples, "seed": s.seed}
         try:
             box = None if reads_keypoints else keypoints_json_for(path, boxes)

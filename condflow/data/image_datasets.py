@@ -46,7 +46,7 @@ from condflow.data.augment import (
     transform_smpl_pose,
 )
 from condflow.data.keypoint_files import load_keypoints
-from condflow.encoders.resnet import IMAGENET_MEAN, IMAGENET_STD
+from condflow.inputs import IMAGENET_MEAN, IMAGENET_STD
 from condflow.joints import BODY25_NAMES, SPIN_KEYPOINT_NAMES
 from condflow.metrics import mean_pose
 from condflow.spaces.rotations import axis_angle_to_matrix
@@ -414,14 +414,16 @@ def write_prohmr_npz(
     np.savez(path, allow_pickle=False, **out)
 
 
-def mean_smpl_body(dataset: ImageDataset) -> tuple[Tensor, Tensor]:
+def mean_smpl_body(pose: np.ndarray | Tensor, betas: np.ndarray | Tensor,
+                   has_smpl: np.ndarray | Tensor) -> tuple[Tensor, Tensor]:
     """The mean body pose ``[23, 3, 3]`` (each joint's chordal mean rotation,
-    :func:`condflow.metrics.mean_pose`) and shape ``[10]`` of the examples of ``dataset``
-    with SMPL ground truth, float32 (computed in float64)."""
-    keep = dataset.has_smpl > 0
-    pose = torch.as_tensor(dataset.pose[keep], dtype=torch.float64)
+    :func:`condflow.metrics.mean_pose`) and shape ``[10]`` of the rows with SMPL ground truth
+    (``has_smpl > 0``) of axis-angle poses ``pose [N, 72]`` and shapes ``betas [N, 10]``,
+    float32 (computed in float64)."""
+    keep = torch.as_tensor(np.asarray(has_smpl) > 0)
+    pose = torch.as_tensor(np.asarray(pose), dtype=torch.float64)[keep]
     rot, betas = mean_pose(axis_angle_to_matrix(pose[:, 3:].reshape(-1, 23, 3)),
-                           torch.as_tensor(dataset.betas[keep], dtype=torch.float64))
+                           torch.as_tensor(np.asarray(betas), dtype=torch.float64)[keep])
     return rot.float(), betas.float()
 
 

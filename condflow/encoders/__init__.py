@@ -2,10 +2,10 @@
 
 from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.encoders.registry import (
-    IMAGE_ENCODERS,
-    ImageEncoderSettings,
-    build_image_encoder,
-    register_image_encoder,
+    ENCODERS,
+    EncoderRequest,
+    build_encoder,
+    register_encoder,
 )
 from condflow.encoders.resnet import (
     ResNet,
@@ -18,15 +18,15 @@ from condflow.encoders.resnet import (
 from condflow.encoders.small_cnn import SmallCNN
 
 __all__ = [
-    "IMAGE_ENCODERS",
-    "ImageEncoderSettings",
+    "ENCODERS",
+    "EncoderRequest",
     "MLPLifter",
     "ResNet",
     "ResNetEncoder",
     "SmallCNN",
-    "build_image_encoder",
+    "build_encoder",
     "load_torchvision_state_dict",
-    "register_image_encoder",
+    "register_encoder",
     "resnet18",
     "resnet34",
     "resnet50",

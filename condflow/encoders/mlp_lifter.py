@@ -63,6 +63,8 @@ class MLPLifter(Recorded, nn.Module):
     ``[B, out_features]``.
     """
 
+    input_kind = "keypoints_2d"  # what it reads (condflow.inputs)
+
     def __init__(
         self,
         num_joints: int = 16,

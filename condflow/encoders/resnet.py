@@ -11,15 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from condflow._checks import check_tensor
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "BasicBlock",
     "Bottleneck",
     "ResNet",
@@ -29,12 +26,6 @@ __all__ = [
     "resnet34",
     "resnet50",
 ]
-
-#: The per-channel RGB mean and standard deviation of ImageNet, on pixel values in [0, 1]:
-#: the encoders take ``(rgb / 255 - IMAGENET_MEAN) / IMAGENET_STD``.
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
 
 def _conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
@@ -111,6 +102,8 @@ class ResNet(nn.Module):
     ``forward``: images ``[B, 3, H, W]`` → logits ``[B, num_classes]`` (or features
     ``[B, out_features]`` when ``num_classes is None``).
     """
+
+    input_kind = "images"  # what it reads (condflow.inputs)
 
     def __init__(self, depth: int = 50, num_classes: int | None = 1000) -> None:
         super().__init__()

@@ -23,6 +23,8 @@ class SmallCNN(Recorded, nn.Module):
     ``forward``: images ``[B, in_channels, H, W]`` → context ``[B, C]``.
     """
 
+    input_kind = "images"  # what it reads (condflow.inputs)
+
     def __init__(self, in_channels: int = 3, out_features: int = 256, width: int = 32) -> None:
         super().__init__()
         check_positive_int("in_channels", in_channels)

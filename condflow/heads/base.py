@@ -25,13 +25,14 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import torch
 from torch import Tensor, nn
 
 from condflow._checks import check_module_dtype, check_positive_int
 from condflow.flow import ConditionalFlow
+from condflow.inputs import example_inputs, input_normalization
 from condflow.spaces.base import OutputSpace
 
 __all__ = [
@@ -172,7 +173,7 @@ class Head(nn.Module, ABC):
     """The interface every head implements (see the module docstring).
 
     Subclasses set ``encoder``, ``space`` and ``flow`` and implement :meth:`predict`,
-    :meth:`fitting_adapter`, :meth:`input_normalization` and :meth:`example_inputs`.
+    :meth:`fitting_adapter`; the encoder says what it reads (its ``input_kind``).
     Shapes: ``inputs`` whatever the encoder takes (named by :attr:`input_kind`); ``context``
     ``[B, C]``; features ``[B, n, d]``; predictions ``[B, n, ...]``.
     """
@@ -181,21 +182,46 @@ class Head(nn.Module, ABC):
     probabilistic: ClassVar[bool] = True
     #: What ``mode`` returns, as pictures and tables name it.
     point_label: ClassVar[str] = "mode f(0; c)"
-    #: What the encoder reads: ``"keypoints_2d"`` or ``"images"`` (also the batch key).
-    input_kind: ClassVar[str]
     #: The inputs' name in error messages (the argument of :meth:`context`).
     input_argument: ClassVar[str] = "inputs"
     #: Names of the exported fields of the mode and of each sample (prediction fields).
     mode_outputs: ClassVar[tuple[str, ...]]
     sample_outputs: ClassVar[tuple[str, ...]]
     #: Unit of every exported field and of ``log_prob``.
-    output_units: ClassVar[dict[str, str]]
+    output_units: dict[str, str]
 
     encoder: nn.Module
     space: OutputSpace
     flow: ConditionalFlow
 
     # -- conditioning ---------------------------------------------------------------------
+    @property
+    def input_kind(self) -> str:
+        """What the encoder reads: ``"keypoints_2d"`` or ``"images"`` (:mod:`condflow.inputs`)."""
+        return str(self.encoder.input_kind)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one input: keypoints ``(K, 3)`` or images ``(3, R, R)``."""
+        if self.input_kind == "images":
+            res = int(getattr(self.encoder, "input_res", getattr(self, "img_res", 224)))
+            return (3, res, res)
+        lifter = next((m for m in self.encoder.modules() if hasattr(m, "num_joints")), None)
+        if lifter is None:
+            raise ValueError(f"model: the encoder of a {type(self).__name__} reads keypoints "
+                             "but says no num_joints")
+        return (int(cast(Any, lifter).num_joints), 3)
+
+    def input_normalization(self) -> dict[str, Any]:
+        """How inputs must be prepared, in words (stored with exported graphs)."""
+        return input_normalization(self.input_kind, self.input_shape)
+
+    def example_inputs(self, batch_size: int = 2, generator: torch.Generator | None = None
+                       ) -> Tensor:
+        """Plausible random inputs ``[batch_size, *input_shape]`` (:func:`condflow.inputs.
+        example_inputs`)."""
+        return example_inputs(self.input_kind, self.input_shape, batch_size, generator)
+
     def context(self, inputs: Tensor) -> Tensor:
         """c = encoder(inputs): ``[B, ...] -> [B, C]``."""
         return self.encoder(check_module_dtype(self.input_argument, inputs, self))
@@ -275,14 +301,6 @@ class Head(nn.Module, ABC):
         (default: nothing to change)."""
         return contextlib.nullcontext()
 
-    @abstractmethod
-    def input_normalization(self) -> dict[str, Any]:
-        """How inputs must be prepared, in words (stored with exported graphs)."""
-
-    @abstractmethod
-    def example_inputs(self, batch_size: int = 2, generator: torch.Generator | None = None
-                       ) -> Tensor:
-        """Plausible random inputs ``[batch_size, ...]``."""
 
 
 class RegressionHead(Head):

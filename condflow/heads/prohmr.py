@@ -25,7 +25,6 @@ from condflow.body.camera import DEFAULT_FOCAL_LENGTH, DEFAULT_IMG_RES, project_
 from condflow.body.capture import capturable, lbs_vertices
 from condflow.body.keypoints import KEYPOINT_SOURCES, BodyKeypoints
 from condflow.body.model import BodyModel
-from condflow.encoders.resnet import IMAGENET_MEAN, IMAGENET_STD
 from condflow.flow import ConditionalFlow, ConditionalGlow
 from condflow.heads.base import (
     Head,
@@ -147,8 +146,7 @@ class _MeshOutputs:
     """What both image heads share: the prediction from a 6D pose and c (body, keypoints,
     camera), inputs, export names and units."""
 
-    input_kind: ClassVar[str] = "images"
-    input_argument: ClassVar[str] = "images"
+    input_argument: ClassVar[str] = "inputs"
     mode_outputs: ClassVar[tuple[str, ...]] = MESH_FIELDS
     sample_outputs: ClassVar[tuple[str, ...]] = MESH_SAMPLE_FIELDS
     output_units: ClassVar[dict[str, str]] = MESH_UNITS
@@ -223,21 +221,6 @@ class _MeshOutputs:
     def capturable(self) -> Any:
         """smplx's rigid transform made capturable (:func:`condflow.body.capture.capturable`)."""
         return capturable(self.body)
-
-    def input_normalization(self) -> dict[str, Any]:
-        return {
-            "inputs": "RGB crops [B, 3, R, R], R the model's img_res, of a square box around "
-            "the person (condflow predict: the box of the seen keypoints, enlarged 1.2 times)",
-            "pixels": "(rgb / 255 - mean) / std per channel",
-            "mean": [float(v) for v in IMAGENET_MEAN],
-            "std": [float(v) for v in IMAGENET_STD],
-        }
-
-    def example_inputs(self, batch_size: int = 2, generator: torch.Generator | None = None
-                       ) -> Tensor:
-        """Standardized images ``[B, 3, R, R]``, R the head's ``img_res``."""
-        check_positive_int("batch_size", batch_size)
-        return torch.randn(batch_size, 3, self.img_res, self.img_res, generator=generator)
 
 
 def _init_image_parts(

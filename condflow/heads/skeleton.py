@@ -7,11 +7,9 @@ from typing import Any, ClassVar, cast
 import torch
 from torch import Tensor, nn
 
-from condflow._checks import check_positive_int
 from condflow._recipe import Recorded
 from condflow.bijectors import Compose, CouplingNet, FixedAffine
 from condflow.body.camera import pinhole_translation
-from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.flow import ConditionalFlow, ConditionalGlow
 from condflow.heads.base import (
     Head,
@@ -20,60 +18,40 @@ from condflow.heads.base import (
     SkeletonPrediction,
     encoder_context_features,
 )
-from condflow.spaces.skeleton import H36M_17_TO_16, SkeletonSpace
+from condflow.spaces.base import OutputSpace
+from condflow.spaces.skeleton import H36M_17_TO_16
 
 __all__ = ["SkeletonAdapter", "SkeletonHead", "SkeletonRegressionHead"]
 
-#: Units of a skeleton head's outputs (exported graphs, predict).
-SKELETON_UNITS: dict[str, str] = {
-    "joints": "millimetres, Human3.6M-17 order, root-relative, camera frame",
-    "log_prob": "nats, log density over the joint coordinates in millimetres",
-}
-
 
 class _SkeletonOutputs:
-    """What both skeleton heads share: predictions, inputs, export names and units."""
+    """What both joint-space heads share: predictions, export names and units."""
 
-    input_kind: ClassVar[str] = "keypoints_2d"
     mode_outputs: ClassVar[tuple[str, ...]] = ("joints",)
     sample_outputs: ClassVar[tuple[str, ...]] = ("joints",)
-    output_units: ClassVar[dict[str, str]] = SKELETON_UNITS
-    space: SkeletonSpace
+    space: OutputSpace
     encoder: nn.Module
+
+    output_units: dict[str, str]
+
+    def _set_space(self, space: OutputSpace) -> None:
+        self.space = space
+        names = space.joint_names
+        self.output_units = {
+            "joints": f"{space.units}, {len(names)} joints ({', '.join(names)}), "
+            "root-relative, camera frame",
+            "log_prob": f"nats, log density over the joint coordinates in {space.units}",
+        }
 
     def predict(self, features: Tensor, context: Tensor, log_prob: Tensor | None = None
                 ) -> SkeletonPrediction:
         """Joints ``[B, n, J, 3]`` (mm) of features ``[B, n, d]``."""
-        return SkeletonPrediction(self.space.to_joints(features), log_prob)
-
-    def input_normalization(self) -> dict[str, Any]:
-        return {
-            "inputs": "2D keypoints [B, 16, 3] (x, y, confidence) in Human3.6M-16 order "
-            "(see condflow.data.keypoint_files)",
-            "xy": "VideoPose3D's screen normalization of pixel coordinates in a W x H image: "
-            "x' = 2 x / W - 1, y' = 2 y / W - H / W",
-            "confidence": "1 for a seen joint, 0 for a hidden one (whose x', y' are 0)",
-        }
-
-    def example_inputs(self, batch_size: int = 2, generator: torch.Generator | None = None
-                       ) -> Tensor:
-        """Normalized 2D keypoints in [-0.6, 0.6] with confidences in [0.5, 1], ``[B, J, 3]``
-        (``[B, J, 2]`` for a lifter without confidences)."""
-        check_positive_int("batch_size", batch_size)
-        lifter = next((m for m in self.encoder.modules() if isinstance(m, MLPLifter)), None)
-        if lifter is None:
-            raise ValueError(f"model: no MLPLifter in the encoder of a {type(self).__name__}")
-        # A lifter that ignores confidences sits behind a module dropping them from [B, J, 3].
-        channels = 3 if lifter.in_channels == 3 or lifter is not self.encoder else 2
-        kp = torch.rand(batch_size, lifter.num_joints, channels, generator=generator)
-        kp[..., :2] = kp[..., :2] * 1.2 - 0.6
-        if channels == 3:
-            kp[..., 2] = 0.5 + 0.5 * kp[..., 2]
-        return kp
+        return SkeletonPrediction(self.space.to_native(features), log_prob)
 
 
 class SkeletonHead(_SkeletonOutputs, Recorded, Head):
-    """A conditional Glow over the features of a :class:`SkeletonSpace` (d = 3J, or 3(J−1)
+    """A conditional Glow over the features of a joint space (e.g. a
+    :class:`~condflow.spaces.SkeletonSpace`: d = 3J, or 3(J−1)
     with the root dropped), conditioned on ``c = encoder(inputs)``.
 
     The flow runs on standardized features; a fixed affine map (``mean``/``std`` of the
@@ -88,12 +66,10 @@ class SkeletonHead(_SkeletonOutputs, Recorded, Head):
     ``context`` ``[B, C]``; joints ``[B, J, 3]`` or ``[B, n, J, 3]``.
     """
 
-    space: SkeletonSpace  # narrows Head's OutputSpace, as _SkeletonOutputs does
-
     def __init__(
         self,
         encoder: nn.Module,
-        space: SkeletonSpace,
+        space: OutputSpace,
         context_features: int | None = None,
         mean: Tensor | None = None,
         std: Tensor | None = None,
@@ -117,7 +93,7 @@ class SkeletonHead(_SkeletonOutputs, Recorded, Head):
         mean = torch.zeros(d) if mean is None else mean
         std = torch.ones(d) if std is None else std
         self.encoder = encoder
-        self.space = space
+        self._set_space(space)
         self.flow = ConditionalFlow(
             Compose([glow.bijector, FixedAffine(mean, std)]), d, context_features
         )
@@ -145,12 +121,10 @@ class SkeletonRegressionHead(_SkeletonOutputs, Recorded, RegressionHead):
     ``out_features=space.dim``); ``mean``/``std`` map them to millimetres.
     """
 
-    space: SkeletonSpace  # narrows Head's OutputSpace, as _SkeletonOutputs does
-
     def __init__(
         self,
         encoder: nn.Module,
-        space: SkeletonSpace,
+        space: OutputSpace,
         mean: Tensor | None = None,
         std: Tensor | None = None,
     ) -> None:
@@ -159,7 +133,7 @@ class SkeletonRegressionHead(_SkeletonOutputs, Recorded, RegressionHead):
         if encoder.out_features != d:
             raise ValueError(f"encoder: expected out_features == {d}, got {encoder.out_features}")
         self.encoder = encoder
-        self.space = space
+        self._set_space(space)
         self.standardization = FixedAffine(
             torch.zeros(d) if mean is None else mean, torch.ones(d) if std is None else std
         )
@@ -205,7 +179,7 @@ class SkeletonAdapter(HeadAdapter):
 
     def joints_mm(self, theta: Tensor) -> Tensor:
         """θ ``[B, d]`` → root-relative joints ``[B, J, 3]`` in millimetres."""
-        return self.head.space.to_joints(theta)
+        return self.head.space.to_native(theta)
 
     def initial_extras(self, theta: Tensor, context: Tensor, keypoints: Tensor
                        ) -> dict[str, Tensor]:

@@ -283,21 +283,23 @@ def _settings(state: Mapping[str, Tensor], config: Mapping[tuple[str, ...], Any]
 
 
 def condflow_config(settings: ProHMRSettings, body_model: str | None = None) -> dict[str, Any]:
-    """The condflow config (``task: mesh``) of a ProHMR model with ``settings``."""
+    """The condflow config (image → ResNet → SMPL 6D) of a ProHMR model with ``settings``."""
     return {
-        "task": "mesh",
-        "data": {"res": settings.image_size, "body_model": body_model},
+        "data": {"source": "synthetic_images", "res": settings.image_size,
+                 "body_model": body_model},
         "model": {
-            "encoder": f"resnet{settings.backbone_depth}",
+            "encoder": {"kind": f"resnet{settings.backbone_depth}"},
+            "space": {
+                "kind": "smpl_6d",
+                "point_hidden": settings.fc_hidden,
+                "focal_length": settings.focal_length,  # pixels at data.res
+                "flow_convention": "prohmr",
+            },
             "flow_blocks": settings.flow_blocks,
             "flow_hidden": settings.flow_hidden,
             "flow_residual_blocks": settings.flow_residual_blocks,
             "flow_dropout": 0.5,  # the fork's ConditionalGlow default, kept by ProHMR
             "batch_norm": True,
-            "point_hidden": settings.fc_hidden,
-            # MeshModel.focal_length is in pixels at 224 px and scaled to data.res.
-            "focal_length": settings.focal_length * 224.0 / settings.image_size,
-            "flow_convention": "prohmr",
         },
     }
 

@@ -26,26 +26,35 @@ class LiftingLoss:
 
 
 class LiftingObjective(Objective):
-    """:class:`LiftingLoss` for a skeleton head (or its regression baseline) on batches of
-    ``keypoints_2d [B, J, 3]`` and ``joints_3d [B, 17, 3]`` (mm, root at the origin)."""
+    """:class:`LiftingLoss` for a joint-space head (or its regression baseline) on batches of
+    inputs (under the key ``inputs``: e.g. ``keypoints_2d [B, K, 3]`` or ``img``) and
+    ``joints_3d [B, J, 3]`` (mm, root at the origin), with optional ``has_joints_3d [B]``."""
 
-    def __init__(self, model: Head, weights: LiftingLoss) -> None:
+    def __init__(self, model: Head, weights: LiftingLoss, inputs: str = "keypoints_2d") -> None:
         super().__init__()
         self.model = model
         self.weights = weights
+        self.inputs = inputs
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         gt = batch["joints_3d"]
         out: dict[str, Tensor] = {}
         model = self.model
-        c = model.context(batch["keypoints_2d"])
+        c = model.context(batch[self.inputs])
+        # Examples without 3D ground truth (has_joints_3d = 0) do not count.
+        has = batch.get("has_joints_3d")
+        weight = None if has is None else (has > 0).to(gt.dtype)
+
+        def mean(x: Tensor) -> Tensor:
+            return x.mean() if weight is None else (x * weight).sum() / weight.sum().clamp_min(1)
+
         if model.probabilistic:
             # Per-dimension NLL of the standardized joints.
             log_prob = model.log_prob(gt, c) + model.log_scale
-            out["nll"] = -log_prob.mean() / model.space.dim
+            out["nll"] = -mean(log_prob) / model.space.dim
         else:
             out["nll"] = gt.new_zeros(())
         mode = model.mode(c).joints_mm[:, 0]
-        out["mode"] = mpjpe(mode, gt).mean() / 1000.0
+        out["mode"] = mean(mpjpe(mode, gt)) / 1000.0
         out["loss"] = self.weights.nll * out["nll"] + self.weights.mode * out["mode"]
         return out

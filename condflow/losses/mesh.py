@@ -66,10 +66,12 @@ class MeshObjective(Objective):
     """ProHMR's objective for a :class:`ProHMRHead`, with the adversarial prior's
     discriminator and optimizer as extra state (updated in :meth:`after_step`)."""
 
-    def __init__(self, model: MeshHead, loss: MeshLoss, seed: int = 0) -> None:
+    def __init__(self, model: MeshHead, loss: MeshLoss, seed: int = 0, inputs: str = "img"
+                 ) -> None:
         super().__init__()
         self.model = model
         self.cfg = loss
+        self.inputs = inputs
         if loss.num_samples < 0:
             raise ValueError(f"loss.num_samples: expected >= 0, got {loss.num_samples}")
         if loss.keypoint_loss not in ("l1", "l2"):
@@ -92,9 +94,9 @@ class MeshObjective(Objective):
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         model, cfg = self.model, self.cfg
-        images = batch["img"]
-        b = images.shape[0]
-        c = model.context(images)
+        inputs = batch[self.inputs]
+        b = inputs.shape[0]
+        c = model.context(inputs)
         rotmat = gt_rotmat(batch)
         has_smpl = batch["has_smpl"] > 0
         # L_nll on the examples with a ground-truth pose only (they also initialize ActNorm).

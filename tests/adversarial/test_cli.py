@@ -148,7 +148,8 @@ def test_eval_json_never_replaces_the_config(trained_run, capsys):
 
 @pytest.mark.parametrize("override, key", [
     ("model.flow_hidden=12", "model.flow_hidden=8 (here 12)"),
-    ("model.lifter_hidden=24", "model.lifter_hidden=16 (here 24)"),
+    ("model.lifter_hidden=24", "model.lifter_hidden: now model.encoder.hidden, which is also "
+                               "given, as 16 (here 24); give only one"),
     ("model.flow_blocks=3", "model.flow_blocks=2 (here 3)"),
 ])
 def test_eval_with_other_model_sizes_names_the_keys(trained_run, capsys, override, key):

@@ -8,7 +8,7 @@ import pytest
 
 from condflow._checks import PositiveInt
 from condflow.config import Config, TrainConfig, from_dict, validate
-from condflow.tasks import load_config
+from condflow.tasks import load_config, task_for
 
 BAD_OVERRIDES = [
     ("train.batch_size=-8", r"train\.batch_size: expected an integer >= 1, got -8"),
@@ -43,10 +43,9 @@ BAD_OVERRIDES = [
     ("data.train_size=0", r"data\.train_size: expected an integer >= 1, got 0"),
     ("data.train_size=100.5", r"data\.train_size: expected int, got 100\.5"),
     ("data.test_size=-5", r"data\.test_size: expected an integer >= 1"),
-    ("data.source=coco", r"data\.source: expected one of \['synthetic', 'h36m'\]"),
-    ("data.h36m_stride=0", r"data\.h36m_stride: expected an integer >= 1"),
-    ("data.h36m_train_subjects=S1", r"data\.h36m_train_subjects: expected a list"),
-    ("data.h36m_train_subjects=[1]", r"data\.h36m_train_subjects\[0\]: expected str, got 1"),
+    ("data.source=coco", r"data\.source: expected a registered data source "
+                         r"\('synthetic_lifting', 'h36m'"),
+    ("data.h36m_stride=2", r"data: unknown key\(s\) \['h36m_stride'\]"),
     ("data.synthetic.joint_dropout=1.5", r"data\.synthetic\.joint_dropout: expected a number "
                                          r">= 0 and <= 1"),
     ("data.synthetic.noise_px=-1", r"data\.synthetic\.noise_px: expected a number >= 0"),
@@ -55,7 +54,9 @@ BAD_OVERRIDES = [
     ("model.flow_hidden=0", r"model\.flow_hidden: expected an integer >= 1, got 0"),
     ("model.flow_hidden=-16", r"model\.flow_hidden: expected an integer >= 1"),
     ("model.flow_hidden=16.5", r"model\.flow_hidden: expected int, got 16\.5"),
-    ("model.lifter_hidden=0", r"model\.lifter_hidden: expected an integer >= 1"),
+    ("model.encoder.hidden=0", r"model\.encoder\.hidden: expected an integer >= 1"),
+    ("model.encoder.kind=mlp", r"model\.encoder\.kind: expected a registered encoder"),
+    ("model.space.layout=coco", r"model\.space\.layout: expected one of"),
     ("model.flow_blocks=0", r"model\.flow_blocks: expected an integer >= 1"),
     ("model.flow_dropout=1.5", r"model\.flow_dropout: expected a number >= 0 and <= 1"),
     ("model.kind=gan", r"model\.kind: expected one of \['flow', 'regression'\]"),
@@ -65,7 +66,8 @@ BAD_OVERRIDES = [
     ("eval.num_samples=[1, 0]", r"eval\.num_samples\[1\]: expected an integer >= 1, got 0"),
     ("eval.batch_size=0", r"eval\.batch_size: expected an integer >= 1"),
     ("train=5", r"^train: expected a mapping, got int 5"),
-    ("train.steps.deep=1", r"train\.steps: expected int, got \{'deep': 1\}"),
+    ("train.steps.deep=1", r"--set train\.steps\.deep: train\.steps is 2000, not a section"),
+    ("train.warmup_steps.deep=1", r"train\.warmup_steps: expected int, got \{'deep': 1\}"),
     ("train..steps=1", r"--set: expected KEY=VALUE with a dotted key"),
     ("train.steps", r"--set: expected KEY=VALUE"),
     ("train.lr=[unclosed", r"--set train\.lr: invalid YAML"),
@@ -75,16 +77,32 @@ BAD_OVERRIDES = [
 @pytest.mark.parametrize("override, match", BAD_OVERRIDES, ids=[o for o, _ in BAD_OVERRIDES])
 def test_bad_override_names_the_key(override, match):
     with pytest.raises(ValueError, match=match):
-        load_config({"task": "lifting"}, [override])
+        task_for(load_config("lifting", [override])).build_model()
+
+
+H36M_BAD = [
+    ("data.h36m_stride=0", r"data\.h36m_stride: expected an integer >= 1"),
+    ("data.h36m_train_subjects=S1", r"data\.h36m_train_subjects: expected a list"),
+    ("data.h36m_train_subjects=[1]", r"data\.h36m_train_subjects\[0\]: expected str, got 1"),
+    ("data.train_size=10", r"data: unknown key\(s\) \['train_size'\]"),
+]
+
+
+@pytest.mark.parametrize("override, match", H36M_BAD, ids=[o for o, _ in H36M_BAD])
+def test_bad_h36m_override_names_the_key(override, match):
+    with pytest.raises(ValueError, match=match):
+        load_config("lifting_h36m", [override])
 
 
 MESH_BAD = [
-    ("data.source=coco", r"data\.source: expected one of \['synthetic', 'spin_npz'\]"),
+    ("data.source=coco", r"data\.source: expected a registered data source"),
     ("data.res=0", r"data\.res: expected an integer >= 1"),
     ("data.augmentation.flip_prob=2", r"data\.augmentation\.flip_prob: expected a number >= 0 "
                                       r"and <= 1"),
     ("data.synthetic.size=0", r"data\.synthetic\.size: expected an integer >= 1"),
-    ("model.context_features=0", r"model\.context_features: expected an integer >= 1"),
+    ("model.encoder.context_features=0", r"model\.encoder\.context_features: expected an "
+                                         r"integer >= 1"),
+    ("model.space.focal_length=0", r"model\.space\.focal_length: expected"),
     ("loss.keypoint_loss=l3", r"loss\.keypoint_loss: expected one of \['l1', 'l2'\]"),
     ("loss.disc_lr=0", r"loss\.disc_lr: expected a number > 0"),
 ]
@@ -93,7 +111,7 @@ MESH_BAD = [
 @pytest.mark.parametrize("override, match", MESH_BAD, ids=[o for o, _ in MESH_BAD])
 def test_bad_mesh_override_names_the_key(override, match):
     with pytest.raises(ValueError, match=match):
-        load_config({"task": "mesh"}, [override])
+        load_config("mesh_recovery", [override])
 
 
 GOOD = [
@@ -124,8 +142,8 @@ YAML_FILES = [
     ("just a string\n", r"config: .*c\.yaml must hold a mapping of keys.*got str"),
     ("42\n", r"config: .*c\.yaml must hold a mapping of keys.*got int"),
     ("- task: lifting\n", r"config: .*c\.yaml must hold a mapping of keys.*got list"),
-    ("train:\n  steps: 3\n", r"config: missing key 'task'"),
-    ("task: [lifting]\n", r"^task: expected a string"),
+    ("train:\n  steps: 3\n", r"data\.source: missing"),
+    ("task: [lifting]\n", r"^task: \['lifting'\] is not a configuration any more"),
     ("task: lifting\ntrain: 3\n", r"^train: expected a mapping"),
     ("task: lifting\n\tsteps: 3\n", r"config: .*c\.yaml: invalid YAML"),
 ]

@@ -1,48 +1,93 @@
-"""Image encoders by name: the built-in ones, a user's own, and errors naming the key."""
+"""Encoders by name: the built-in ones, a user's own, and errors naming the key."""
+
+from dataclasses import dataclass
 
 import pytest
 import torch
 from torch import nn
 
-from condflow.encoders import ResNetEncoder, SmallCNN
+from condflow import register_encoder
+from condflow.encoders import MLPLifter, ResNetEncoder, SmallCNN
 from condflow.encoders.registry import (
-    IMAGE_ENCODERS,
-    ImageEncoderSettings,
-    build_image_encoder,
-    register_image_encoder,
+    ENCODERS,
+    EncoderRequest,
+    MLPLifterSettings,
+    ResNetSettings,
+    SmallCNNSettings,
+    build_encoder,
 )
+from condflow.inputs import InputSpec
+
+IMAGES = InputSpec("images", (3, 32, 32))
+KEYPOINTS = InputSpec("keypoints_2d", (16, 3))
 
 
 def test_built_in_names_build_their_encoders():
-    cnn = build_image_encoder("small_cnn", ImageEncoderSettings(context_features=24, width=4))
-    assert isinstance(cnn, SmallCNN) and cnn.out_features == 24
+    cnn = build_encoder("small_cnn", SmallCNNSettings(context_features=24, width=4),
+                        EncoderRequest(IMAGES))
+    assert isinstance(cnn, SmallCNN) and cnn.out_features == 24 and cnn.input_kind == "images"
     assert cnn(torch.randn(2, 3, 32, 32)).shape == (2, 24)
-    resnet = build_image_encoder("resnet18", ImageEncoderSettings())
+    resnet = build_encoder("resnet18", ResNetSettings(), EncoderRequest(IMAGES))
     assert isinstance(resnet, ResNetEncoder) and resnet.out_features == 512
+    lifter = build_encoder("mlp_lifter", MLPLifterSettings(hidden=8, blocks=1),
+                           EncoderRequest(KEYPOINTS, out_features=5))
+    assert isinstance(lifter, MLPLifter) and lifter.num_joints == 16 and lifter.out_features == 5
 
 
-def test_a_registered_encoder_is_built_by_the_mesh_task(monkeypatch):
-    from condflow.tasks import load_config
-    from condflow.tasks.mesh import MeshTask
+def test_a_regression_output_layer_follows_an_image_encoder():
+    cnn = build_encoder("small_cnn", SmallCNNSettings(context_features=24, width=4),
+                        EncoderRequest(IMAGES, out_features=7))
+    assert cnn.out_features == 7 and cnn.input_kind == "images"
+    assert cnn(torch.randn(2, 3, 32, 32)).shape == (2, 7)
 
-    class Pool(nn.Module):
-        out_features = 3
 
-        def forward(self, images):
-            return images.mean(dim=(2, 3))
+def test_a_lifter_without_confidences_reads_the_same_keypoints():
+    lifter = build_encoder("mlp_lifter", MLPLifterSettings(hidden=8, blocks=1,
+                                                           use_confidence=False),
+                           EncoderRequest(KEYPOINTS))
+    kp = torch.randn(3, 16, 3)
+    changed = kp.clone()
+    changed[..., 2] = 7.0  # the confidences are not read
+    lifter.eval()
+    assert torch.equal(lifter(kp), lifter(changed)) and lifter.out_features == 8
 
-    monkeypatch.setitem(IMAGE_ENCODERS, "pool", lambda s: Pool())  # undone after the test
+
+@dataclass
+class PoolSettings:
+    scale: float = 1.0
+
+
+class Pool(nn.Module):
+    out_features = 3
+    input_kind = "images"
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, images):
+        return self.scale * images.mean(dim=(2, 3))
+
+
+def test_a_registered_encoder_is_built_by_name(monkeypatch):
+    monkeypatch.setattr(ENCODERS, "_entries", dict(ENCODERS._entries))  # undone after
+    register_encoder("pool", PoolSettings, "images", lambda s, r: Pool(s.scale))
     with pytest.raises(ValueError, match="'pool' is already registered"):
-        register_image_encoder("pool", lambda s: Pool())
-    cfg = load_config({"task": "mesh", "data": {"res": 32},
-                       "model": {"encoder": "pool", "flow_blocks": 1, "flow_hidden": 8,
-                                 "point_hidden": 8}})
-    model = MeshTask(cfg).build_model()
-    assert isinstance(model.encoder, Pool)
+        register_encoder("pool", PoolSettings, "images", lambda s, r: Pool(s.scale))
+    pool = build_encoder("pool", PoolSettings(2.0), EncoderRequest(IMAGES))
+    assert isinstance(pool, Pool) and pool.scale == 2.0
 
 
-def test_unknown_names_raise_naming_the_key():
-    with pytest.raises(ValueError, match=r"model.encoder: expected one of 'small_cnn'.*'resnet"):
-        build_image_encoder("resnet51", ImageEncoderSettings())
+def test_unknown_names_and_wrong_inputs_raise_naming_the_key():
+    with pytest.raises(ValueError, match=r"model.encoder.kind: expected a registered encoder "
+                                         r"\('mlp_lifter', 'small_cnn'.*got 'resnet51'"):
+        build_encoder("resnet51", ResNetSettings(), EncoderRequest(IMAGES))
+    with pytest.raises(ValueError, match=r"model.encoder.kind: 'small_cnn' reads images, but "
+                                         r"the data's input is keypoints_2d \[16, 3\]"):
+        build_encoder("small_cnn", SmallCNNSettings(), EncoderRequest(KEYPOINTS))
     with pytest.raises(ValueError, match="factory: expected a callable"):
-        register_image_encoder("mine", None)
+        register_encoder("mine", PoolSettings, "images", None)
+    with pytest.raises(ValueError, match="settings: expected a dataclass type"):
+        register_encoder("mine", dict, "images", lambda s, r: Pool(1.0))
+    with pytest.raises(ValueError, match="reads: expected one of"):
+        register_encoder("mine", PoolSettings, "audio", lambda s, r: Pool(1.0))

@@ -56,7 +56,8 @@ def test_fit_lifting_writes_parameters_and_picture(tmp_path, capsys):
            for k in ("mode_reprojection", "fit_reprojection")}
     assert err["fit_reprojection"] < err["mode_reprojection"]
     info = json.loads((out / "fit.json").read_text())
-    assert info["task"] == "lifting" and len(info["diagnostics"]["iterations"]) == 2
+    assert info["configuration"] == "mlp_lifter → skeleton (flow) on synthetic_lifting"
+    assert len(info["diagnostics"]["iterations"]) == 2
     assert len(info["joint_names"]) == 17 and (out / "fit.png").stat().st_size > 0
 
 

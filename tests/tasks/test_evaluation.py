@@ -9,8 +9,8 @@ from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
 from condflow.metrics import mpjpe, pa_mpjpe
 from condflow.spaces.skeleton import H36M_17, SkeletonSpace
+from condflow.tasks import EvalConfig as LiftingEval
 from condflow.tasks.evaluation import Measurement, evaluate_head
-from condflow.tasks.lifting import LiftingEval
 
 SPACE = SkeletonSpace(H36M_17, drop_root=True)
 N = 10  # examples; batches of 4 leave a last batch of 2

@@ -11,8 +11,7 @@ from condflow.data.synthetic_lifting import LiftingSetConfig, make_lifting_set
 from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.heads.skeleton import SkeletonHead, SkeletonRegressionHead
 from condflow.spaces.skeleton import H36M_17, SkeletonSpace
-from condflow.tasks import load_config
-from condflow.tasks.lifting import LiftingTask
+from condflow.tasks import JointsTask, load_config
 
 SPACE = SkeletonSpace(H36M_17, drop_root=True)
 
@@ -117,13 +116,13 @@ def test_h36m_source_loads_standard_files_with_subject_split(tmp_path):
             },
         }
     )
-    train, test = LiftingTask(cfg).datasets()
+    train, test = JointsTask(cfg).datasets()
     assert len(train) == 2 * 4 * 6 and len(test) == 4 * 6  # S1, S5 train; S9 test
     item = train[0]
     assert item["keypoints_2d"].shape == (16, 3) and item["joints_3d"].shape == (17, 3)
     assert (item["keypoints_2d"][:, 2] == 1).all() and (item["joints_3d"][0] == 0).all()
     with pytest.raises(ValueError, match=r"needs \['h36m_cameras'\]"):
-        LiftingTask(
+        JointsTask(
             load_config(
                 {"task": "lifting", "data": {"source": "h36m", "h36m_3d": "a", "h36m_2d": "b"}}
             )
@@ -163,4 +162,4 @@ def test_a_task_without_a_table_of_its_own_prints_json():
 
     metrics = {"mode/mpjpe": 12.5, "examples": 3}
     assert Task.table(metrics, [1, 5]) == json.dumps(metrics, indent=2)
-    assert "| mode | 12.5 |" in LiftingTask.table({**metrics, "mode/pa_mpjpe": 9.0}, [1])
+    assert "| mode | 12.5 |" in JointsTask.table({**metrics, "mode/pa_mpjpe": 9.0}, [1])

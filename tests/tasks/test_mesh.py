@@ -9,9 +9,8 @@ from torch.utils.data import default_collate
 
 from condflow.checkpoint import load_checkpoint
 from condflow.losses.mesh import MeshObjective
-from condflow.tasks import load_config
+from condflow.tasks import SMPLTask, load_config
 from condflow.tasks.evaluation import mesh_table as table
-from condflow.tasks.mesh import MeshTask
 from condflow.train import evaluate, train
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mesh_recovery"
@@ -40,11 +39,11 @@ def tiny(tmp_path: Path | None = None, name: str = "run", **sections) -> dict:
 
 
 @pytest.fixture(scope="module")
-def task() -> MeshTask:
-    return MeshTask(load_config(tiny()))
+def task() -> SMPLTask:
+    return SMPLTask(load_config(tiny()))
 
 
-def batch_of(task: MeshTask, n: int = 16) -> dict:
+def batch_of(task: SMPLTask, n: int = 16) -> dict:
     train_data, _ = task.datasets()
     return default_collate([train_data[i] for i in range(n)])
 
@@ -128,7 +127,7 @@ def test_discriminator_state_survives_resume(tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")["step"] == 2
     resumed = train(cfg, resume=True, progress=False)
     a, b = load_checkpoint(straight), load_checkpoint(resumed)
-    fresh = MeshObjective(MeshTask(cfg).build_model(), cfg.loss).extra_state()
+    fresh = MeshObjective(SMPLTask(cfg).build_model(), cfg.loss).extra_state()
     disc_a, disc_b = a["extra"]["discriminator"], b["extra"]["discriminator"]
     assert any(not torch.equal(disc_a[k], fresh["discriminator"][k]) for k in disc_a)  # trained
     for k in disc_a:
@@ -168,13 +167,13 @@ def test_conditional_volume_and_regression_baseline_train_and_evaluate(tmp_path)
         assert torch.isfinite(torch.tensor(metrics[key])), key
     assert "nll" not in metrics and "min_of_2/mpjpe" not in metrics
     with pytest.raises(ValueError, match="model.kind"):
-        MeshTask(load_config(tiny(model={"kind": "regresion"}))).build_model()
+        SMPLTask(load_config(tiny(model={"kind": "regresion"}))).build_model()
 
 
 def test_regression_head_starts_at_the_mean_like_pose_and_refuses_to_sample(task):
     from condflow.heads import NotProbabilisticError, ProHMRRegressionHead
 
-    model = MeshTask(load_config(tiny(model={"kind": "regression"}))).build_model().eval()
+    model = SMPLTask(load_config(tiny(model={"kind": "regression"}))).build_model().eval()
     assert isinstance(model, ProHMRRegressionHead) and not model.probabilistic
     c = torch.randn(3, 32)
     pred = model.mode(c)
@@ -192,9 +191,9 @@ def test_regression_head_starts_at_the_mean_like_pose_and_refuses_to_sample(task
 @pytest.mark.parametrize("name", ["cpu.yaml", "paper.yaml"])
 def test_example_configs_load(name):
     cfg = load_config(EXAMPLES / name)
-    assert cfg.task == "mesh" and cfg.loss.use_mode_loss
+    assert cfg.model.space.kind == "smpl_6d" and cfg.loss.use_mode_loss
     if name == "paper.yaml":
-        assert cfg.model.encoder == "resnet50" and cfg.model.flow_hidden == 1024
+        assert cfg.model.encoder.kind == "resnet50" and cfg.model.flow_hidden == 1024
         assert cfg.data.res == 224 and cfg.train.batch_size == 64
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from condflow.tasks import get_task, load_config
+from condflow.tasks import load_config, task_for
 
 SMALL = {
     "lifting": {"lifter_hidden": 16, "lifter_blocks": 1, "flow_hidden": 8, "flow_blocks": 2},
@@ -16,7 +16,7 @@ SMALL = {
 def build(task: str, **model) -> nn.Module:
     torch.manual_seed(0)
     cfg = load_config({"task": task, "model": {**SMALL[task], **model}})
-    return get_task(task)(cfg).build_model()
+    return task_for(cfg).build_model()
 
 
 def norms(module: nn.Module) -> set[type]:

@@ -63,7 +63,7 @@ def smpl_joints_mm(
     keypoints: BodyKeypoints, global_orient: Tensor, body_pose: Tensor, betas: Tensor
 ) -> Tensor:
     """Human3.6M joints ``[B, 17, 3]`` of SMPL bodies: millimetres, relative to the hip
-    (joint 0), in the frame of ``global_orient``; float32.
+    (joint 0), in the frame of ``global_orient``; float32, on the device of ``keypoints``.
 
     Args:
         keypoints: the body model's keypoint regressor.
@@ -75,10 +75,10 @@ def smpl_joints_mm(
     b = global_orient.shape[0]
     check_tensor("body_pose", body_pose, (b, 23, 3))
     check_tensor("betas", betas, (b, keypoints.joint_shapedirs.shape[-1]))
-    dtype = keypoints.joint_template.dtype
-    pose = torch.cat([global_orient[:, None], body_pose], 1).to(dtype)
+    like = keypoints.joint_template  # the model's dtype and device
+    pose = torch.cat([global_orient[:, None], body_pose], 1).to(like)
     with torch.no_grad():
-        _, eval_joints, _ = keypoints(axis_angle_to_matrix(pose), betas.to(dtype))
+        _, eval_joints, _ = keypoints(axis_angle_to_matrix(pose), betas.to(like))
     return (1000.0 * (eval_joints - eval_joints[:, :1])).float()
 
 
@@ -101,7 +101,8 @@ def smpl_joints_table(
 ) -> Tensor:
     """The Human3.6M joints ``[N, 17, 3]`` (float32, millimetres, hip-relative, in the frame
     of each row's global orientation) of ``N`` SMPL parameter rows, ``chunk_size`` rows at a
-    time: what :class:`WithSMPLJoints` adds to an item, for a whole table.
+    time (on the device of ``body``; the result on the CPU): what :class:`WithSMPLJoints`
+    adds to an item, for a whole table.
 
     Args:
         pose: ``[N, 72]`` axis-angle SMPL poses (root orientation first; SPIN's ``pose`` /
@@ -126,7 +127,7 @@ def smpl_joints_table(
     shape = check_tensor("betas", _as_tensor("betas", betas), (orient.shape[0], 10))
     keypoints = _keypoint_model(body)
     out = [smpl_joints_mm(keypoints, orient[lo : lo + chunk_size], rest[lo : lo + chunk_size],
-                          shape[lo : lo + chunk_size])
+                          shape[lo : lo + chunk_size]).cpu()
            for lo in range(0, orient.shape[0], chunk_size)]
     return torch.cat(out) if out else torch.zeros(0, 17, 3)
 

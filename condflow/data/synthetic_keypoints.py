@@ -4,12 +4,13 @@ For a :class:`~condflow.data.synthetic_lifting.LiftingSetConfig` the set holds t
 bodies seen by the same cameras as :func:`~condflow.data.synthetic_lifting.make_lifting_set`
 (:func:`~condflow.data.synthetic_lifting.draw_lifting_scenes`, same seeds and draw order),
 so a keypoints → mesh model and a lifting model trained on one configuration see the same
-people. Inputs are SPIN's 24 2D keypoints (:data:`condflow.joints.SPIN_KEYPOINT_NAMES`),
-noised, occluded and normalized like the lifting set's: Gaussian pixel noise, single joints
-and whole limbs dropped at random (not by the body's own geometry; confidence 0,
-coordinates 0), :func:`~condflow.data.screen.normalize_screen_coordinates`. Targets are the
-SMPL parameters with the root orientation in the camera frame, and the 3D keypoints in the
-layout and units of :class:`~condflow.data.image_datasets.ImageDataset`'s ``keypoints_3d``,
+people. Inputs are SPIN's 24 2D keypoints (:data:`condflow.joints.SPIN_KEYPOINT_NAMES`)
+observed as the lifting set observes its joints
+(:func:`~condflow.data.synthetic_lifting.observe_keypoints`): Gaussian pixel noise, single
+joints and whole limbs dropped at random (not by the body's own geometry; confidence 0,
+coordinates 0), normalized screen coordinates. Targets are the SMPL parameters with the
+root orientation in the camera frame, and the 3D keypoints in the layout and units of
+:class:`~condflow.data.image_datasets.ImageDataset`'s ``keypoints_3d``,
 so the mesh objective applies unchanged.
 
 The camera: a square image of ``cfg.image_size`` pixels, focal length ``cfg.focal_px``
@@ -34,8 +35,11 @@ from condflow._progress import progress
 from condflow.body.keypoints import BodyKeypoints
 from condflow.body.model import BodyModel
 from condflow.data.cache import cached_tensors
-from condflow.data.screen import normalize_screen_coordinates
-from condflow.data.synthetic_lifting import LiftingSetConfig, draw_lifting_scenes
+from condflow.data.synthetic_lifting import (
+    LiftingSetConfig,
+    draw_lifting_scenes,
+    observe_keypoints,
+)
 from condflow.spaces.rotations import axis_angle_to_matrix
 
 __all__ = [
@@ -121,19 +125,12 @@ def make_keypoint_smpl_set(cfg: LiftingSetConfig, body: BodyModel | None = None
     # The body frame differs from the camera frame by a shift only: the one that puts the
     # hip where the lifting scene's camera sees it.
     transl = scenes.joints_camera[:, 0] - np.concatenate(hip)
-    points_cam = points_body + transl[:, None]
+    keypoints_2d = observe_keypoints(points_body + transl[:, None], cfg, SPIN_LIMBS, rng)
     f, w = float(cfg.focal_px), float(cfg.image_size)
-    pixels = f * points_cam[..., :2] / points_cam[..., 2:] + w / 2
-    pixels = pixels + rng.normal(0, cfg.noise_px, (n, 24, 2))
-    conf = (rng.random((n, 24)) >= cfg.joint_dropout).astype(np.float64)
-    for limb in SPIN_LIMBS:
-        hit = rng.random(n) < cfg.limb_dropout
-        conf[np.ix_(hit, np.asarray(limb))] = 0.0
-    uv = normalize_screen_coordinates(pixels, w, w) * conf[..., None]
     cam = np.concatenate([2 * f / (w * transl[:, 2:]), transl[:, :2]], 1)
     ones = torch.ones(n)
     return {
-        "keypoints_2d": torch.from_numpy(np.concatenate([uv, conf[..., None]], -1)).float(),
+        "keypoints_2d": keypoints_2d,
         "keypoints_3d": torch.from_numpy(
             np.concatenate([points_body, np.ones((n, 24, 1))], -1)).float(),
         "global_orient": global_orient,

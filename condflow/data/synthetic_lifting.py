@@ -9,6 +9,7 @@ in millimetres — the protocol of Martinez et al. on Human3.6M.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = [
     "cached_lifting_set",
     "draw_lifting_scenes",
     "make_lifting_set",
+    "observe_keypoints",
 ]
 
 # Joints dropped together when a limb is occluded (H36M-16 indices: R/L arm, R/L leg).
@@ -98,23 +100,40 @@ def draw_lifting_scenes(
     return LiftingScenes(poses, cams, cams.to_camera(world))
 
 
+def observe_keypoints(
+    points: np.ndarray,
+    cfg: LiftingSetConfig,
+    limbs: Sequence[Sequence[int]],
+    rng: np.random.Generator,
+) -> Tensor:
+    """What a detector reports of camera-frame points ``[N, K, 3]`` (metres): their pinhole
+    projections (``cfg.focal_px``, principal point at the centre of the ``cfg.image_size``
+    square image) with Gaussian noise of ``cfg.noise_px`` pixels, each keypoint dropped with
+    probability ``cfg.joint_dropout`` and each of ``limbs`` (keypoint indices) as a whole
+    with ``cfg.limb_dropout``, in normalized screen coordinates
+    (:func:`normalize_screen_coordinates`). Returns ``[N, K, 3]`` float32 ``(x, y,
+    confidence)``: confidence 0 or 1, a dropped keypoint at (0, 0)."""
+    n, k = points.shape[:2]
+    pixels = cfg.focal_px * points[..., :2] / points[..., 2:] + cfg.image_size / 2
+    pixels = pixels + rng.normal(0, cfg.noise_px, (n, k, 2))
+    conf = (rng.random((n, k)) >= cfg.joint_dropout).astype(np.float64)
+    for limb in limbs:
+        hit = rng.random((n,)) < cfg.limb_dropout
+        conf[np.ix_(hit, np.asarray(limb))] = 0.0
+    uv = normalize_screen_coordinates(pixels, cfg.image_size, cfg.image_size) * conf[..., None]
+    return torch.from_numpy(np.concatenate([uv, conf[..., None]], -1)).float()
+
+
 def make_lifting_set(cfg: LiftingSetConfig, body: BodyModel | None = None) -> dict[str, Tensor]:
     """Draw a set: ``keypoints_2d [N, 16, 3]`` (x, y normalized; confidence),
     ``joints_3d [N, 17, 3]`` mm root-relative camera frame, ``family [N]``."""
     rng = np.random.default_rng(cfg.seed)
     scenes = draw_lifting_scenes(cfg, body or BodyModel(), rng)
-    poses, cam = scenes.poses, scenes.joints_camera
-    pixels = cfg.focal_px * cam[..., :2] / cam[..., 2:] + cfg.image_size / 2
-    pixels = pixels[:, list(H36M_17_TO_16)] + rng.normal(0, cfg.noise_px, (cfg.size, 16, 2))
-    conf = (rng.random((cfg.size, 16)) >= cfg.joint_dropout).astype(np.float64)
-    for limb in _LIMBS:
-        hit = rng.random(cfg.size) < cfg.limb_dropout
-        conf[np.ix_(hit, np.asarray(limb))] = 0.0
-    uv = normalize_screen_coordinates(pixels, cfg.image_size, cfg.image_size) * conf[..., None]
+    points = scenes.joints_camera[:, list(H36M_17_TO_16)]
     return {
-        "keypoints_2d": torch.from_numpy(np.concatenate([uv, conf[..., None]], -1)).float(),
+        "keypoints_2d": observe_keypoints(points, cfg, _LIMBS, rng),
         "joints_3d": scenes.joints_3d(),
-        "family": poses.family.clone(),
+        "family": scenes.poses.family.clone(),
     }
 
 

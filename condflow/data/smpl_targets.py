@@ -51,12 +51,12 @@ class ItemDataset(Protocol):
     def __getitem__(self, index: int) -> dict[str, Any]: ...
 
 
-def _keypoint_model(body: BodyModel | BodyKeypoints, name: str = "body") -> BodyKeypoints:
+def _keypoint_model(body: BodyModel | BodyKeypoints) -> BodyKeypoints:
     if isinstance(body, BodyKeypoints):
         return body
     if isinstance(body, BodyModel):
         return BodyKeypoints(body)
-    raise ValueError(f"{name}: expected a BodyModel or BodyKeypoints, got {type(body).__name__}")
+    raise ValueError(f"body: expected a BodyModel or BodyKeypoints, got {type(body).__name__}")
 
 
 def smpl_joints_mm(
@@ -129,7 +129,7 @@ def smpl_joints_table(
     out = [smpl_joints_mm(keypoints, orient[lo : lo + chunk_size], rest[lo : lo + chunk_size],
                           shape[lo : lo + chunk_size]).cpu()
            for lo in range(0, orient.shape[0], chunk_size)]
-    return torch.cat(out) if out else torch.zeros(0, 17, 3)
+    return torch.cat(out) if out else torch.zeros(0, keypoints.num_eval_joints, 3)
 
 
 class WithSMPLJoints(Dataset):

@@ -9,6 +9,7 @@ in millimetres — the protocol of Martinez et al. on Human3.6M.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,14 +19,22 @@ from torch.utils.data import Dataset
 
 from condflow._checks import NonNegativeFloat, PositiveFloat, PositiveInt, Probability
 from condflow._progress import progress
-from condflow.body.camera import look_at_cameras
+from condflow.body.camera import CameraSample, look_at_cameras
 from condflow.body.model import BodyModel
-from condflow.body.poses import PoseGenerator
+from condflow.body.poses import PoseGenerator, PoseSample
 from condflow.data.cache import cached_tensors
 from condflow.data.screen import normalize_screen_coordinates
 from condflow.spaces.skeleton import H36M_17_TO_16
 
-__all__ = ["LiftingSetConfig", "TensorDictDataset", "cached_lifting_set", "make_lifting_set"]
+__all__ = [
+    "LiftingScenes",
+    "LiftingSetConfig",
+    "TensorDictDataset",
+    "cached_lifting_set",
+    "draw_lifting_scenes",
+    "make_lifting_set",
+    "observe_keypoints",
+]
 
 # Joints dropped together when a limb is occluded (H36M-16 indices: R/L arm, R/L leg).
 _LIMBS = ((13, 14, 15), (10, 11, 12), (1, 2, 3), (4, 5, 6))
@@ -46,11 +55,33 @@ class LiftingSetConfig:
     distance_m: tuple[float, float] = (3.5, 7.0)
 
 
-def make_lifting_set(cfg: LiftingSetConfig, body: BodyModel | None = None) -> dict[str, Tensor]:
-    """Draw a set: ``keypoints_2d [N, 16, 3]`` (x, y normalized; confidence),
-    ``joints_3d [N, 17, 3]`` mm root-relative camera frame, ``family [N]``."""
-    rng = np.random.default_rng(cfg.seed)
-    body = body or BodyModel()
+@dataclass
+class LiftingScenes:
+    """The bodies and cameras of a lifting set (everything but its 2D noise and occlusion).
+
+    ``poses``: the pose generator's bodies (world frame: y up); ``cameras``: one look-at
+    camera per body, aimed at the body's hip, which sits at the world origin;
+    ``joints_camera [N, 17, 3]``: the Human3.6M evaluation joints in each camera's frame,
+    metres (float64).
+    """
+
+    poses: PoseSample
+    cameras: CameraSample
+    joints_camera: np.ndarray
+
+    def joints_3d(self) -> Tensor:
+        """The lifting targets ``[N, 17, 3]`` float32: Human3.6M joints in the camera frame,
+        relative to the hip, millimetres."""
+        cam = self.joints_camera
+        return torch.from_numpy((cam - cam[:, :1]) * 1000.0).float()
+
+
+def draw_lifting_scenes(
+    cfg: LiftingSetConfig, body: BodyModel, rng: np.random.Generator
+) -> LiftingScenes:
+    """The bodies of ``PoseGenerator(cfg.seed, random_orient=False)``, posed by ``body`` and
+    moved hip to the origin, each seen by a camera of :func:`look_at_cameras` drawn from
+    ``rng`` (which :func:`make_lifting_set` then draws the 2D noise and occlusion from)."""
     poses = PoseGenerator(seed=cfg.seed, random_orient=False).sample(cfg.size)
     joints = []
     with torch.no_grad():
@@ -66,19 +97,43 @@ def make_lifting_set(cfg: LiftingSetConfig, body: BodyModel | None = None) -> di
     world -= world[:, :1]  # root (hip) at the origin; cameras look at it
     (elev_lo, elev_hi), (dist_lo, dist_hi) = cfg.elevation_deg, cfg.distance_m
     cams = look_at_cameras(rng, cfg.size, (elev_lo, elev_hi), (dist_lo, dist_hi))
-    cam = cams.to_camera(world)
-    pixels = cfg.focal_px * cam[..., :2] / cam[..., 2:] + cfg.image_size / 2
-    pixels = pixels[:, list(H36M_17_TO_16)] + rng.normal(0, cfg.noise_px, (cfg.size, 16, 2))
-    conf = (rng.random((cfg.size, 16)) >= cfg.joint_dropout).astype(np.float64)
-    for limb in _LIMBS:
-        hit = rng.random(cfg.size) < cfg.limb_dropout
+    return LiftingScenes(poses, cams, cams.to_camera(world))
+
+
+def observe_keypoints(
+    points: np.ndarray,
+    cfg: LiftingSetConfig,
+    limbs: Sequence[Sequence[int]],
+    rng: np.random.Generator,
+) -> Tensor:
+    """What a detector reports of camera-frame points ``[N, K, 3]`` (metres): their pinhole
+    projections (``cfg.focal_px``, principal point at the centre of the ``cfg.image_size``
+    square image) with Gaussian noise of ``cfg.noise_px`` pixels, each keypoint dropped with
+    probability ``cfg.joint_dropout`` and each of ``limbs`` (keypoint indices) as a whole
+    with ``cfg.limb_dropout``, in normalized screen coordinates
+    (:func:`normalize_screen_coordinates`). Returns ``[N, K, 3]`` float32 ``(x, y,
+    confidence)``: confidence 0 or 1, a dropped keypoint at (0, 0)."""
+    n, k = points.shape[:2]
+    pixels = cfg.focal_px * points[..., :2] / points[..., 2:] + cfg.image_size / 2
+    pixels = pixels + rng.normal(0, cfg.noise_px, (n, k, 2))
+    conf = (rng.random((n, k)) >= cfg.joint_dropout).astype(np.float64)
+    for limb in limbs:
+        hit = rng.random((n,)) < cfg.limb_dropout
         conf[np.ix_(hit, np.asarray(limb))] = 0.0
     uv = normalize_screen_coordinates(pixels, cfg.image_size, cfg.image_size) * conf[..., None]
-    target = (cam - cam[:, :1]) * 1000.0
+    return torch.from_numpy(np.concatenate([uv, conf[..., None]], -1)).float()
+
+
+def make_lifting_set(cfg: LiftingSetConfig, body: BodyModel | None = None) -> dict[str, Tensor]:
+    """Draw a set: ``keypoints_2d [N, 16, 3]`` (x, y normalized; confidence),
+    ``joints_3d [N, 17, 3]`` mm root-relative camera frame, ``family [N]``."""
+    rng = np.random.default_rng(cfg.seed)
+    scenes = draw_lifting_scenes(cfg, body or BodyModel(), rng)
+    points = scenes.joints_camera[:, list(H36M_17_TO_16)]
     return {
-        "keypoints_2d": torch.from_numpy(np.concatenate([uv, conf[..., None]], -1)).float(),
-        "joints_3d": torch.from_numpy(target).float(),
-        "family": poses.family.clone(),
+        "keypoints_2d": observe_keypoints(points, cfg, _LIMBS, rng),
+        "joints_3d": scenes.joints_3d(),
+        "family": scenes.poses.family.clone(),
     }
 
 

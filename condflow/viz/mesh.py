@@ -1,8 +1,11 @@
-"""Mesh pictures: the mode mesh and samples overlaid on the input crop, side views, and
-keypoint fits (before and after) with their residuals.
+"""Mesh pictures: the mode mesh and samples overlaid on the input crop (or, for a head reading
+2D keypoints, seen by their camera with the keypoints and their reprojections), side views,
+and keypoint fits (before and after) with their residuals.
 
 Coordinates: meshes are in the camera frame of the crop, OpenCV axes (x right, **y down**,
-z forward, metres), as the body model returns them under ProHMR's camera convention.
+z forward, metres), as the body model returns them under ProHMR's camera convention; 2D
+keypoints are in normalized crop coordinates (``[-1, 1]``, y down), which for a square
+image are the screen normalization of 2D keypoint inputs.
 :func:`render_side_view` also takes y-up meshes (SMPL's rest pose, a T-pose) with
 ``up="+y"``.
 """
@@ -23,31 +26,33 @@ from torch import Tensor
 
 from condflow._progress import progress
 from condflow.body.camera import weak_perspective_to_translation
-from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD
 from condflow.data.render import overlay, render_mesh
 from condflow.heads.prohmr import MeshHead, ProHMRPrediction
 from condflow.viz import agg_figure
+from condflow.viz.inputs import (
+    check_inputs,
+    denormalize_image,
+    draw_input,
+    keypoint_array,
+    resolve_input_kind,
+)
 
 __all__ = [
     "MeshFitState",
     "denormalize_image",
     "mesh_fit_figure",
+    "mesh_predictions_figure",
     "plot_mesh_fit",
     "plot_mesh_predictions",
     "render_overlay",
     "render_side_view",
+    "render_window",
 ]
 
 MODE_COLOR = (0.55, 0.75, 1.0)
 SAMPLE_COLOR = (1.0, 0.75, 0.45)
 GT_COLOR = (0.6, 0.9, 0.6)
 FIT_COLOR = (0.95, 0.55, 0.75)
-
-
-def denormalize_image(image: Tensor) -> np.ndarray:
-    """ImageNet-normalized ``[3, H, W]`` → ``[H, W, 3]`` floats in [0, 1]."""
-    img = image.detach().cpu().float().numpy().transpose(1, 2, 0)
-    return np.clip(img * IMAGENET_STD + IMAGENET_MEAN, 0.0, 1.0)
 
 
 def render_overlay(
@@ -130,27 +135,113 @@ def _vertices(pred: ProHMRPrediction) -> Tensor:
     return pred.vertices
 
 
-def plot_mesh_predictions(
+def render_window(
+    vertices: Tensor | np.ndarray,
+    faces: Tensor | np.ndarray,
+    cam: Tensor | np.ndarray,
+    focal_length: float,
+    img_res: int,
+    window: tuple[float, float, float],
+    size: int = 224,
+    color: tuple[float, float, float] = MODE_COLOR,
+    alpha: float = 0.7,
+    outline: float | None = 0.1,
+) -> np.ndarray:
+    """The mesh seen by its weak-perspective camera (focal ``focal_length`` px at ``img_res``
+    px, as in :func:`~condflow.body.camera.project_to_crop`), on white, framed to a square
+    ``window = (cx, cy, h)`` of normalized crop coordinates ([cx − h, cx + h] ×
+    [cy − h, cy + h], y down): ``[size, size, 3]`` floats in [0, 1], to be drawn with
+    ``imshow(..., extent=(cx - h, cx + h, cy + h, cy - h))``; silhouette outlined as by
+    :func:`render_overlay`. The window ``(0, 0, 1)`` at ``size = img_res · upscale`` is
+    :func:`render_overlay` on a white crop."""
+    cx, cy, h = window
+    cam_t = torch.as_tensor(np.asarray(cam, dtype=np.float64))
+    transl = weak_perspective_to_translation(cam_t, focal_length, img_res).numpy()
+    verts = np.asarray(torch.as_tensor(vertices).detach().cpu(), dtype=np.float64) + transl
+    # u = (2 f / res) X / Z in normalized coordinates; pixel p's centre is at
+    # u = cx − h + (p + 0.5) 2h / size.
+    px_per_unit = size / (2 * h)
+    focal = 2 * focal_length / img_res * px_per_unit
+    centre = (h - np.array([cx, cy])) * px_per_unit - 0.5
+    white = np.ones((size, size, 3))
+    rendered, mask, _ = render_mesh(verts, np.asarray(torch.as_tensor(faces).cpu()), focal,
+                                    size, camera_center=centre,
+                                    face_colors=np.broadcast_to(color, (len(faces), 3)),
+                                    background=white)
+    picture = overlay(white, rendered, mask, alpha)
+    if outline is not None:
+        picture[mask & ~binary_erosion(mask, iterations=max(1, size // 112))] = outline
+    return picture
+
+
+def _keypoint_window(observed: np.ndarray, projected: np.ndarray) -> tuple[float, float, float]:
+    """``(cx, cy, h)`` of the square around the seen observed keypoints ``[J, 3]`` and the
+    projected ones ``[K, 2]`` (:func:`~condflow.viz.inputs.square_window`'s margin)."""
+    points = np.concatenate([observed[observed[:, 2] > 0, :2], projected])
+    lo, hi = points.min(0), points.max(0)
+    centre = (lo + hi) / 2
+    return float(centre[0]), float(centre[1]), 0.6 * max(float((hi - lo).max()), 1e-3)
+
+
+def _mesh_keypoint_panel(
+    ax: Axes,
+    observed: np.ndarray,
+    projected: np.ndarray,
+    picture: np.ndarray,
+    window: tuple[float, float, float],
+) -> None:
+    """The mesh's picture in its window, the observed keypoints ``[J, 3]`` and the mesh's
+    projected keypoints ``[K, 2]`` (normalized crop coordinates), with residuals when they
+    are the same keypoints (J = K)."""
+    cx, cy, h = window
+    ax.imshow(picture, extent=(cx - h, cx + h, cy + h, cy - h))
+    if len(observed) == len(projected):
+        _keypoints_and_residuals(ax, observed, projected, lambda u: u)
+    else:
+        ax.scatter(projected[:, 0], projected[:, 1], s=12, c="yellow", edgecolors="black",
+                   linewidths=0.7, zorder=4, marker="D")
+        _keypoints_and_residuals(ax, observed, None, lambda u: u)
+    ax.set_xlim(cx - h, cx + h)
+    ax.set_ylim(cy + h, cy - h)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def mesh_predictions_figure(
     model: MeshHead,
-    images: Tensor,
-    path: str,
+    inputs: Tensor,
     num_samples: int = 3,
     seed: int = 0,
     gt_rotmat: Tensor | None = None,
     gt_betas: Tensor | None = None,
     upscale: int = 4,
-) -> None:
-    """One row per image: the input crop, the mode mesh over it, ``num_samples`` sampled
-    meshes over it, and side views of the mode (and of the ground truth when given).
+    input_kind: str | None = None,
+) -> Figure:
+    """One row per input: the input, the mode mesh, ``num_samples`` sampled meshes, and side
+    views of the mode (and of the ground truth when given).
 
     ``model`` is a mesh head (:mod:`condflow.heads.prohmr`; a regression head shows no
-    samples); ``images`` ``[K, 3, H, W]`` ImageNet-normalized; ``gt_rotmat``
-    ``[K, 24, 3, 3]`` and ``gt_betas`` ``[K, 10]``.
+    samples); ``inputs`` what its encoder reads, of ``input_kind`` (default
+    ``model.input_kind``):
+
+    * ``"images"``: ImageNet-normalized crops ``[K, 3, H, W]``; the meshes are overlaid on
+      the crop (``upscale`` times larger);
+    * ``"keypoints_2d"``: 2D keypoints ``[K, J, 3]`` (screen-normalized x, y; confidence);
+      with no image to overlay, each mesh is drawn as its camera sees it on white, with the
+      observed keypoints (white dots) and the mesh's projected keypoints
+      (``keypoints_2d``, yellow diamonds; residual lines when J = 24, SPIN's keypoints). They
+      share coordinates when the head's ``img_res``/``focal_length`` are the keypoints'
+      camera (a square image of ``img_res`` px).
+
+    ``gt_rotmat`` ``[K, 24, 3, 3]`` and ``gt_betas`` ``[K, 10]``.
     """
+    kind = resolve_input_kind(model, input_kind)
+    inputs = check_inputs(inputs, kind)
     model.eval()
     num_samples = num_samples if model.probabilistic else 0
     with torch.no_grad():
-        c = model.context(images)
+        c = model.context(inputs)
         mode = model.mode(c, vertices=True)
         gen = torch.Generator(device=c.device).manual_seed(seed)
         samples = model.sample(num_samples, c, generator=gen, vertices=True) \
@@ -161,29 +252,71 @@ def plot_mesh_predictions(
     faces = model.body.faces.cpu().numpy()
     focal = model.focal_length
     mode_vertices = _vertices(mode)
-    k = images.shape[0]
+    # (title, prediction, its index along the sample axis, colour) of the mesh panels
+    meshes = [(model.point_label, mode, 0, MODE_COLOR)]
+    if samples is not None:
+        meshes += [(f"sample {s + 1}", samples, s, SAMPLE_COLOR) for s in range(num_samples)]
+    k = inputs.shape[0]
     cols = 2 + num_samples + (2 if gt is not None else 1)
     fig = agg_figure(figsize=(2.2 * cols, 2.3 * k))
     axes = fig.subplots(k, cols, squeeze=False)
-    for i in progress(range(k), desc="render", unit="image"):
-        crop = denormalize_image(images[i])
-        panels = [("input", np.kron(crop, np.ones((upscale, upscale, 1))))]
-        panels.append((model.point_label, render_overlay(
-            crop, mode_vertices[i, 0], faces, mode.cam[i, 0].cpu(), focal, upscale)))
-        for s in range(num_samples):
-            assert samples is not None  # drawn when num_samples > 0
-            panels.append((f"sample {s + 1}", render_overlay(
-                crop, _vertices(samples)[i, s], faces, samples.cam[i, s].cpu(), focal, upscale,
-                color=SAMPLE_COLOR)))
-        panels.append(("mode, side view", render_side_view(mode_vertices[i, 0], faces)))
+    for i in progress(range(k), desc="render",
+                      unit="image" if kind == "images" else "input"):
+        draw_input(axes[i, 0], inputs[i], kind, "input" if kind == "images" else None, upscale)
+        if kind == "images":
+            crop = denormalize_image(inputs[i])
+            for ax, (title, pred, s, color) in zip(axes[i, 1:], meshes, strict=False):
+                ax.imshow(render_overlay(crop, _vertices(pred)[i, s], faces,
+                                         pred.cam[i, s].cpu(), focal, upscale, color=color))
+                ax.set_title(title, fontsize=8)
+                ax.axis("off")
+        else:
+            observed = keypoint_array(inputs[i])
+            window = _keypoint_window(observed, mode.keypoints_2d[i, 0].cpu().double().numpy())
+            for ax, (title, pred, s, color) in zip(axes[i, 1:], meshes, strict=False):
+                picture = render_window(_vertices(pred)[i, s], faces, pred.cam[i, s].cpu(),
+                                        focal, model.img_res, window, 56 * upscale, color)
+                _mesh_keypoint_panel(ax, observed,
+                                     pred.keypoints_2d[i, s].cpu().double().numpy(), picture,
+                                     window)
+                ax.set_title(title, fontsize=8)
+        side = [("mode, side view", render_side_view(mode_vertices[i, 0], faces))]
         if gt is not None:
-            panels.append(("ground truth, side view",
-                           render_side_view(gt.vertices[i], faces, color=GT_COLOR)))
-        for ax, (title, picture) in zip(axes[i], panels, strict=True):
+            side.append(("ground truth, side view",
+                         render_side_view(gt.vertices[i], faces, color=GT_COLOR)))
+        for ax, (title, picture) in zip(axes[i, 1 + len(meshes):], side, strict=True):
             ax.imshow(picture)
             ax.set_title(title, fontsize=8)
             ax.axis("off")
-    fig.tight_layout()
+    if kind == "keypoints_2d":
+        handles = [
+            Line2D([], [], ls="", marker="o", mfc="white", mec="black",
+                   label="input keypoint (seen)"),
+            Line2D([], [], ls="", marker="D", ms=4, mfc="yellow", mec="black",
+                   label="the mesh's keypoint, projected"),
+            Line2D([], [], color="yellow", lw=1.2, path_effects=_OUTLINE, label="residual"),
+        ]
+        fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0.0, 0.3 / (2.3 * k), 1.0, 1.0))
+    else:
+        fig.tight_layout()
+    return fig
+
+
+def plot_mesh_predictions(
+    model: MeshHead,
+    inputs: Tensor,
+    path: str,
+    num_samples: int = 3,
+    seed: int = 0,
+    gt_rotmat: Tensor | None = None,
+    gt_betas: Tensor | None = None,
+    upscale: int = 4,
+    input_kind: str | None = None,
+) -> None:
+    """:func:`mesh_predictions_figure` written to ``path`` (PNG)."""
+    fig = mesh_predictions_figure(model, inputs, num_samples, seed, gt_rotmat, gt_betas,
+                                  upscale, input_kind)
     fig.savefig(path, dpi=90)
 
 

@@ -1,4 +1,5 @@
-"""Skeleton pictures: 2D inputs, 3D ground truth, the point prediction and samples.
+"""Skeleton pictures: the input (2D keypoints or an image crop), 3D ground truth, the point
+prediction and samples.
 
 Coordinates are the camera frame of the lifting task: x right, y down, z forward (depth),
 root-relative, in millimetres. Every 3D skeleton is shown three ways, on the same
@@ -33,6 +34,16 @@ from torch import Tensor
 from condflow.heads.base import Head
 from condflow.spaces.skeleton import H36M_16, H36M_17, SkeletonLayout
 from condflow.viz import agg_figure
+from condflow.viz.inputs import (
+    LEFT_COLOR,
+    RIGHT_COLOR,
+    bone_colors,
+    check_input_kind,
+    check_inputs,
+    draw_input,
+    resolve_input_kind,
+    square_window,
+)
 
 __all__ = [
     "LEFT_COLOR",
@@ -47,7 +58,6 @@ __all__ = [
     "plot_skeleton_rows",
 ]
 
-LEFT_COLOR, RIGHT_COLOR, CENTRE_COLOR = "tab:blue", "tab:red", "0.5"
 GT_STYLE: dict[str, Any] = {"color": "black", "ls": (0, (3, 2)), "lw": 1.3}
 SAMPLE_CMAP = "viridis"
 SPREAD_SD = 2.0  # ellipse half-axes, in standard deviations
@@ -59,20 +69,6 @@ VIEWS: dict[str, tuple[str, int, int, str, str]] = {
     "side": ("side view", 2, 1, "z, depth (mm)", "y, down (mm)"),
     "top": ("top view", 0, 2, "x (mm)", "z, depth (mm)"),
 }
-
-
-def _side(name: str) -> str:
-    if len(name) > 1 and name[0] in "LR" and name[1].isupper():
-        return "left" if name[0] == "L" else "right"
-    return "centre"
-
-
-def bone_colors(layout: SkeletonLayout) -> list[tuple[int, int, str]]:
-    """``(joint, parent, colour)`` per bone, coloured by the side of the child joint
-    (names starting with ``L``/``R`` followed by a capital, e.g. ``LKnee``)."""
-    colors = {"left": LEFT_COLOR, "right": RIGHT_COLOR, "centre": CENTRE_COLOR}
-    return [(j, p, colors[_side(layout.joint_names[j])])
-            for j, p in enumerate(layout.parents) if p >= 0]
 
 
 @overload
@@ -160,30 +156,6 @@ def _style_3d(ax: Axes3D, centre: np.ndarray, half: float) -> None:
     ax.view_init(elev=15, azim=-60)
 
 
-def _draw_2d_input(ax: Axes, keypoints: np.ndarray, title: str) -> None:
-    """Keypoints ``[16, 3]`` (normalized screen x, y; confidence), bones by side, in a
-    square window around the seen joints."""
-    seen = keypoints[:, 2] > 0
-    for j, p, color in bone_colors(H36M_16):
-        if seen[j] and seen[p]:
-            ax.plot(keypoints[[p, j], 0], keypoints[[p, j], 1], color=color, lw=1.8)
-    ax.scatter(keypoints[seen, 0], keypoints[seen, 1], s=9, c="k", zorder=3)
-    _square_window(ax, keypoints[seen, :2] if seen.any() else keypoints[:, :2])
-    ax.set_xlabel("x (normalized image)", fontsize=7)
-    ax.set_ylabel("y, down (normalized image)", fontsize=7, labelpad=1)
-    ax.tick_params(labelsize=6)
-    ax.locator_params(nbins=4)
-    ax.set_title(title, fontsize=8)
-
-
-def _square_window(ax: Axes, points: np.ndarray) -> None:
-    lo, hi = points.min(0), points.max(0)
-    centre, half = (lo + hi) / 2, 0.6 * max(float((hi - lo).max()), 1e-6)
-    ax.set_xlim(centre[0] - half, centre[0] + half)
-    ax.set_ylim(centre[1] + half, centre[1] - half)
-    ax.set_aspect("equal")
-
-
 def _legend(fig: Figure, point_label: str, samples: bool, ground_truth: bool) -> None:
     handles: list[Artist] = [
         Line2D([], [], color=LEFT_COLOR, lw=2, label=f"{point_label}: left"),
@@ -201,24 +173,30 @@ def _legend(fig: Figure, point_label: str, samples: bool, ground_truth: bool) ->
 
 # -- lifting rows -----------------------------------------------------------------------------
 def lifting_figure(
-    keypoints_2d: Tensor,
+    inputs: Tensor,
     prediction: Tensor,
     samples: Tensor | None = None,
     log_prob: Tensor | None = None,
     ground_truth: Tensor | None = None,
     point_label: str = "mode f(0; c)",
+    input_kind: str = "keypoints_2d",
 ) -> Figure:
-    """One row per example: the 2D input, then the 3D skeletons in an oblique view, the
-    camera view and the side view, and (with ``log_prob``) a colour bar of log p.
+    """One row per example: the input (:func:`~condflow.viz.inputs.draw_input`), then the 3D
+    skeletons in an oblique view, the camera view and the side view, and (with ``log_prob``)
+    a colour bar of log p.
 
-    Shapes: ``keypoints_2d [K, 16, 3]`` (normalized x, y; confidence); ``prediction``,
-    ``ground_truth`` ``[K, 17, 3]`` (mm, camera frame); ``samples [K, n, 17, 3]``;
-    ``log_prob [K, n]`` (nats, over joints in mm). ``point_label`` names the prediction
-    (e.g. "mode f(0; c)" for a flow, "regression" for a deterministic model).
+    Shapes: ``inputs`` of ``input_kind``: ``"keypoints_2d"`` ``[K, J, 3]`` (normalized x, y;
+    confidence; J = 16 or 24 draws bones) or ``"images"`` ``[K, 3, R, R]`` (ImageNet-normalized
+    crops); ``prediction``, ``ground_truth`` ``[K, 17, 3]`` (mm, camera frame);
+    ``samples [K, n, 17, 3]``; ``log_prob [K, n]`` (nats, over joints in mm). ``point_label``
+    names the prediction (e.g. "mode f(0; c)" for a flow, "regression" for a deterministic
+    model).
     """
-    kp, pred = _np(keypoints_2d), _np(prediction)
+    kind = check_input_kind(input_kind)
+    inputs = check_inputs(inputs, kind)
+    pred = _np(prediction)
     smp, lp, gt = _np(samples), _np(log_prob), _np(ground_truth)
-    k = len(kp)
+    k = len(inputs)
     shaded = smp is not None and lp is not None
     widths = [1, 1.3, 1, 1] + ([0.05] if shaded else [])
     fig = agg_figure(figsize=(3.2 * 4.3 + 0.6 * shaded, 3.1 * k + 0.4), layout="constrained")
@@ -227,7 +205,9 @@ def lifting_figure(
     grid = fig.add_gridspec(k, len(widths), width_ratios=widths)
     cmap = matplotlib.colormaps[SAMPLE_CMAP]
     for i in range(k):
-        _draw_2d_input(fig.add_subplot(grid[i, 0]), kp[i], "2D input (hidden joints left out)")
+        draw_input(fig.add_subplot(grid[i, 0]), inputs[i], kind,
+                   "2D input (hidden joints left out)" if kind == "keypoints_2d"
+                   else "input crop")
         ax3 = cast(Axes3D, fig.add_subplot(grid[i, 1], projection="3d"))
         views = {v: fig.add_subplot(grid[i, col]) for col, v in ((2, "camera"), (3, "side"))}
         shown = [pred[i]] + ([gt[i]] if gt is not None else [])
@@ -267,52 +247,62 @@ def lifting_figure(
 
 
 def plot_skeleton_rows(
-    keypoints_2d: Tensor,
+    inputs: Tensor,
     mode: Tensor,
     path: str | Path,
     samples: Tensor | None = None,
     log_prob: Tensor | None = None,
     ground_truth: Tensor | None = None,
     point_label: str = "mode f(0; c)",
+    input_kind: str = "keypoints_2d",
 ) -> None:
     """:func:`lifting_figure` written to ``path`` (PNG)."""
-    fig = lifting_figure(keypoints_2d, mode, samples, log_prob, ground_truth, point_label)
+    fig = lifting_figure(inputs, mode, samples, log_prob, ground_truth, point_label,
+                         input_kind)
     fig.savefig(path, dpi=90)
 
 
 def lifting_model_figure(
     model: Head,
-    keypoints_2d: Tensor,
+    inputs: Tensor,
     joints_3d: Tensor | None = None,
     num_samples: int = 10,
     seed: int = 0,
+    input_kind: str | None = None,
 ) -> Figure:
-    """:func:`lifting_figure` of a lifting head on ``keypoints_2d [K, 16, 3]`` (against
-    ``joints_3d [K, 17, 3]``, mm): its point prediction, named by ``model.point_label``, and,
-    for a probabilistic head (``model.probabilistic``), ``num_samples`` samples with their
-    log-densities."""
+    """:func:`lifting_figure` of a skeleton head on ``inputs`` (against ``joints_3d
+    [K, 17, 3]``, mm): its point prediction, named by ``model.point_label``, and, for a
+    probabilistic head (``model.probabilistic``), ``num_samples`` samples with their
+    log-densities.
+
+    ``inputs`` are what the encoder reads, of ``input_kind`` (default ``model.input_kind``):
+    2D keypoints ``[K, J, 3]`` (``"keypoints_2d"``) or ImageNet-normalized crops
+    ``[K, 3, R, R]`` (``"images"``)."""
+    kind = resolve_input_kind(model, input_kind)
+    inputs = check_inputs(inputs, kind)
     model.eval()
     samples = log_prob = None
     with torch.no_grad():
-        c = model.context(keypoints_2d)
+        c = model.context(inputs)
         mode = model.mode(c).joints_mm[:, 0]
         if model.probabilistic:
             gen = torch.Generator(device=c.device).manual_seed(seed)
             samples, log_prob = model.sample_and_log_prob(num_samples, c, gen)
-    return lifting_figure(keypoints_2d, mode, samples, log_prob, joints_3d,
-                          point_label=model.point_label)
+    return lifting_figure(inputs, mode, samples, log_prob, joints_3d,
+                          point_label=model.point_label, input_kind=kind)
 
 
 def plot_lifting(
     model: Head,
-    keypoints_2d: Tensor,
+    inputs: Tensor,
     joints_3d: Tensor,
     path: str,
     num_samples: int = 10,
     seed: int = 0,
+    input_kind: str | None = None,
 ) -> None:
     """:func:`lifting_model_figure` written to ``path`` (PNG)."""
-    fig = lifting_model_figure(model, keypoints_2d, joints_3d, num_samples, seed)
+    fig = lifting_model_figure(model, inputs, joints_3d, num_samples, seed, input_kind)
     fig.savefig(path, dpi=90)
 
 
@@ -347,7 +337,7 @@ def lifting_fit_figure(
             ax.plot(f2[i, [p, j], 0], f2[i, [p, j], 1], color=color, lw=1.8)
         ax.scatter(kp[i, seen, 0], kp[i, seen, 1], s=16, c="k", edgecolors="w",
                    linewidths=0.6, zorder=3)
-        _square_window(ax, np.concatenate([kp[i, seen, :2], m2[i], f2[i]]))
+        square_window(ax, np.concatenate([kp[i, seen, :2], m2[i], f2[i]]))
         ax.set_xlabel("x (normalized image)", fontsize=7)
         ax.set_ylabel("y, down (normalized image)", fontsize=7, labelpad=1)
         ax.tick_params(labelsize=6)

@@ -20,6 +20,8 @@ EXAMPLES = {
     "lifting_paper": "examples/lifting/paper.yaml",
     "mesh_recovery": "examples/mesh_recovery/cpu.yaml",
     "mesh_recovery_paper": "examples/mesh_recovery/paper.yaml",
+    "keypoints_to_mesh": "examples/keypoints_to_mesh/config.yaml",
+    "image_to_skeleton": "examples/image_to_skeleton/config.yaml",
 }
 
 
@@ -41,7 +43,8 @@ def test_an_existing_path_wins_over_a_name(tmp_path, monkeypatch):
 
 
 def test_unknown_name_lists_the_installed_ones(capsys):
-    with pytest.raises(FileNotFoundError, match=r"'nosuch'.*installed: lifting, lifting_h36m"):
+    installed = r"installed: image_to_skeleton, keypoints_to_mesh, lifting, lifting_h36m"
+    with pytest.raises(FileNotFoundError, match=r"'nosuch'.*" + installed):
         resolve_config("nosuch")
     assert main(["train", "nosuch"]) == 2
     assert "no installed configuration named 'nosuch'" in capsys.readouterr().err

@@ -14,8 +14,12 @@ from condflow.tasks import load_config
 FAST = ("--fast-dev-run", "--no-progress")
 
 
-@pytest.mark.parametrize("name", ["lifting", "mesh_recovery"])
-def test_fast_dev_run_trains_evaluates_and_draws(name, tmp_path, capsys):
+#: The four shipped configurations: every encoder x output space.
+SHIPPED = ["lifting", "mesh_recovery", "keypoints_to_mesh", "image_to_skeleton"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_fast_dev_run_trains_evaluates_draws_and_exports(name, tmp_path, capsys):
     out = tmp_path / name
     assert main(["train", name, *FAST, "--set", f"output_dir={out}"]) == 0
     run = out / "fast_dev_run"
@@ -32,6 +36,9 @@ def test_fast_dev_run_trains_evaluates_and_draws(name, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "data settings as in training" in text
     assert json.loads((tmp_path / "again.json").read_text()) == metrics
+    # export: the mode predictor, verified against the eager model by the command
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "model.pt2")]) == 0
+    assert (tmp_path / "model.pt2").stat().st_size > 1000
 
 
 def test_eval_overrides_name_the_changed_data_settings(tmp_path, capsys):

@@ -13,9 +13,14 @@ Built in:
 - ``synthetic_lifting``: the synthetic 2D→3D lifting set (Human3.6M-16 keypoints, 17 3D
   joints), :mod:`condflow.data.synthetic_lifting`;
 - ``h36m``: Human3.6M in VideoPose3D's files, :mod:`condflow.data.h36m`;
+- ``synthetic_lifting_smpl``: the people and cameras of ``synthetic_lifting`` seen through
+  SPIN's 24 keypoints, with SMPL ground truth, :mod:`condflow.data.synthetic_keypoints`;
 - ``synthetic_images``: the rendered image set with SMPL ground truth,
   :mod:`condflow.data.synthetic_images`;
 - ``spin_npz``: image datasets in SPIN's npz layout, :mod:`condflow.data.image_datasets`.
+
+The image sources give 3D joints (``joints_3d``, from the SMPL ground truth,
+:mod:`condflow.data.smpl_targets`) when the output space asks for them.
 """
 
 from __future__ import annotations
@@ -25,17 +30,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from condflow._checks import PositiveInt
 from condflow._registry import Registry, check_settings_class
 from condflow.body.camera import DEFAULT_FOCAL_LENGTH, DEFAULT_IMG_RES
+from condflow.body.keypoints import BodyKeypoints
 from condflow.body.model import BodyModel
 from condflow.data.augmentation_rounds import AugmentationRounds
 from condflow.data.h36m import h36m_lifting_tensors
 from condflow.data.image_datasets import AugmentationConfig, ImageDataset
+from condflow.data.smpl_targets import WithSMPLJoints, smpl_joints_table
 from condflow.data.synthetic_images import SyntheticImageConfig, synthetic_image_set
+from condflow.data.synthetic_keypoints import cached_keypoint_smpl_set, crop_camera
 from condflow.data.synthetic_lifting import LiftingSetConfig, TensorDictDataset, cached_lifting_set
 from condflow.inputs import InputSpec
 
@@ -192,6 +201,27 @@ def _synthetic_lifting(s: SyntheticLiftingSource, r: DataRequest) -> DataSplit:
                          f"(seed {r.seed + 1000})")
 
 
+def _synthetic_lifting_smpl(s: SyntheticLiftingSource, r: DataRequest) -> DataSplit:
+    body = BodyModel(s.body_model)
+
+    def make(size: int, seed: int) -> dict[str, Tensor]:
+        return cached_keypoint_smpl_set(LiftingSetConfig(**{**vars(s.synthetic), "size": size,
+                                                            "seed": seed}), body)
+
+    train, test = make(s.train_size, r.seed), make(s.test_size, r.seed + 1000)
+    pose = torch.cat([train["global_orient"], train["body_pose"].flatten(1)], 1)
+    return DataSplit(TensorDictDataset(train), TensorDictDataset(test),
+                     train_joints_3d=lambda: train["joints_3d"],
+                     train_smpl=lambda: (pose, train["betas"], train["has_smpl"]),
+                     description=f"synthetic_lifting_smpl: {s.test_size} test examples "
+                     f"(seed {r.seed + 1000})")
+
+
+def _lifting_camera(s: SyntheticLiftingSource) -> tuple[int, float]:
+    camera = crop_camera(s.synthetic)
+    return camera.img_res, camera.focal_length
+
+
 @dataclass
 class H36MSource:
     """Human3.6M in VideoPose3D's files (see :mod:`condflow.data.h36m`)."""
@@ -221,7 +251,7 @@ def _h36m(s: H36MSource, r: DataRequest) -> DataSplit:
 
 # -- images → SMPL -----------------------------------------------------------------------------
 
-_IMAGE_KEYS = frozenset({"img", "keypoints_2d"}) | SMPL_KEYS
+_IMAGE_KEYS = frozenset({"img", "keypoints_2d", "joints_3d", "has_joints_3d"}) | SMPL_KEYS
 
 
 def _prohmr_augmentation() -> AugmentationConfig:
@@ -265,8 +295,20 @@ def _image_split(paths: _Paths, s: SyntheticImagesSource | SpinNpzSource, r: Dat
                  description: str) -> DataSplit:
     train = ImageDataset(paths[0], paths[1], layout="spin", train=True, res=s.res,
                          augmentation=s.augmentation, seed=r.seed)
-    test = ImageDataset(paths[2], paths[3], layout="spin", train=False, res=s.res)
-    return DataSplit(AugmentationRounds(train, s.augmentation_rounds), test,
+    images = ImageDataset(paths[2], paths[3], layout="spin", train=False, res=s.res)
+    rounds = AugmentationRounds(train, s.augmentation_rounds)
+    train_set: Dataset = rounds
+    test: Dataset = images
+    joints: Callable[[], Tensor] | None = None
+    if "joints_3d" in r.needs:  # the skeleton of the SMPL ground truth, per (augmented) item
+        keypoints = BodyKeypoints(BodyModel(s.body_model))
+        has = train.has_smpl > 0
+        train_set, test = WithSMPLJoints(rounds, keypoints), WithSMPLJoints(images, keypoints)
+
+        def joints() -> Tensor:
+            return smpl_joints_table(train.pose[has], train.betas[has], keypoints)
+
+    return DataSplit(train_set, test, train_joints_3d=joints,
                      train_smpl=lambda: (train.pose, train.betas, train.has_smpl),
                      description=description)
 
@@ -303,6 +345,11 @@ def _spin_npz(s: SpinNpzSource, r: DataRequest) -> DataSplit:
 register_data_source("synthetic_lifting", SyntheticLiftingSource, _synthetic_lifting,
                      lambda s: _H36M_KEYPOINTS, _LIFTING_KEYS | {"family"},
                      camera=lambda s: (s.synthetic.image_size, s.synthetic.focal_px),
+                     fast_dev_run=("data.train_size=256", "data.test_size=32"),
+                     root_centred_inputs=True)
+register_data_source("synthetic_lifting_smpl", SyntheticLiftingSource, _synthetic_lifting_smpl,
+                     lambda s: InputSpec("keypoints_2d", (24, 3)),
+                     _LIFTING_KEYS | SMPL_KEYS | {"family", "transl", "cam"}, _lifting_camera,
                      fast_dev_run=("data.train_size=256", "data.test_size=32"),
                      root_centred_inputs=True)
 register_data_source("h36m", H36MSource, _h36m, lambda s: _H36M_KEYPOINTS, _LIFTING_KEYS,

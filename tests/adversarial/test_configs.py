@@ -44,7 +44,7 @@ BAD_OVERRIDES = [
     ("data.train_size=100.5", r"data\.train_size: expected int, got 100\.5"),
     ("data.test_size=-5", r"data\.test_size: expected an integer >= 1"),
     ("data.source=coco", r"data\.source: expected a registered data source "
-                         r"\('synthetic_lifting', 'h36m'"),
+                         r"\('synthetic_lifting', 'synthetic_lifting_smpl', 'h36m'"),
     ("data.h36m_stride=2", r"data: unknown key\(s\) \['h36m_stride'\]"),
     ("data.synthetic.joint_dropout=1.5", r"data\.synthetic\.joint_dropout: expected a number "
                                          r">= 0 and <= 1"),

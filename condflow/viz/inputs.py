@@ -19,8 +19,9 @@ import torch
 from matplotlib.axes import Axes
 from torch import Tensor
 
-from condflow.data.image_datasets import IMAGENET_MEAN, IMAGENET_STD, SPIN_FLIP_PERM
+from condflow.data.image_datasets import SPIN_FLIP_PERM
 from condflow.heads.base import Head
+from condflow.inputs import IMAGENET_MEAN, IMAGENET_STD
 from condflow.joints import SPIN_KEYPOINT_NAMES
 from condflow.spaces.skeleton import H36M_16, SkeletonLayout
 
@@ -147,10 +148,12 @@ def keypoint_array(keypoints: Tensor | np.ndarray) -> np.ndarray:
     return kp if kp.shape[1] == 3 else np.concatenate([kp, np.ones((len(kp), 1))], 1)
 
 
-def _draw_keypoints(ax: Axes, keypoints: Tensor | np.ndarray) -> None:
+def _draw_keypoints(ax: Axes, keypoints: Tensor | np.ndarray,
+                    layout: SkeletonLayout | None = None) -> None:
     kp = keypoint_array(keypoints)
     seen = kp[:, 2] > 0
-    layout = keypoint_layout(len(kp))
+    if layout is None or layout.num_joints != len(kp):
+        layout = keypoint_layout(len(kp))
     for j, p, color in bone_colors(layout) if layout is not None else []:
         if seen[j] and seen[p]:
             ax.plot(kp[[p, j], 0], kp[[p, j], 1], color=color, lw=1.8)
@@ -177,9 +180,11 @@ def draw_input(
     kind: str,
     title: str | None = None,
     upscale: int = 1,
+    layout: SkeletonLayout | None = None,
 ) -> None:
     """Draw one input on ``ax``: keypoints ``[J, 3]``/``[J, 2]`` (``kind="keypoints_2d"``;
-    bones of :func:`keypoint_layout`, hidden keypoints left out, a square window around the
+    bones of ``layout`` when it has J joints, else of :func:`keypoint_layout`, hidden
+    keypoints left out, a square window around the
     seen ones in normalized image coordinates) or an ImageNet-normalized crop ``[3, R, R]``
     (``kind="images"``; shown ``upscale`` times larger, nearest neighbour, axes off).
 
@@ -189,6 +194,6 @@ def draw_input(
         _draw_image(ax, inputs_i, upscale)
         ax.set_title("input" if title is None else title, fontsize=8)
     else:
-        _draw_keypoints(ax, inputs_i)
+        _draw_keypoints(ax, inputs_i, layout)
         ax.set_title("2D input (hidden joints left out)" if title is None else title,
                      fontsize=8)

@@ -32,6 +32,7 @@ from mpl_toolkits.mplot3d.axes3d import Axes3D
 from torch import Tensor
 
 from condflow.heads.base import Head
+from condflow.spaces.base import OutputSpace
 from condflow.spaces.skeleton import H36M_16, H36M_17, SkeletonLayout
 from condflow.viz import agg_figure
 from condflow.viz.inputs import (
@@ -56,6 +57,7 @@ __all__ = [
     "plot_lifting",
     "plot_lifting_fit",
     "plot_skeleton_rows",
+    "space_layout",
 ]
 
 GT_STYLE: dict[str, Any] = {"color": "black", "ls": (0, (3, 2)), "lw": 1.3}
@@ -180,10 +182,11 @@ def lifting_figure(
     ground_truth: Tensor | None = None,
     point_label: str = "mode f(0; c)",
     input_kind: str = "keypoints_2d",
+    layout: SkeletonLayout = H36M_17,
 ) -> Figure:
     """One row per example: the input (:func:`~condflow.viz.inputs.draw_input`), then the 3D
-    skeletons in an oblique view, the camera view and the side view, and (with ``log_prob``)
-    a colour bar of log p.
+    skeletons (bones of ``layout``) in an oblique view, the camera view and the side view,
+    and (with ``log_prob``) a colour bar of log p.
 
     Shapes: ``inputs`` of ``input_kind``: ``"keypoints_2d"`` ``[K, J, 3]`` (normalized x, y;
     confidence; J = 16 or 24 draws bones) or ``"images"`` ``[K, 3, R, R]`` (ImageNet-normalized
@@ -207,7 +210,7 @@ def lifting_figure(
     for i in range(k):
         draw_input(fig.add_subplot(grid[i, 0]), inputs[i], kind,
                    "2D input (hidden joints left out)" if kind == "keypoints_2d"
-                   else "input crop")
+                   else "input crop", layout=layout)
         ax3 = cast(Axes3D, fig.add_subplot(grid[i, 1], projection="3d"))
         views = {v: fig.add_subplot(grid[i, col]) for col, v in ((2, "camera"), (3, "side"))}
         shown = [pred[i]] + ([gt[i]] if gt is not None else [])
@@ -224,14 +227,14 @@ def lifting_figure(
             for s in order:
                 color = cmap(norm(lp[i, s])) if norm is not None and lp is not None else "0.5"
                 for view, ax in [(None, ax3), *views.items()]:
-                    _draw(ax, smp[i, s], H36M_17, view, color, lw=0.8, alpha=alpha)
+                    _draw(ax, smp[i, s], layout, view, color, lw=0.8, alpha=alpha)
             if n > 1:
                 for view, ax in views.items():
                     _spread(ax, smp[i], view)
         for view, ax in [(None, ax3), *views.items()]:
             if gt is not None:
-                _draw(ax, gt[i], H36M_17, view, **GT_STYLE)
-            _draw(ax, pred[i], H36M_17, view, lw=2.2)
+                _draw(ax, gt[i], layout, view, **GT_STYLE)
+            _draw(ax, pred[i], layout, view, lw=2.2)
         _style_3d(ax3, centre, half)
         ax3.set_title("3D", fontsize=8)
         for view, ax in views.items():
@@ -289,7 +292,19 @@ def lifting_model_figure(
             gen = torch.Generator(device=c.device).manual_seed(seed)
             samples, log_prob = model.sample_and_log_prob(num_samples, c, gen)
     return lifting_figure(inputs, mode, samples, log_prob, joints_3d,
-                          point_label=model.point_label, input_kind=kind)
+                          point_label=model.point_label, input_kind=kind,
+                          layout=space_layout(model.space))
+
+
+def space_layout(space: OutputSpace) -> SkeletonLayout:
+    """The joints of a joint space as a layout to draw (its own, for a skeleton space)."""
+    layout = getattr(space, "layout", None)
+    if isinstance(layout, SkeletonLayout) and layout.num_joints == len(space.joint_names):
+        return layout
+    roots = tuple(j for j, p in enumerate(space.parents) if p == -1) or (0,)
+    n = len(space.joint_names)
+    return SkeletonLayout("space", tuple(space.joint_names), tuple(space.parents),
+                          tuple(range(n)), roots)
 
 
 def plot_lifting(

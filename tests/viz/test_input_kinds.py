@@ -119,9 +119,13 @@ def test_image_to_skeleton_shows_the_crop_as_the_first_panel():
     assert first.get_title() == "input crop" and not first.axison
     assert np.allclose(first.get_images()[0].get_array(), denormalize_image(x[0]))
     plt.close(fig)
-    # The head's class says "keypoints_2d": without the override the crops are refused.
+    # The head reads its input kind off its encoder: no override needed.
+    assert head.input_kind == "images"
+    fig = lifting_model_figure(head, x, num_samples=3)
+    assert np.allclose(fig.axes[0].get_images()[0].get_array(), denormalize_image(x[0]))
+    plt.close(fig)
     with pytest.raises(ValueError, match=r"inputs: expected 2D keypoints \[K, J, 3\]"):
-        lifting_model_figure(head, x)
+        lifting_model_figure(head, x, input_kind="keypoints_2d")
 
 
 def test_mesh_pictures_for_image_and_keypoint_inputs(tmp_path, body):

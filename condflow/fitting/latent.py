@@ -17,8 +17,9 @@ Faster fits (:class:`FitConfig`):
 * ``flow_dtype="bfloat16"``: the coupling nets' weights are cast once per fit and the flow
   runs under autocast while optimizing (the prior ½‖z‖² stays exact in the variables'
   precision); with ``polish`` (the default) the fit then continues in full precision from
-  where the reduced-precision one stopped, so it ends at a full-precision minimum. The
-  returned fit is always evaluated in full precision.
+  where the reduced-precision one stopped, under the same stopping rule (a nearby
+  full-precision minimum, not necessarily the reference fit's). The returned fit is always
+  evaluated in full precision.
 * ``cache_context``: the context part ``W_c c + b`` of the coupling nets' input layers is
   computed once per fit (:func:`condflow.bijectors.nets.cached_context_parts`), not per
   evaluation; evaluations of sub-batches take its rows. The same fit up to floating-point

@@ -4,11 +4,12 @@ or float64 flow, context parts recomputed on every evaluation).
 Stated tolerances: the cached context parts and the fixed-shape L-BFGS give the reference's
 fit up to floating-point rounding (bit-identical for the cache here; for the fixed shape z
 within 1e-9 and the same iterations, in float64). The flow in bfloat16 followed by the
-full-precision polish (the default with ``flow_dtype``) ends no worse than the reference:
-objective at most 1e-5 relative above it, MPJPE within 1 mm of the reference fit's (the
-float32 reference stops where float32 no longer resolves the objective's change, so the two
-minimizers differ by a few mm along flat directions). Without the polish the bfloat16 fit
-stops early, well above the minimum.
+full-precision polish (the default with ``flow_dtype``) ends no worse than the reference on
+this small problem: objective at most 1e-5 relative above it, MPJPE within 1 mm of the
+reference fit's (the float32 reference stops where float32 no longer resolves the
+objective's change, so the two minimizers differ by a few mm along flat directions; on the
+paper-sized fit it can end elsewhere, see benchmarks/README.md). Without the polish the
+bfloat16 fit stops early, well above the minimum.
 """
 
 import pytest
@@ -105,7 +106,7 @@ def test_fixed_shape_fit_equals_the_reference(skeleton_head, make_problem):
     torch.testing.assert_close(fixed.z, ref.z, atol=1e-9, rtol=0)
 
 
-def test_bf16_flow_then_polish_ends_at_the_float32_minimum(new_skeleton_head, make_problem):
+def test_bf16_flow_then_polish_ends_no_worse_than_float32(new_skeleton_head, make_problem):
     head = new_skeleton_head(torch.float32)
     context, kp, truth = make_problem(head, batch=3)
     cfg = {"keypoint_weight": WEIGHT, "optimizer": OptimizerConfig(max_iters=200, tol=1e-9)}

@@ -1,25 +1,30 @@
 """Fitting wall time: keypoint fitting with the learned image-conditioned prior (optimizing
 the latent z, :func:`condflow.fitting.fit_keypoints`) vs the SMPLify-style fit with a
-generic prior (:func:`condflow.fitting.fit_keypoints_generic`), on the mesh model.
+generic prior (:func:`condflow.fitting.fit_keypoints_generic`), on the mesh model, and what
+each speed lever of the learned fit (``--levers``) gives.
 
-For each method and batch size B, on the same contexts and 2D keypoints:
+For each batch size B, on the same contexts and 2D keypoints, the SMPLify-style fit and the
+learned fit in each lever's setting (``reference``: the default L-BFGS; ``cache``: the
+context parts computed once per fit; ``fixed``: fixed-shape L-BFGS; ``bf16``: the flow in
+bfloat16, then the full-precision polish; combinations joined by ``+``):
 
 - **converge**: wall time of the whole fit (its stopping rule, at most ``--iters``
-  iterations) and batched iterations/s;
-- **to own final E_J**: wall time until the mean keypoint error E_J is first within
-  ``--within`` of the fit's final mean E_J, from a traced run (E_J recorded after every
-  iteration by the fit's callback, the recording time not counted);
-- **to common E_J**: the same for the worse of the two methods' final errors (a level both
-  reach), so that a fit that stops early at a high error does not look fast;
-- **learned to own final / SMPLify converge**: the ratio the target speaks of (≤ ⅓).
+  iterations), batched iterations and flow evaluations (batched calls and rows);
+- **to SMPLify's final E_J**: wall time until the mean keypoint error E_J is first at most
+  SMPLify's final mean E_J (times ``1 + --within``), from a traced run (E_J recorded after
+  every iteration by the fit's callback, the recording time not counted), and its ratio to
+  SMPLify's converge time: the goal is ≤ ⅓;
+- **to own final E_J**: the same for the fit's own final E_J;
+- **MPJPE / PA-MPJPE** of the fitted 3D joints against the poses the keypoints come from.
 
 Without ``--checkpoint`` the model is ProHMR at the paper's sizes (flow d = 144, 4 blocks,
 coupling width 1024, context 2048) with untrained weights, ActNorms initialized on
 generated poses, random contexts, and keypoints of poses drawn from the model itself (z ~
 0.5·N(0, I)) plus noise. With ``--checkpoint`` (a trained mesh model): the test images'
-contexts and their ground-truth 2D keypoints.
+contexts and their ground-truth 2D keypoints (MPJPE where the data has 3D joints).
 
     python benchmarks/bench_fitting.py                         # paper-sized, untrained
+    python benchmarks/bench_fitting.py --levers reference,cache --batch 64
     python benchmarks/bench_fitting.py --checkpoint runs/mesh/checkpoints/last.pt
 """
 
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -40,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import init_actnorms_on_poses, machine, median, sync
 
 from condflow._checks import set_finite_checks
+from condflow.bijectors.nets import ContextResidualNet
 from condflow.fitting import (
     FitConfig,
     FitProgress,
@@ -50,13 +57,35 @@ from condflow.fitting import (
     fit_keypoints_generic,
     pose_prior,
 )
+from condflow.metrics import mpjpe, pa_mpjpe
 
-METHODS = ("learned prior", "SMPLify-style")
+SMPLIFY = "SMPLify-style"
+#: The learned fit's speed levers: FitConfig / OptimizerConfig fields of each.
+LEVERS: dict[str, dict[str, Any]] = {
+    "reference": {},
+    "cache": {"cache_context": True},
+    "fixed": {"fixed_shape": True},
+    "bf16": {"flow_dtype": "bfloat16"},
+}
+OPTIMIZER_FIELDS = ("fixed_shape",)
 PAPER_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "mesh_recovery" / "paper.yaml"
 
+Problem = tuple[nn.Module, Tensor, Tensor, Tensor | None]
+"""(head, contexts [B, C], keypoints [B, 24, 3], true 3D joints [B, 17, 3] mm or None)."""
 
-def untrained_problem(batch: int, device: torch.device, seed: int = 0
-                      ) -> tuple[nn.Module, Tensor, Tensor]:
+
+def lever_settings(name: str) -> dict[str, Any]:
+    """The FitConfig and OptimizerConfig fields of a lever name like ``"cache+fixed"``."""
+    settings: dict[str, Any] = {}
+    for part in name.split("+"):
+        if part not in LEVERS:
+            raise SystemExit(f"--levers: unknown lever {part!r}; expected names from "
+                             f"{sorted(LEVERS)} joined by '+'")
+        settings |= LEVERS[part]
+    return settings
+
+
+def untrained_problem(batch: int, device: torch.device, seed: int = 0) -> Problem:
     from condflow.tasks import load_config, task_for
 
     torch.manual_seed(seed)
@@ -69,13 +98,14 @@ def untrained_problem(batch: int, device: torch.device, seed: int = 0
     context = torch.randn(batch, head.flow.context_features, generator=g).to(device)
     z = (0.5 * torch.randn(batch, 1, 144, generator=g)).to(device)
     with torch.no_grad():
-        kp2d = head.generate(z, context).keypoints_2d[:, 0]
+        truth = head.generate(z, context)
+    kp2d = truth.keypoints_2d[:, 0]
     kp2d = kp2d + 0.005 * torch.randn(kp2d.shape, generator=g).to(device)
-    return head, context, torch.cat([kp2d, torch.ones_like(kp2d[..., :1])], -1)
+    return (head, context, torch.cat([kp2d, torch.ones_like(kp2d[..., :1])], -1),
+            truth.joints_mm[:, 0])
 
 
-def checkpoint_problem(path: str, batch: int, device: torch.device
-                       ) -> tuple[nn.Module, Tensor, Tensor]:
+def checkpoint_problem(path: str, batch: int, device: torch.device) -> Problem:
     from torch.utils.data import DataLoader, Subset
 
     from condflow.saving import load_with_config
@@ -89,15 +119,40 @@ def checkpoint_problem(path: str, batch: int, device: torch.device
     batch_data = next(iter(DataLoader(Subset(test, range(batch)), batch_size=batch)))
     with torch.no_grad():
         context = model.context(batch_data["img"].to(device))
-    return model, context, batch_data["keypoints_2d"].to(device)
+    joints = batch_data.get("joints_3d")
+    return (model, context, batch_data["keypoints_2d"].to(device),
+            None if joints is None else joints.to(device))
+
+
+class RowCounter:
+    """Counts the flow's evaluations: calls of its first coupling net and the rows they
+    carried (a batched objective evaluation is one call), except while ``paused``."""
+
+    def __init__(self, head: nn.Module) -> None:
+        self.calls = self.rows = 0
+        self.paused = False
+        net = next(m for m in head.modules() if isinstance(m, ContextResidualNet))
+        self.hook = net.register_forward_hook(self._count)
+
+    def _count(self, module: nn.Module, args: tuple[Any, ...], out: Tensor) -> None:
+        if not self.paused:
+            self.calls += 1
+            self.rows += int(args[0].shape[0])
+
+    def close(self) -> None:
+        self.hook.remove()
 
 
 def run_fit(method: str, head: nn.Module, context: Tensor, kp: Tensor, prior: nn.Module,
-            args: argparse.Namespace, max_iters: int, trace: list[tuple[float, float]] | None = None
+            args: argparse.Namespace, max_iters: int,
+            trace: list[tuple[float, float]] | None = None, counter: RowCounter | None = None
             ) -> tuple[KeypointFit, float]:
-    """One fit and its wall time. With ``trace``, append ``(seconds so far, mean E_J)`` after
-    every iteration; the time spent computing E_J for the trace is not counted."""
-    opt = OptimizerConfig(method="lbfgs", max_iters=max_iters, tol=args.tol)
+    """One fit (``method``: SMPLify or a lever of the learned fit) and its wall time. With
+    ``trace``, append ``(seconds so far, mean E_J)`` after every iteration; the time spent
+    computing E_J for the trace is not counted, nor its flow evaluations by ``counter``."""
+    settings = {} if method == SMPLIFY else lever_settings(method)
+    opt = OptimizerConfig(method="lbfgs", max_iters=max_iters, tol=args.tol,
+                          **{k: v for k, v in settings.items() if k in OPTIMIZER_FIELDS})
     common = {"keypoint_weight": args.keypoint_weight, "sigma": args.sigma, "optimizer": opt}
     device = context.device
     excluded = 0.0
@@ -106,18 +161,24 @@ def run_fit(method: str, head: nn.Module, context: Tensor, kp: Tensor, prior: nn
         nonlocal excluded
         sync(device)
         now = time.perf_counter()
+        if counter is not None:
+            counter.paused = True
         e_j = progress.keypoint_energy().mean().item()
+        if counter is not None:
+            counter.paused = False
         trace.append((now - t0 - excluded, e_j))
         excluded += time.perf_counter() - now
 
     callback = record if trace is not None else None
     sync(device)
     t0 = time.perf_counter()
-    if method == METHODS[0]:
-        fit = fit_keypoints(head, context, kp, FitConfig(**common), callback=callback)
-    else:
+    if method == SMPLIFY:
         fit = fit_keypoints_generic(head, context, kp, prior, GenericFitConfig(**common),
                                     callback=callback)
+    else:
+        fit = fit_keypoints(head, context, kp, FitConfig(
+            **common, **{k: v for k, v in settings.items() if k not in OPTIMIZER_FIELDS}),
+            callback=callback)
     sync(device)
     return fit, time.perf_counter() - t0 - excluded
 
@@ -130,45 +191,65 @@ def first_reach(trace: list[tuple[float, float]], target: float) -> tuple[int, f
     return None
 
 
-def measure(problem: tuple[nn.Module, Tensor, Tensor], prior: nn.Module,
-            args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Both methods on one problem: converge (median of ``--repeats`` runs), then one traced
-    run for the time to reach the own final E_J and the common E_J (the worse of the two
-    final errors: a level both fits attain)."""
-    full = {}
-    for m in METHODS:
-        runs = [run_fit(m, *problem, prior, args, args.iters) for _ in range(args.repeats)]
-        full[m] = runs[0][0], median([t for _, t in runs])
-    finals = {m: fit.keypoint_energy.mean().item() for m, (fit, _) in full.items()}
-    common = max(finals.values()) * (1 + args.within)
-    rows = []
-    for m in METHODS:
-        fit, seconds = full[m]
+def measure(problem: Problem, prior: nn.Module, args: argparse.Namespace
+            ) -> list[dict[str, Any]]:
+    """SMPLify, then every lever, on one problem: converge (median of ``--repeats`` runs,
+    with ``--repeats 0`` the traced run's time), then one traced run for the times to reach
+    SMPLify's final E_J and the own final E_J."""
+    head, context, kp, truth = problem
+    rows: list[dict[str, Any]] = []
+    smplify_final = smplify_seconds = None
+    for m in (SMPLIFY, *args.levers):
+        # Warm-up right before the timings: the first fit after one of the other method pays
+        # for its first iterations again (up to a second measured at B = 1, on the CPU).
+        run_fit(m, head, context, kp, prior, args, 2)
+        runs = [run_fit(m, head, context, kp, prior, args, args.iters)
+                for _ in range(args.repeats)]
         trace: list[tuple[float, float]] = []
-        run_fit(m, *problem, prior, args, args.iters, trace)
-        trips = int(fit.iterations.max())
-        own = first_reach(trace, finals[m] * (1 + args.within))
-        both = first_reach(trace, common)
+        counter = RowCounter(head)  # the traced run's evaluations (all runs are alike)
+        traced, traced_seconds = run_fit(m, head, context, kp, prior, args, args.iters, trace,
+                                         counter)
+        counter.close()
+        fit = runs[0][0] if runs else traced
+        seconds = median([t for _, t in runs]) if runs else traced_seconds
+        final = fit.keypoint_energy.mean().item()
+        if m == SMPLIFY:
+            smplify_final, smplify_seconds = final, seconds
+        assert smplify_final is not None and smplify_seconds is not None
+        own = first_reach(trace, final * (1 + args.within))
+        reach = first_reach(trace, smplify_final * (1 + args.within))
+        joints = fit.outputs["joints_mm"]
         rows.append({
-            "method": m, "batch": len(problem[1]), "seconds_converge": seconds,
-            "iterations": trips, "mean_iterations": fit.iterations.float().mean().item(),
+            "method": m, "batch": len(context), "seconds_converge": seconds,
+            "iterations": int(fit.iterations.max()),
+            "mean_iterations": fit.iterations.float().mean().item(),
             "converged": fit.converged.float().mean().item(),
-            "iterations_per_s": trips / seconds, "final_keypoint_energy": finals[m],
+            "iterations_per_s": int(fit.iterations.max()) / seconds,
+            "flow_calls": counter.calls if m != SMPLIFY else 0,
+            "flow_rows": counter.rows if m != SMPLIFY else 0,
+            "final_keypoint_energy": final,
+            "final_objective": fit.objective.mean().item(),
+            "mpjpe_mm": None if truth is None else mpjpe(joints, truth).mean().item(),
+            "pa_mpjpe_mm": None if truth is None else pa_mpjpe(joints, truth).mean().item(),
             "iterations_to_own_final": own[0] if own else None,
             "seconds_to_own_final": own[1] if own else None,
-            "common_keypoint_energy": common,
-            "iterations_to_common": both[0] if both else None,
-            "seconds_to_common": both[1] if both else None,
-            "trace_seconds_converge": trace[-1][0] if trace else 0.0,
+            "smplify_final_keypoint_energy": smplify_final,
+            "iterations_to_smplify_final": reach[0] if reach else None,
+            "seconds_to_smplify_final": reach[1] if reach else None,
+            "smplify_final_over_smplify_converge":
+                reach[1] / smplify_seconds if reach else None,
+            "trace_seconds_converge": traced_seconds,
             "trace_seconds_keypoint_energy": [[round(t, 4), e] for t, e in trace],
         })
+        print(table_row(rows[-1]), flush=True)
     return rows
 
 
 def profile(args: argparse.Namespace, prior: nn.Module, device: torch.device,
             iterations: int = 10) -> None:
-    """Where a fit's time goes: ``iterations`` L-BFGS iterations of each method under
-    ``torch.profiler``, the top operators by self CPU time, kernel launches and host syncs."""
+    """Where a fit's time goes: ``iterations`` L-BFGS iterations of SMPLify and of each lever
+    under ``torch.profiler``, the top operators by self CPU time, kernel launches and host
+    syncs."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
@@ -177,10 +258,10 @@ def profile(args: argparse.Namespace, prior: nn.Module, device: torch.device,
     for batch in args.batch:
         problem = (checkpoint_problem(args.checkpoint, batch, device) if args.checkpoint
                    else untrained_problem(batch, device))
-        for m in METHODS:
-            run_fit(m, *problem, prior, args, 2)
+        for m in (SMPLIFY, *args.levers):
+            run_fit(m, *problem[:3], prior, args, 2)
             with torch_profile(activities=activities) as prof:
-                fit, seconds = run_fit(m, *problem, prior, args, iterations)
+                fit, seconds = run_fit(m, *problem[:3], prior, args, iterations)
             trips = int(fit.iterations.max())
             events = prof.key_averages()
             count = {e.key: e.count for e in events}
@@ -193,8 +274,8 @@ def profile(args: argparse.Namespace, prior: nn.Module, device: torch.device,
             print(events.table(sort_by="self_cpu_time_total", row_limit=12))
 
 
-def _fmt(value: float | None) -> str:
-    return "not reached" if value is None else f"{value:.2f}"
+def _fmt(value: float | None, spec: str = ".2f") -> str:
+    return "–" if value is None else format(value, spec)
 
 
 def _reached(row: dict[str, Any], level: str) -> str:
@@ -203,29 +284,62 @@ def _reached(row: dict[str, Any], level: str) -> str:
         f"{seconds:.3f} ({row[f'iterations_to_{level}']} it)")
 
 
+HEADER = ("| B | method | converge (s) | iterations | flow calls / rows | final E_J | "
+          "MPJPE / PA-MPJPE (mm) | to SMPLify's final E_J (s) | ÷ SMPLify converge | "
+          "to own final E_J (s) |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def table_row(row: dict[str, Any]) -> str:
+    calls = "–" if row["method"] == SMPLIFY else f"{row['flow_calls']} / {row['flow_rows']}"
+    return (f"| {row['batch']} | {row['method']} | {row['seconds_converge']:.3f} "
+            f"| {row['iterations']} | {calls} | {row['final_keypoint_energy']:.2e} "
+            f"| {_fmt(row['mpjpe_mm'], '.1f')} / {_fmt(row['pa_mpjpe_mm'], '.1f')} "
+            f"| {_reached(row, 'smplify_final')} "
+            f"| {_fmt(row['smplify_final_over_smplify_converge'])} "
+            f"| {_reached(row, 'own_final')} |")
+
+
+def load() -> str:
+    """The 1-, 5- and 15-minute load averages, for the report."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", default=None, help="a trained mesh model (default: "
                    "paper-sized untrained model, keypoints drawn from it)")
     p.add_argument("--batch", type=lambda s: [int(v) for v in s.split(",")], default=[1, 64])
+    p.add_argument("--levers", type=lambda s: s.split(","),
+                   default=["reference", "cache", "cache+fixed", "cache+bf16"],
+                   help=f"settings of the learned fit, comma-separated; each one of "
+                   f"{sorted(LEVERS)} or several joined by '+'")
     p.add_argument("--iters", type=int, default=500, help="iteration cap of a fit")
     p.add_argument("--tol", type=float, default=1e-7, help="stopping rule (relative change)")
     p.add_argument("--keypoint-weight", type=float, default=1000.0, help="λ_J")
     p.add_argument("--sigma", type=float, default=0.1, help="Geman–McClure scale")
     p.add_argument("--within", type=float, default=0.01,
-                   help="'reached' = mean E_J within this fraction of the final one")
-    p.add_argument("--repeats", type=int, default=3, help="timings per run (median)")
+                   help="'reached' = mean E_J within this fraction of the level")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="untraced timings per fit (median); 0: time the traced run only")
     p.add_argument("--gmm-components", type=int, default=8)
     p.add_argument("--gmm-samples", type=int, default=20000,
                    help="pose-generator samples the SMPLify GMM is fitted to")
     p.add_argument("--profile", action="store_true",
                    help="profile 10 iterations of each method instead of timing")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (torch.set_num_threads; default: torch's); on a shared "
+                   "CPU 1 keeps timings from stalling on a busy core")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", default=None, help="default benchmarks/results/fitting_<dev>.json")
     args = p.parse_args(argv)
+    for name in args.levers:
+        lever_settings(name)
     device = torch.device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     set_finite_checks(False)
-    info = machine() | {"device": str(device)}
+    info = machine() | {"device": str(device), "load_before": load(),
+                        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     print(" | ".join(f"{k}: {v}" for k, v in info.items()))
     prior = pose_prior(args.gmm_components, args.gmm_samples).to(device)
 
@@ -233,27 +347,17 @@ def main(argv: list[str] | None = None) -> None:
         profile(args, prior, device)
         return
     results = []
-    print("\n| B | method | converge (s) | iterations | iter/s | final E_J | to own final E_J "
-          "(s) | to common E_J (s) | to own final / SMPLify converge |\n"
-          "|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n" + HEADER)
     for batch in args.batch:
         if args.checkpoint:
             problem = checkpoint_problem(args.checkpoint, batch, device)
         else:
             problem = untrained_problem(batch, device)
-        for m in METHODS:  # warm-up (allocator, caches)
-            run_fit(m, *problem, prior, args, 2)
-        rows = measure(problem, prior, args)
-        smplify = rows[1]["seconds_converge"]
-        for row in rows:
-            own = row["seconds_to_own_final"]
-            row["own_final_over_smplify_converge"] = own / smplify if own is not None else None
-            results.append(row)
-            print(f"| {batch} | {row['method']} | {row['seconds_converge']:.3f} "
-                  f"| {row['iterations']} | {row['iterations_per_s']:.1f} "
-                  f"| {row['final_keypoint_energy']:.2e} "
-                  f"| {_reached(row, 'own_final')} | {_reached(row, 'common')} "
-                  f"| {_fmt(row['own_final_over_smplify_converge'])} |", flush=True)
+        results += measure(problem, prior, args)
+    info["load_after"] = load()
+    info["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    print(f"\nload average (1, 5, 15 min) before: {info['load_before']}, after: "
+          f"{info['load_after']}")
 
     out = Path(args.json or Path(__file__).parent / "results" / f"fitting_{device.type}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

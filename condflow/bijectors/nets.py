@@ -10,8 +10,11 @@ its batch; ``"layer"`` (``LayerNorm``, per row) and ``"none"`` (or ``False``) do
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -19,7 +22,10 @@ from condflow._checks import check_int, check_positive_int
 from condflow._norms import Norm, make_norm, norm_name
 from condflow.bijectors.base import broadcast_context
 
-__all__ = ["ContextResidualNet", "CouplingNet", "ResidualBlock", "check_coupling_net"]
+__all__ = [
+    "ContextParts", "ContextResidualNet", "CouplingNet", "ResidualBlock", "cached_context_parts",
+    "check_coupling_net",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,7 +140,76 @@ class ContextResidualNet(nn.Module):
     def forward(self, z1: Tensor, context: Tensor | None) -> Tensor:
         h = self.input_z(z1)
         if self.input_c is not None:
-            h = h.add_(broadcast_context(self.input_c(context), z1))
+            h = h.add_(broadcast_context(self._context_part(context), z1))
         for block in self.blocks:
             h = block(h)
         return self.output(h)
+
+    #: The handle of the enclosing :func:`cached_context_parts`; ``None``: off.
+    _context_cache: ContextParts | None = None
+
+    def _context_part(self, context: Tensor | None) -> Tensor:
+        layer, cache = self.input_c, self._context_cache
+        assert layer is not None
+        if cache is None or context is None or (torch.is_grad_enabled() and (
+                context.requires_grad or layer.weight.requires_grad)):
+            return layer(context)  # off, or a gradient has to flow through it
+        parent, index = cache.rows_of(context)
+        # The same tensor objects, unmodified, under the same autocast state.
+        device = parent.device.type
+        key = (parent, parent._version, layer.weight, layer.weight._version, layer.bias,
+               layer.bias._version, torch.is_autocast_enabled(device),
+               torch.get_autocast_dtype(device))
+        hit = cache.parts.get(id(self))
+        if hit is None or not all(a is b if isinstance(a, Tensor) else a == b
+                                  for a, b in zip(hit[0], key, strict=True)):
+            hit = cache.parts[id(self)] = (key, layer(parent))
+        return hit[1] if index is None else hit[1][index]
+
+
+class ContextParts:
+    """What :func:`cached_context_parts` keeps: per net the last context part ``W_c c + b``
+    with the tensors it was computed from, and the rows that :meth:`select` took last."""
+
+    def __init__(self) -> None:
+        self.parts: dict[int, tuple[tuple[object, ...], Tensor]] = {}
+        self._selected: tuple[Tensor, Tensor, Tensor] | None = None
+
+    def select(self, context: Tensor, index: Tensor) -> Tensor:
+        """``context[index]`` (``[b, C]``; ``context`` itself where ``index`` is every row in
+        order), whose context parts the nets take as those rows of the parts of
+        ``context``: sub-batches of a fit reuse the parts of the whole batch."""
+        if index.shape == context.shape[:1] and bool(
+                (index == torch.arange(len(index), device=index.device)).all()):
+            return context
+        rows = context[index]
+        self._selected = (rows, context, index)
+        return rows
+
+    def rows_of(self, context: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``(parent, index)`` for the rows of the last :meth:`select`, else ``(context,
+        None)``."""
+        if self._selected is not None and self._selected[0] is context:
+            return self._selected[1], self._selected[2]
+        return context, None
+
+
+@contextmanager
+def cached_context_parts(module: nn.Module) -> Iterator[ContextParts]:
+    """Within the block every :class:`ContextResidualNet` in ``module`` computes the context
+    part ``W_c c + b`` of its input layer once and reuses it while the same context tensor
+    comes back unmodified (same autocast state, same parameters, none needing a gradient),
+    also for rows of it taken by the yielded handle's
+    :meth:`~ContextParts.select`: for fits that evaluate a flow many times on fixed
+    contexts. Only the last context is kept per net; an enclosing block's cache stays its
+    own."""
+    nets = [m for m in module.modules()
+            if isinstance(m, ContextResidualNet) and m._context_cache is None]
+    cache = ContextParts()
+    for net in nets:
+        net._context_cache = cache
+    try:
+        yield cache
+    finally:
+        for net in nets:
+            del net._context_cache  # back to the class default (off)

@@ -11,23 +11,49 @@ starting at z = 0, i.e. at the mode f(0; c). For the Glow flows −log p(f(z; c)
 confidence-weighted Geman–McClure reprojection error (:mod:`condflow.fitting.robust`).
 Every example's objective is independent and optimized on its own
 (:mod:`condflow.fitting.optimize`): a batch gives the per-example answers.
+
+Faster fits (:class:`FitConfig`):
+
+* ``flow_dtype="bfloat16"``: the coupling nets' weights are cast once per fit and the flow
+  runs under autocast while optimizing (the prior ½‖z‖² stays exact in the variables'
+  precision); with ``polish`` (the default) the fit then continues in full precision from
+  where the reduced-precision one stopped, under the same stopping rule (a nearby
+  full-precision minimum, not necessarily the reference fit's). The returned fit is always
+  evaluated in full precision.
+* ``cache_context``: the context part ``W_c c + b`` of the coupling nets' input layers is
+  computed once per fit (:func:`condflow.bijectors.nets.cached_context_parts`), not per
+  evaluation; evaluations of sub-batches take its rows. The same fit up to floating-point
+  rounding (rows of a product over the whole batch instead of a product over the rows),
+  which over hundreds of float32 iterations of a non-convex fit can lead to another
+  nearby minimum.
+* ``optimizer.fixed_shape``: every evaluation runs the whole batch
+  (:mod:`condflow.fitting.optimize`), so the flow's matrix products stay wide (the same fit
+  up to rounding, as above).
+
+All are off by default (the reference path); ``benchmarks/README.md`` gives what each one
+gains or costs on a CPU.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from condflow._checks import check_tensor
+from condflow.bijectors.nets import ContextParts, ContextResidualNet, cached_context_parts
 from condflow.fitting.adapters import HeadAdapter, make_adapter
 from condflow.fitting.optimize import OptimizerConfig, VariableLayout, minimize
 from condflow.fitting.robust import check_keypoints, keypoint_energy
 
 __all__ = ["FitConfig", "FitProgress", "KeypointFit", "fit_keypoints", "frozen"]
+
+#: Reduced precisions the flow can run in while fitting (``FitConfig.flow_dtype``).
+FLOW_DTYPES = {"bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -38,6 +64,11 @@ class FitConfig:
     keypoints (normalized coordinates); a Gaussian keypoint noise of standard deviation s per
     coordinate corresponds to λ_J = 1 / (2 s²). The prior term is ½‖z‖², −log p(θ | c) up to
     a constant for flows whose log-dets do not depend on z (the Glow flows).
+
+    ``flow_dtype``, ``polish`` and ``cache_context`` make the learned-prior fit faster (see
+    the module docstring); the generic-prior fits, which run no flow, refuse ``flow_dtype``
+    and ``cache_context``. With ``flow_dtype`` each phase (reduced precision, then the
+    polish) may take up to ``optimizer.max_iters`` iterations.
     """
 
     keypoint_weight: float = 1000.0  # λ_J
@@ -45,8 +76,14 @@ class FitConfig:
     shape_weight: float = 1.0  # λ_β (heads with a shape)
     prior_weight: float = 1.0  # weight of the prior term (1: the MAP estimate)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    flow_dtype: str | None = None  # "bfloat16": the flow in bf16 while optimizing; None: off
+    polish: bool = True  # after a reduced-precision fit, continue in full precision
+    cache_context: bool = False  # W_c c + b of the coupling nets once per fit
 
     def __post_init__(self) -> None:
+        if self.flow_dtype is not None and self.flow_dtype not in FLOW_DTYPES:
+            raise ValueError(f"flow_dtype: expected None or one of {sorted(FLOW_DTYPES)}, got "
+                             f"{self.flow_dtype!r}")
         for name in ("keypoint_weight", "shape_weight", "prior_weight"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and value >= 0):
@@ -162,10 +199,16 @@ def run_fit(
     config: FitConfig,
     extra_energy: Callable[[dict[str, Tensor]], Tensor] | None = None,
     callback: FitCallback | None = None,
+    fast_theta_fn: ThetaFn | None = None,
+    context_parts: ContextParts | None = None,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor, Tensor, Tensor]:
     """Minimize λ_J E_J + prior + λ_β E_β (+ ``extra_energy(variables)``) over the
     ``variables`` that ``theta_fn`` maps to θ and the adapter's ``extras`` (all ``[B, ...]``),
     calling ``callback`` with a :class:`FitProgress` after every iteration.
+    ``fast_theta_fn`` (e.g. a reduced-precision ``theta_fn``) replaces ``theta_fn`` in the
+    objective; the callback's keypoint energies always use ``theta_fn``. With
+    ``context_parts`` (of :func:`~condflow.bijectors.nets.cached_context_parts`) the
+    objective takes its contexts' rows by its ``select``.
 
     Returns the fitted variables and extras, the objective ``[B]``, iterations ``[B]`` and
     convergence flags ``[B]``.
@@ -181,7 +224,8 @@ def run_fit(
 
     def objective(x: Tensor, index: Tensor) -> Tensor:
         v, e = split(x)
-        theta, prior = theta_fn(v, context[index])
+        ctx = context[index] if context_parts is None else context_parts.select(context, index)
+        theta, prior = (fast_theta_fn or theta_fn)(v, ctx)
         e_j = keypoint_energy(adapter.project(theta, e), keypoints[index], config.sigma)
         total = config.keypoint_weight * e_j + config.prior_weight * prior
         total = total + config.shape_weight * adapter.extra_energy(e)
@@ -212,6 +256,32 @@ def latent_theta_fn(adapter: HeadAdapter) -> ThetaFn:
     def theta_fn(v: dict[str, Tensor], context: Tensor) -> tuple[Tensor, Tensor]:
         theta, _ = adapter.flow.generate(v["z"], context)
         return theta, 0.5 * v["z"].pow(2).sum(-1)
+
+    return theta_fn
+
+
+def reduced_precision_theta_fn(adapter: HeadAdapter, dtype: torch.dtype) -> ThetaFn:
+    """θ = f(z; c) with the coupling nets' weights cast to ``dtype`` once (now) and the
+    flow under autocast to ``dtype``; θ in z's dtype, the prior ½‖z‖² exact. The layers
+    outside the coupling nets keep their parameters (the LU layers also their precision)."""
+    bijector = adapter.flow.bijector
+    params = list(bijector.parameters())
+    if params and params[0].dtype != torch.float32:
+        raise ValueError(f"flow_dtype: a reduced-precision fit needs a float32 flow, got "
+                         f"{params[0].dtype}")
+    weights = {}
+    for net_name, net in bijector.named_modules():
+        if isinstance(net, ContextResidualNet):
+            for layer_name, layer in net.named_modules(prefix=net_name):
+                if isinstance(layer, nn.Linear):
+                    for name, p in layer.named_parameters(prefix=layer_name, recurse=False):
+                        weights[name] = p.detach().to(dtype)
+
+    def theta_fn(v: dict[str, Tensor], context: Tensor) -> tuple[Tensor, Tensor]:
+        z = v["z"]
+        with torch.autocast(z.device.type, dtype=dtype):
+            theta, _ = torch.func.functional_call(bijector, weights, (z, context), strict=False)
+        return theta.to(z.dtype), 0.5 * z.pow(2).sum(-1)
 
     return theta_fn
 
@@ -283,10 +353,31 @@ def fit_keypoints(
         theta0, _ = adapter.flow.generate(z_init, context)
         extras = adapter.initial_extras(theta0, context, keypoints)
     theta_fn = latent_theta_fn(adapter)
-    with frozen(adapter.head):
+    with frozen(adapter.head), ExitStack() as stack:
+        parts = (stack.enter_context(cached_context_parts(adapter.flow))
+                 if config.cache_context else None)
+        variables = {"z": z_init.clone()}
+        fast = (None if config.flow_dtype is None
+                else reduced_precision_theta_fn(adapter, FLOW_DTYPES[config.flow_dtype]))
         variables, extras, value, iters, conv = run_fit(
-            adapter, context, keypoints, {"z": z_init.clone()}, extras, theta_fn, config,
-            callback=callback,
+            adapter, context, keypoints, variables, extras, theta_fn, config,
+            callback=callback, fast_theta_fn=fast, context_parts=parts,
         )
-        return summarize_fit(adapter, context, keypoints, variables, extras, theta_fn, config,
-                             value, iters, conv)
+        if fast is not None and config.polish:
+            done = int(iters.max()) if len(iters) else 0
+            variables, extras, value, more, conv = run_fit(
+                adapter, context, keypoints, variables, extras, theta_fn, config,
+                callback=None if callback is None else (lambda p: callback(
+                    dataclasses.replace(p, iteration=done + p.iteration))),
+                context_parts=parts,
+            )
+            iters = iters + more
+    with frozen(adapter.head):
+        fit = summarize_fit(adapter, context, keypoints, variables, extras, theta_fn, config,
+                            value, iters, conv)
+    if fast is not None and not config.polish:
+        # The objective the reduced-precision optimizer saw: report the exact one.
+        fit.objective = (config.keypoint_weight * fit.keypoint_energy
+                         + config.prior_weight * fit.prior_energy
+                         + config.shape_weight * adapter.extra_energy(extras))
+    return fit

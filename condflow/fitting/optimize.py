@@ -8,6 +8,15 @@ own L-BFGS history, its own strong-Wolfe line search (run vectorized over the ba
 own stopping rule, so fitting a batch gives the same answer as fitting each example alone
 (up to floating-point rounding of batched kernels). Examples that have stopped are no longer
 evaluated.
+
+With ``fixed_shape`` (L-BFGS) every objective call evaluates all ``B`` examples instead of the
+shrinking sub-batch of those still searching; the values of the others are discarded, and
+examples that have stopped take zero steps. The iterates are the same up to floating-point
+rounding (which a long float32 fit of a non-convex objective can amplify); the matrix
+products of an expensive model stay ``B`` rows wide and every call has the same shape, which
+pays where a product of a few rows costs about as much as one of ``B`` (launch-bound GPUs,
+graph capture), and not where the cost grows with the rows (measured on a CPU:
+``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -40,6 +49,10 @@ class OptimizerConfig:
     The stopping rule, per example: the relative change of the objective between iterations
     ``|f_{k-1} − f_k| ≤ tol · max(|f_{k-1}|, |f_k|, 1)``, a gradient with
     ``max |∇f| ≤ grad_tol``, or ``max_iters`` iterations.
+
+    ``fixed_shape`` (L-BFGS): evaluate the whole batch on every objective call (see the
+    module docstring); the iterates are those of the default, shrinking evaluation up to
+    floating-point rounding.
     """
 
     method: str = "lbfgs"  # "lbfgs" (strong-Wolfe line search) or "adam"
@@ -50,6 +63,7 @@ class OptimizerConfig:
     history_size: int = 10  # L-BFGS memory
     max_line_search: int = 25  # L-BFGS: objective evaluations per line search
     betas: tuple[float, float] = (0.9, 0.999)  # Adam
+    fixed_shape: bool = False  # L-BFGS: evaluate the whole batch on every call
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -178,21 +192,29 @@ def _lbfgs(evaluate: _Evaluator, x: Tensor, config: OptimizerConfig, callback: C
     history: list[tuple[Tensor, Tensor, Tensor]] = []  # full-batch (s, y, ρ)
     h_diag = torch.ones_like(f)
     for k in range(1, config.max_iters + 1):
-        ids = active.nonzero()[:, 0]
-        if len(ids) == 0:
-            break
+        if config.fixed_shape:
+            if not bool(active.any()):
+                break
+            ids, moving = every, active.clone()
+        else:
+            ids = active.nonzero()[:, 0]
+            if len(ids) == 0:
+                break
+            moving = torch.ones_like(ids, dtype=torch.bool)
         g_a = g[ids]
         d = _two_loop(g_a, [(s[ids], y[ids], r[ids]) for s, y, r in history], h_diag[ids])
+        d = d * moving[:, None]  # stopped examples of a fixed-shape batch take no step
         gtd = (g_a * d).sum(1)
         first = iterations[ids] == 0
         t0 = torch.where(first, (1.0 / g_a.abs().sum(1)).clamp(max=1.0), torch.ones_like(gtd))
         f_new, g_new, t = _strong_wolfe(
-            evaluate, ids, x[ids], d, f[ids], g_a, gtd, t0 * config.lr, config.max_line_search
+            evaluate, ids, x[ids], d, f[ids], g_a, gtd, t0 * config.lr, config.max_line_search,
+            fixed_shape=config.fixed_shape,
         )
         s = t[:, None] * d
         y = g_new - g_a
         ys = (y * s).sum(1)
-        valid = ys > 1e-10
+        valid = moving & (ys > 1e-10)
         rho = torch.zeros_like(f)
         rho[ids] = torch.where(valid, 1.0 / ys.where(valid, torch.ones_like(ys)),
                                torch.zeros_like(ys))
@@ -205,14 +227,14 @@ def _lbfgs(evaluate: _Evaluator, x: Tensor, config: OptimizerConfig, callback: C
         f_old = f[ids]
         x[ids] = x[ids] + s
         f[ids], g[ids] = f_new, g_new
-        iterations[ids] += 1
-        stop = (
+        iterations[ids] += moving.long()
+        stop = moving & (
             _small_change(f_old, f_new, config.tol)
             | (g_new.abs().amax(1) <= config.grad_tol)
             | ~(gtd < 0)  # no descent direction left (or a non-finite point)
         )
-        converged[ids] = stop
-        active[ids] = ~stop
+        converged[ids] |= stop
+        active[ids] &= ~stop
         callback(k, x)
     return MinimizeResult(x, f, iterations, converged, evaluate.calls)
 
@@ -246,10 +268,12 @@ def _strong_wolfe(
     c1: float = 1e-4,
     c2: float = 0.9,
     tolerance_change: float = 1e-9,
+    fixed_shape: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Per-example strong-Wolfe line search along ``d`` (bracketing, then zoom with cubic
     interpolation; Nocedal & Wright Alg. 3.5/3.6 as in ``torch.optim.LBFGS``), vectorized:
-    each round evaluates the examples still searching at their own trial step.
+    each round evaluates the examples still searching at their own trial step (with
+    ``fixed_shape`` all examples, the others' values discarded).
 
     Returns ``(f, g, t)`` at the accepted steps (``t = 0`` where no acceptable step exists).
     """
@@ -267,7 +291,11 @@ def _strong_wolfe(
         r = run.nonzero()[:, 0]
         if len(r) == 0:
             break
-        f_r, g_r = evaluate(x[r] + t[r, None] * d[r], ids[r])
+        if fixed_shape:
+            f_all, g_all = evaluate(x + t[:, None] * d, ids)
+            f_r, g_r = f_all[r], g_all[r]
+        else:
+            f_r, g_r = evaluate(x[r] + t[r, None] * d[r], ids[r])
         f_t, g_t = torch.full_like(f0, float("inf")), torch.zeros_like(g0)
         f_t[r], g_t[r] = f_r, g_r
         gtd_t = (g_t * d).sum(1)

@@ -111,3 +111,21 @@ def test_callback_sees_every_iteration_and_the_final_iterates(method):
     assert [k for k, _ in seen] == list(range(1, int(res.iterations.max()) + 1))
     assert torch.equal(seen[-1][1], res.x)
     assert not torch.equal(seen[0][1], x0)
+
+
+def test_fixed_shape_lbfgs_equals_the_reference():
+    x0 = torch.randn(5, 5, dtype=torch.float64)
+    cfg = {"max_iters": 80, "tol": 1e-10}
+    ref = minimize(rosenbrock, x0, OptimizerConfig(**cfg))
+    calls = []
+
+    def counted(x, index):
+        calls.append(len(index))
+        return rosenbrock(x, index)
+
+    fixed = minimize(counted, x0, OptimizerConfig(**cfg, fixed_shape=True))
+    assert set(calls) == {5}  # every call evaluates the whole batch
+    assert len(set(ref.iterations.tolist())) > 1  # the examples stop at different iterations
+    torch.testing.assert_close(fixed.x, ref.x, atol=1e-10, rtol=0)
+    assert torch.equal(fixed.iterations, ref.iterations)
+    assert torch.equal(fixed.converged, ref.converged)

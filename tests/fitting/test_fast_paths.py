@@ -1,0 +1,145 @@
+"""The fast paths of the learned-prior fit against the reference fit (default L-BFGS, float32
+or float64 flow, context parts recomputed on every evaluation).
+
+Stated tolerances: the cached context parts and the fixed-shape L-BFGS give the reference's
+fit up to floating-point rounding (bit-identical for the cache here; for the fixed shape z
+within 1e-9 and the same iterations, in float64). The flow in bfloat16 followed by the
+full-precision polish (the default with ``flow_dtype``) ends no worse than the reference on
+this small problem: objective at most 1e-5 relative above it, MPJPE within 1 mm of the
+reference fit's (the float32 reference stops where float32 no longer resolves the
+objective's change, so the two minimizers differ by a few mm along flat directions; on the
+paper-sized fit it can end elsewhere, see benchmarks/README.md). Without the polish the
+bfloat16 fit stops early, well above the minimum.
+"""
+
+import pytest
+import torch
+
+from condflow.bijectors.nets import ContextResidualNet, cached_context_parts
+from condflow.fitting import (
+    FitConfig,
+    GaussianMixture,
+    GenericFitConfig,
+    OptimizerConfig,
+    fit_keypoints,
+    fit_keypoints_generic,
+)
+from condflow.metrics import mpjpe
+
+WEIGHT = 1e4
+
+
+def config(cache: bool = False, fixed: bool = False, **kwargs) -> FitConfig:
+    opt = OptimizerConfig(max_iters=40, tol=1e-12, grad_tol=1e-10, fixed_shape=fixed)
+    return FitConfig(keypoint_weight=WEIGHT, optimizer=opt, cache_context=cache, **kwargs)
+
+
+def input_c_calls(head):
+    """Hooks counting the calls of the coupling nets' context layers; (calls, nets, remove)."""
+    calls: list[int] = []
+    nets = [m for m in head.modules() if isinstance(m, ContextResidualNet)]
+    hooks = [n.input_c.register_forward_hook(lambda m, a, o: calls.append(1)) for n in nets]
+    return calls, nets, lambda: [h.remove() for h in hooks]
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_cached_context_gives_identical_fits_computed_once(new_skeleton_head, make_problem,
+                                                            fixed):
+    head = new_skeleton_head()
+    context, kp, _ = make_problem(head, batch=3)
+    calls, nets, remove = input_c_calls(head)
+    plain = fit_keypoints(head, context, kp, config(fixed=fixed))
+    plain_calls = len(calls)
+    calls.clear()
+    cached = fit_keypoints(head, context, kp, config(cache=True, fixed=fixed))
+    remove()
+    assert torch.equal(cached.z, plain.z) and torch.equal(cached.objective, plain.objective)
+    assert torch.equal(cached.iterations, plain.iterations)
+    iterations = int(plain.iterations.max())
+    assert iterations > 10 and plain_calls > iterations * len(nets)
+    # Once per net for the fit (sub-batches take its rows), plus the start and the
+    # summary's θ and log-density (computed outside the cache).
+    assert len(calls) == 4 * len(nets)
+    assert all(n._context_cache is None for n in nets)  # off again after the fit
+
+
+def test_context_cache_misses_on_a_modified_context_or_weights(new_skeleton_head):
+    net = next(m for m in new_skeleton_head().modules() if isinstance(m, ContextResidualNet))
+    net.requires_grad_(False)
+    g = torch.Generator().manual_seed(0)
+    z1 = torch.randn(3, net.input_z.in_features, generator=g, dtype=torch.float64)
+    context = torch.randn(3, net.input_c.in_features, generator=g, dtype=torch.float64)
+    calls, _, remove = input_c_calls(net)
+    with cached_context_parts(net) as parts:
+        first = net(z1, context)
+        assert torch.equal(net(z1, context), first) and len(calls) == 1
+        assert torch.equal(net(z1, context.clone()), first) and len(calls) == 2
+        context.mul_(2.0)
+        doubled = net(z1, context)
+        with torch.no_grad():
+            net.input_c.bias.add_(1.0)
+        moved = net(z1, context)
+        assert len(calls) == 4
+        index = torch.tensor([2, 0])
+        rows = parts.select(context, index)
+        assert torch.equal(rows, context[index]) and parts.select(context, torch.arange(3)) \
+            is context
+        torch.testing.assert_close(net(z1[index], rows), moved[index], rtol=1e-12, atol=0)
+        assert len(calls) == 4  # the rows of the cached part
+    remove()
+    torch.testing.assert_close(moved, net(z1, context))  # outside the cache
+    with torch.no_grad():
+        net.input_c.bias.sub_(1.0)
+    torch.testing.assert_close(doubled, net(z1, context))
+    assert not torch.allclose(doubled, first)
+
+
+def test_fixed_shape_fit_equals_the_reference(skeleton_head, make_problem):
+    context, kp, _ = make_problem(skeleton_head, batch=4)
+    cfg = {"keypoint_weight": WEIGHT}
+    ref = fit_keypoints(skeleton_head, context, kp, FitConfig(
+        **cfg, optimizer=OptimizerConfig(max_iters=100, tol=1e-5)))
+    fixed = fit_keypoints(skeleton_head, context, kp, FitConfig(
+        **cfg, optimizer=OptimizerConfig(max_iters=100, tol=1e-5, fixed_shape=True)))
+    assert len(set(ref.iterations.tolist())) > 1  # examples stop at different iterations
+    assert torch.equal(fixed.iterations, ref.iterations)
+    torch.testing.assert_close(fixed.z, ref.z, atol=1e-9, rtol=0)
+
+
+def test_bf16_flow_then_polish_ends_no_worse_than_float32(new_skeleton_head, make_problem):
+    head = new_skeleton_head(torch.float32)
+    context, kp, truth = make_problem(head, batch=3)
+    cfg = {"keypoint_weight": WEIGHT, "optimizer": OptimizerConfig(max_iters=200, tol=1e-9)}
+    fp32 = fit_keypoints(head, context, kp, FitConfig(**cfg))
+    seen: list[int] = []
+    bf16 = fit_keypoints(head, context, kp, FitConfig(**cfg, flow_dtype="bfloat16"),
+                         callback=lambda p: seen.append(p.iteration))
+    rough = fit_keypoints(head, context, kp, FitConfig(**cfg, flow_dtype="bfloat16",
+                                                       polish=False))
+    assert fp32.converged.all() and bf16.converged.all()
+    assert (bf16.objective <= fp32.objective * (1 + 1e-5)).all()
+    errors = [mpjpe(f.outputs["joints_mm"], truth.float()) for f in (bf16, fp32)]
+    assert (errors[0] - errors[1]).abs().max() < 1.0  # mm
+    # The polish continues the iteration count from where the bfloat16 phase stopped,
+    # which is early: its objective is well above the minimum.
+    assert seen == list(range(1, len(seen) + 1)) and len(seen) == int(bf16.iterations.max())
+    assert (bf16.iterations > rough.iterations).all()
+    assert (rough.objective > 1.01 * fp32.objective).all()
+    # The reported fit is evaluated in float32: its numbers are those of its z.
+    theta, _ = head.flow.generate(rough.z, context)
+    torch.testing.assert_close(rough.theta, theta)
+    torch.testing.assert_close(
+        rough.objective, WEIGHT * rough.keypoint_energy + rough.prior_energy)
+
+
+def test_fast_path_errors(skeleton_head, make_problem, smpl_head, make_smpl_problem):
+    with pytest.raises(ValueError, match="flow_dtype"):
+        FitConfig(flow_dtype="float8")
+    context, kp, _ = make_problem(skeleton_head)  # a float64 head
+    with pytest.raises(ValueError, match="flow_dtype: .*float32 flow"):
+        fit_keypoints(skeleton_head, context, kp, FitConfig(flow_dtype="bfloat16"))
+    context, kp = make_smpl_problem(smpl_head)
+    prior = GaussianMixture(torch.zeros(1), torch.zeros(1, 69), torch.eye(69)[None])
+    for bad in ({"flow_dtype": "bfloat16"}, {"cache_context": True}):
+        with pytest.raises(ValueError, match=f"config.{next(iter(bad))}"):
+            fit_keypoints_generic(smpl_head, context, kp, prior, GenericFitConfig(**bad))

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
         overrides = [f"output_dir={out / kind}", f"model.kind={kind}", *args.set]
         if args.steps:
             overrides.append(f"train.steps={args.steps}")
-        cfg = load_config({"task": "lifting"}, overrides)
+        cfg = load_config("lifting", overrides)  # examples/lifting/config.yaml
         claim_run(outputs(args), cfg)
         for name in ("eval.json", "eval.png"):
             outputs(args).claim(Path(cfg.output_dir) / name)

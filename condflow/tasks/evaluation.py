@@ -308,7 +308,7 @@ def mesh_table(metrics: dict[str, Any], num_samples: list[int]) -> str:
     if "mode/keypoints_2d_px" in metrics:
         notes.append(f"mode 2D keypoint error {metrics['mode/keypoints_2d_px']:.2f} px")
     if "examples" in metrics:
-        notes.append(f"{metrics['examples']} test images")
+        notes.append(f"{metrics['examples']} test examples")
     if notes:
         rows.append("\n" + ", ".join(notes))
     rows += uncertainty_lines(metrics)

@@ -280,7 +280,8 @@ def mesh_predictions_figure(
                                      pred.keypoints_2d[i, s].cpu().double().numpy(), picture,
                                      window)
                 ax.set_title(title, fontsize=8)
-        side = [("mode, side view", render_side_view(mode_vertices[i, 0], faces))]
+        side = [(f"{model.point_label.split()[0]}, side view",
+                 render_side_view(mode_vertices[i, 0], faces))]
         if gt is not None:
             side.append(("ground truth, side view",
                          render_side_view(gt.vertices[i], faces, color=GT_COLOR)))

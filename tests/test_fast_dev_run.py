@@ -2,6 +2,7 @@
 configuration stored in the checkpoint."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,6 +13,7 @@ from condflow.config import merge_config
 from condflow.tasks import load_config
 
 FAST = ("--fast-dev-run", "--no-progress")
+DEMO = Path(__file__).parent / "fixtures" / "prohmr" / "demo"
 
 
 #: The four shipped configurations: every encoder x output space.
@@ -39,6 +41,13 @@ def test_fast_dev_run_trains_evaluates_draws_and_exports(name, tmp_path, capsys)
     # export: the mode predictor, verified against the eager model by the command
     assert main(["export", str(ckpt), "--out", str(tmp_path / "model.pt2")]) == 0
     assert (tmp_path / "model.pt2").stat().st_size > 1000
+    # predict on what the encoder reads: an image, or an OpenPose keypoint file
+    reads = "person.png" if name in ("mesh_recovery", "image_to_skeleton") else \
+        "person_keypoints.json"
+    assert main(["predict", str(ckpt), str(DEMO / reads), "--out", str(tmp_path / "pred"),
+                 "--samples", "2", "--no-progress"]) == 0
+    (npz,) = (tmp_path / "pred").glob("*.npz")
+    assert (tmp_path / "pred" / f"{npz.stem}.png").stat().st_size > 1000
 
 
 def test_eval_overrides_name_the_changed_data_settings(tmp_path, capsys):

@@ -59,10 +59,9 @@ from condflow.heads.base import Head
 from condflow.heads.prohmr import MeshHead
 from condflow.metrics import sample_spread
 from condflow.saving import load_head
-from condflow.spaces.skeleton import H36M_17
 from condflow.tasks import describe, task_for
 from condflow.viz.mesh import plot_mesh_predictions
-from condflow.viz.skeleton import plot_skeleton_rows
+from condflow.viz.skeleton import plot_skeleton_rows, space_layout
 
 __all__ = ["register", "run"]
 
@@ -162,49 +161,29 @@ def image_size_for(
     return s.training_image_size, "training images (no image given)"
 
 
-def predict_lifting(
-    model: Head, path: Path, stem: str, s: Settings, info: dict,
-    images: dict[str, Path] | None = None,
-) -> None:
-    """Predict for one keypoint file; writes ``stem``.npz/.json/.png into ``s.out``."""
+def keypoint_inputs(model: Head, path: Path, s: Settings, info: dict,
+                    images: dict[str, Path], boxes_from: Path | None
+                    ) -> tuple[Tensor, dict[str, Any], dict]:
+    """The inputs ``[P, K, 3]`` of one keypoint file (K = the encoder's keypoints), the
+    arrays and info to record with them."""
     kp = load_keypoints(path)
-    size, size_from = image_size_for(path, s, images or {})
+    size, size_from = image_size_for(path, s, images)
     info = {**info, "image_size": list(size), "image_size_from": size_from}
-    x = lifting_inputs(kp, size, s.normalized, s.center, s.min_confidence)
-    x = x.to(s.device)
-    arrays: dict[str, Any] = {"keypoints_2d": x}
-    samples = log_prob = None
-    with torch.no_grad():
-        c = model.context(x)
-        arrays["mode"] = model.mode(c).joints_mm[:, 0]
-        if model.probabilistic:  # else the regression baseline: one deterministic prediction
-            arrays["mode_log_prob"] = model.log_prob(arrays["mode"], c)
-            if s.num_samples > 0:
-                gen = torch.Generator(device=s.device).manual_seed(s.seed)
-                samples, log_prob = model.sample_and_log_prob(s.num_samples, c, gen)
-                arrays["samples"], arrays["log_prob"] = samples, log_prob
-                arrays["spread_mm"] = sample_spread(samples, arrays["mode"])
-            info["volume_depends_on_context"] = model.volume_depends_on_context
-    info = {**info, "joint_names": list(H36M_17.joint_names),
-            "units": "millimetres, root-relative, camera frame; log_prob over mm"}
-    _write(s, stem, arrays, info)
-    if s.picture:
-        r = s.picture_rows
-        plot_skeleton_rows(x[:r].cpu(), arrays["mode"][:r].cpu(), s.out / f"{stem}.png",
-                           None if samples is None else samples[:r].cpu(),
-                           None if log_prob is None else log_prob[:r].cpu(),
-                           point_label=model.point_label)
+    x = lifting_inputs(kp, size, s.normalized, s.center, s.min_confidence,
+                       model.input_shape[0]).to(s.device)
+    return x, {"keypoints_2d": x}, info
 
 
-def predict_mesh(
-    model: MeshHead, path: Path, stem: str, s: Settings, info: dict, boxes_from: Path | None
-) -> None:
-    """Predict for one image; writes ``stem``.npz/.json/.png into ``s.out``."""
+def image_inputs(model: Head, path: Path, s: Settings, info: dict,
+                 images: dict[str, Path], boxes_from: Path | None
+                 ) -> tuple[Tensor, dict[str, Any], dict]:
+    """The crops ``[P, 3, R, R]`` of the people of one image (R the encoder's crop size),
+    their boxes and the info to record with them."""
     if not path.is_file():
         raise FileNotFoundError(f"no such file {path}")
     with Image.open(path) as im:
         img = np.asarray(im.convert("RGB"))
-    res = model.img_res
+    res = model.input_shape[-1]
     if s.crop == "prohmr":
         people = None if boxes_from is None else load_keypoints(boxes_from).keypoints
         crops, centers, sides = prohmr_inputs(img, people, res)
@@ -218,11 +197,47 @@ def predict_mesh(
         "box_center": np.array([c for c, _ in boxes]).reshape(-1, 2),
         "box_scale": np.array([sc for _, sc in boxes]),
     }
+    return x, arrays, {**info, "boxes_from": None if boxes_from is None else str(boxes_from)}
+
+
+def skeleton_outputs(model: Head, x: Tensor, stem: str, s: Settings, arrays: dict[str, Any],
+                     info: dict) -> None:
+    """The joints of a joint-space head's mode and samples for inputs ``x``; writes
+    ``stem``.npz/.json/.png into ``s.out``."""
+    samples = log_prob = None
+    with torch.no_grad():
+        c = model.context(x)
+        arrays["mode"] = model.mode(c).joints_mm[:, 0]
+        if model.probabilistic:  # else the regression baseline: one deterministic prediction
+            arrays["mode_log_prob"] = model.log_prob(arrays["mode"], c)
+            if s.num_samples > 0:
+                gen = torch.Generator(device=s.device).manual_seed(s.seed)
+                samples, log_prob = model.sample_and_log_prob(s.num_samples, c, gen)
+                arrays["samples"], arrays["log_prob"] = samples, log_prob
+                arrays["spread_mm"] = sample_spread(samples, arrays["mode"])
+            info["volume_depends_on_context"] = model.volume_depends_on_context
+    info = {**info, "joint_names": list(model.space.joint_names),
+            "units": "millimetres, root-relative, camera frame; log_prob over mm"}
+    _write(s, stem, arrays, info)
+    if s.picture:
+        r = s.picture_rows
+        plot_skeleton_rows(x[:r].cpu(), arrays["mode"][:r].cpu(), s.out / f"{stem}.png",
+                           None if samples is None else samples[:r].cpu(),
+                           None if log_prob is None else log_prob[:r].cpu(),
+                           point_label=model.point_label, input_kind=model.input_kind,
+                           layout=space_layout(model.space))
+
+
+def mesh_outputs(model: MeshHead, x: Tensor, stem: str, s: Settings, arrays: dict[str, Any],
+                 info: dict) -> None:
+    """The body, keypoints and camera of an SMPL head's mode and samples for inputs ``x``;
+    writes ``stem``.npz/.json/.png into ``s.out``."""
     fields = ("vertices", "eval_joints", "keypoints_2d", "rotmat", "betas", "cam", "log_prob")
     with torch.no_grad():
         c = model.context(x)
         mode = model.mode(c, vertices=True)
-        arrays.update({f: getattr(mode, f)[:, 0] for f in fields})
+        arrays.update({f"mode_{f}" if f == "keypoints_2d" and f in arrays else f:
+                       getattr(mode, f)[:, 0] for f in fields})
         if s.num_samples > 0:
             gen = torch.Generator(device=s.device).manual_seed(s.seed)
             samples = model.sample(s.num_samples, c, gen, vertices=True)
@@ -232,7 +247,7 @@ def predict_mesh(
                                                          mode.eval_joints[:, 0])
         if model.probabilistic:
             info["volume_depends_on_context"] = model.volume_depends_on_context
-    info = {**info, "boxes_from": None if boxes_from is None else str(boxes_from),
+    info = {**info,
             "units": "metres, body frame (vertices, eval_joints); keypoints_2d in normalized "
             "crop coordinates; cam = weak-perspective (s, tx, ty); log_prob over the 6D pose; "
             "vertices in the .npz only"}
@@ -281,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
         files = [f for f in files if f.suffix.lower() != ".json"]
     if not files:
         raise ValueError("INPUTS: no input files found")
+    read = keypoint_inputs if reads_keypoints else image_inputs
     guard.add_inputs([*files, *boxes.values()])
     failed: list[Path] = []
     taken: set[str] = set()
@@ -292,11 +308,11 @@ def run(args: argparse.Namespace) -> int:
             box = None if reads_keypoints else keypoints_json_for(path, boxes)
             guard.add_inputs([box] if box else [])
             _claim(s, stem)
-            if reads_keypoints:
-                predict_lifting(model, path, stem, s, info, images)
-            else:
-                # A head reading images is the mesh task's (ProHMR outputs: body, camera).
-                predict_mesh(cast(MeshHead, model), path, stem, s, info, box)
+            x, arrays, info = read(model, path, s, info, images, box)
+            if "joints" in model.mode_outputs:  # a joint space: joints in mm
+                skeleton_outputs(model, x, stem, s, arrays, info)
+            else:  # the SMPL space: body, keypoints and camera
+                mesh_outputs(cast(MeshHead, model), x, stem, s, arrays, info)
         except Exception as err:  # noqa: BLE001 - report the file by name and go on
             failed.append(path)
             message = str(err) if str(path) in str(err) else f"{path}: {err}"

@@ -258,10 +258,11 @@ def plot_skeleton_rows(
     ground_truth: Tensor | None = None,
     point_label: str = "mode f(0; c)",
     input_kind: str = "keypoints_2d",
+    layout: SkeletonLayout = H36M_17,
 ) -> None:
     """:func:`lifting_figure` written to ``path`` (PNG)."""
     fig = lifting_figure(inputs, mode, samples, log_prob, ground_truth, point_label,
-                         input_kind)
+                         input_kind, layout)
     fig.savefig(path, dpi=90)
 
 

@@ -48,6 +48,12 @@ def test_fast_dev_run_trains_evaluates_draws_and_exports(name, tmp_path, capsys)
                  "--samples", "2", "--no-progress"]) == 0
     (npz,) = (tmp_path / "pred").glob("*.npz")
     assert (tmp_path / "pred" / f"{npz.stem}.png").stat().st_size > 1000
+    # fit the learned prior to the person's keypoints (the image: the input of image models)
+    assert main(["fit", str(ckpt), str(DEMO / "person_keypoints.json"), "--image",
+                 str(DEMO / "person.png"), "--out", str(tmp_path / "fit"), "--iters", "5",
+                 "--no-progress"]) == 0
+    fitted = json.loads((tmp_path / "fit" / "fit.json").read_text())
+    assert fitted["configuration"] and (tmp_path / "fit" / "fit.png").stat().st_size > 1000
 
 
 def test_eval_overrides_name_the_changed_data_settings(tmp_path, capsys):

@@ -1,18 +1,24 @@
 """``condflow fit MODEL KEYPOINTS [--image IMAGE] [--out DIR]``: fit a trained model's learned
 prior to 2D keypoints (test-time MAP, :func:`condflow.fitting.fit_keypoints`).
 
-Lifting models: the keypoint file (OpenPose BODY_25 JSON, COCO-style JSON, ``.npy``/``.csv``;
-see :mod:`condflow.data.keypoint_files` for the mapping to the 16 Human3.6M input joints) is
-normalized like ``condflow predict`` does (by ``--image-size``, else the size of ``--image``,
-else, with a warning, the training images'; ``fit.json`` records the size used); the network
-sees it (giving c), and the fit explains the same keypoints with a pinhole camera of focal
-length ``--focal`` pixels (default: the training set's, scaled to the image width) and a free
-root translation.
+Which fit follows from the model's output space (a skeleton: joints and a root translation;
+SMPL: pose, shape and camera) and what it reads from its input (keypoint models read the
+keypoint file they are fitted to; image models read ``--image``, cropped around each person).
 
-Mesh models: ``--image`` is required; each person of the keypoint file (OpenPose BODY_25, or
-SPIN's 24 keypoints as an array) is cropped from the image like ``condflow predict`` does
-(the box of the seen keypoints, enlarged 1.2 times), and the fit explains the person's
-keypoints in crop coordinates, with shape and camera fitted too. BODY_25 keypoints without a
+Keypoint models (lifting, keypoints → mesh): the keypoint file (OpenPose BODY_25 JSON,
+COCO-style JSON, ``.npy``/``.csv``; see :mod:`condflow.data.keypoint_files` for the mapping
+to the 16 Human3.6M input joints, or SPIN's 24) is normalized like ``condflow predict`` does
+(by ``--image-size``, else the size of ``--image``, else, with a warning, the training
+images'; ``fit.json`` records the size used); the network sees it (giving c), and the fit
+explains the same keypoints: a skeleton with a pinhole camera of focal length ``--focal``
+pixels (default: the training set's, scaled to the image width) and a free root
+translation, an SMPL body with its camera.
+
+Image models (mesh recovery, image → skeleton): ``--image`` is required; each person of the
+keypoint file (OpenPose BODY_25, or SPIN's 24 keypoints as an array) is cropped from the
+image like ``condflow predict`` does (the box of the seen keypoints, enlarged 1.2 times),
+and the fit explains the person's keypoints in crop coordinates (an SMPL body with shape and
+camera fitted too; a skeleton seen by the data's crop camera). BODY_25 keypoints without a
 SPIN counterpart get confidence 0. Models imported from ProHMR (``condflow import-prohmr``)
 get ProHMR demo's box and crop, and ProHMR's fitting weights as defaults
 (:data:`PROHMR_DEFAULTS`).
@@ -40,7 +46,7 @@ from condflow.commands import outputs
 from condflow.commands._help import plain_text
 from condflow.data.augment import transform_keypoints
 from condflow.data.image_datasets import keypoint_box, person_crop
-from condflow.data.keypoint_files import load_keypoints, to_spin24
+from condflow.data.keypoint_files import load_keypoints, to_h36m16, to_spin24
 from condflow.data.prohmr_crop import prohmr_box, prohmr_crop
 from condflow.data.screen import lifting_inputs
 from condflow.data.synthetic_lifting import LiftingSetConfig
@@ -50,7 +56,6 @@ from condflow.heads.base import Head
 from condflow.heads.prohmr import MeshHead
 from condflow.saving import load_head
 from condflow.spaces.rotations import matrix_to_axis_angle
-from condflow.spaces.skeleton import H36M_17
 from condflow.tasks import describe, task_for
 from condflow.viz.mesh import MeshFitState, plot_mesh_fit
 from condflow.viz.skeleton import plot_lifting_fit
@@ -92,11 +97,12 @@ def _fit_config(args: argparse.Namespace, defaults: dict[str, float]) -> FitConf
     )
 
 
-# -- lifting ----------------------------------------------------------------------------------
-def fit_lifting(model: Head, cfg: Any, args: argparse.Namespace, out: Path) -> dict:
-    if not model.probabilistic:
-        raise ValueError("MODEL: fitting needs a probabilistic lifting model (model.kind: "
-                         "flow), not the regression baseline")
+# -- inputs -----------------------------------------------------------------------------------
+def keypoint_inputs(model: Head, cfg: Any, args: argparse.Namespace
+                    ) -> tuple[Tensor, dict[str, Any], float]:
+    """The encoder's keypoints ``[P, K, 3]`` from the keypoint file (normalized like
+    ``condflow predict``), what to record, and the normalized focal length 2 f / W of their
+    camera."""
     source = task_for(cfg).source
     # the camera of the training keypoints (the synthetic set's defaults for real data)
     default = LiftingSetConfig()
@@ -123,43 +129,26 @@ def fit_lifting(model: Head, cfg: Any, args: argparse.Namespace, out: Path) -> d
         raise ValueError(f"--focal: expected a positive number, got {args.focal}")
     center = args.center if args.center is not None else source.root_centred_inputs
     kp = lifting_inputs(load_keypoints(args.keypoints), image_size, args.normalized, center,
-                        args.min_confidence).to(next(model.parameters()).device)
-    focal = 2.0 * focal_px / image_size[0]  # normalized: 2 f / W
-    adapter = model.fitting_adapter(focal=focal)
-    with torch.no_grad():
-        c = model.context(kp)
-        mode = model.mode(c).joints_mm[:, 0]
-    fit = _fit_with_progress(adapter, c, kp, _fit_config(args, LIFTING_DEFAULTS))
-    with torch.no_grad():
-        start = adapter.initial_extras(model.flow.mode(c), c, kp)
-        mode_2d = adapter.project(model.flow.mode(c), start)
-        fit_2d = adapter.project(fit.theta, fit.extras)
-    arrays = {"keypoints_2d": kp, "mode": mode, "fit": fit.outputs["joints_mm"],
-              "transl": fit.outputs["transl"], "z": fit.z, "mode_reprojection": mode_2d,
-              "fit_reprojection": fit_2d}
-    info = {"joint_names": list(H36M_17.joint_names), "normalized_focal": focal,
-            "image_size": list(image_size), "image_size_from": size_from,
-            "units": "mode/fit: millimetres, root-relative, camera frame; transl: metres; "
-                     "keypoints and reprojections: normalized screen coordinates",
-            "diagnostics": fit.diagnostics()}
-    if not args.no_picture:
-        plot_lifting_fit(kp.cpu(), mode_2d.cpu(), fit_2d.cpu(), mode.cpu(),
-                         fit.outputs["joints_mm"].cpu(), out / "fit.png")
-    return {"arrays": arrays, "info": info}
+                        args.min_confidence, model.input_shape[0])
+    info = {"image_size": list(image_size), "image_size_from": size_from}
+    return kp.to(next(model.parameters()).device), info, 2.0 * focal_px / image_size[0]
 
 
-# -- mesh -------------------------------------------------------------------------------------
-def fit_mesh(model: MeshHead, args: argparse.Namespace, out: Path, prohmr: bool = False) -> dict:
+def image_inputs(model: Head, args: argparse.Namespace, prohmr: bool = False
+                 ) -> tuple[Tensor, Tensor, np.ndarray, np.ndarray]:
+    """Crops ``[P, 3, R, R]`` of the people of ``--image`` (R the encoder's crop size), their
+    SPIN-24 keypoints in crop coordinates ``[P, 24, 3]``, their boxes ``[P, 3]`` (centre px,
+    scale) and which people of the file they are."""
     if args.image is None:
-        raise ValueError("--image: required for mesh models (the network's input)")
+        raise ValueError("--image: required for models that read images")
     image = Path(args.image)
     if not image.is_file():
         raise FileNotFoundError(f"--image: no such file {image}")
     with Image.open(image) as im:
         img = np.asarray(im.convert("RGB"))
     people = to_spin24(load_keypoints(Path(args.keypoints)))
-    res = model.img_res
-    crops, kps, boxes = [], [], []
+    res = model.input_shape[-1]
+    crops, kps, boxes, kept = [], [], [], []
     if prohmr:  # a model imported from ProHMR: its demo's box (of the raw keypoints) and crop
         raw = load_keypoints(Path(args.keypoints)).keypoints
     for i, person in enumerate(people):
@@ -175,27 +164,87 @@ def fit_mesh(model: MeshHead, args: argparse.Namespace, out: Path, prohmr: bool 
             crops.append(person_crop(img, center, scale, res))
         kps.append(transform_keypoints(person, center, scale))
         boxes.append(np.r_[center, scale])
+        kept.append(i)
     if not crops:
         raise ValueError(f"KEYPOINTS: {args.keypoints}: no person with two or more seen "
                          "keypoints")
     device = next(model.parameters()).device
     x = torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2)).float().to(device)
-    kp = torch.from_numpy(np.stack(kps)).float().to(device)
+    return (x, torch.from_numpy(np.stack(kps)).float().to(device), np.stack(boxes),
+            np.asarray(kept))
+
+
+# -- joint spaces -----------------------------------------------------------------------------
+def fit_joints(model: Head, cfg: Any, args: argparse.Namespace, out: Path) -> dict:
+    """Fit a joint-space head: its joints, seen by a pinhole camera with a free root
+    translation, to the keypoints (of the file, or of the crop for image models)."""
+    if not model.probabilistic:
+        raise ValueError("MODEL: fitting needs a probabilistic model (model.kind: flow), not "
+                         "the regression baseline")
+    if model.input_kind == "images":
+        x, _, boxes, kept = image_inputs(model, args)
+        h36m = to_h36m16(load_keypoints(Path(args.keypoints)))[kept]
+        kp = torch.stack([torch.from_numpy(transform_keypoints(p, b[:2], float(b[2]))).float()
+                          for p, b in zip(h36m, boxes, strict=True)]).to(x.device)
+        camera = task_for(cfg).source.camera
+        if camera is None:
+            raise ValueError(f"MODEL: its data source {cfg.data.source!r} has no camera for "
+                             "the crops' keypoints")
+        res, focal_px = camera(cfg.data)
+        focal = 2.0 * focal_px / res  # crop coordinates: 2 f / R
+        info: dict[str, Any] = {"image": str(args.image), "box": boxes.tolist()}
+    else:
+        x, info, focal = keypoint_inputs(model, cfg, args)
+        kp = x
+    adapter = model.fitting_adapter(focal=focal)
+    with torch.no_grad():
+        c = model.context(x)
+        mode = model.mode(c).joints_mm[:, 0]
+    fit = _fit_with_progress(adapter, c, kp, _fit_config(args, LIFTING_DEFAULTS))
+    with torch.no_grad():
+        start = adapter.initial_extras(model.flow.mode(c), c, kp)
+        mode_2d = adapter.project(model.flow.mode(c), start)
+        fit_2d = adapter.project(fit.theta, fit.extras)
+    arrays = {"keypoints_2d": kp, "mode": mode, "fit": fit.outputs["joints_mm"],
+              "transl": fit.outputs["transl"], "z": fit.z, "mode_reprojection": mode_2d,
+              "fit_reprojection": fit_2d}
+    info = {**info, "joint_names": list(model.space.joint_names), "normalized_focal": focal,
+            "units": "mode/fit: millimetres, root-relative, camera frame; transl: metres; "
+                     "keypoints and reprojections: normalized screen (or crop) coordinates",
+            "diagnostics": fit.diagnostics()}
+    if not args.no_picture:
+        plot_lifting_fit(kp.cpu(), mode_2d.cpu(), fit_2d.cpu(), mode.cpu(),
+                         fit.outputs["joints_mm"].cpu(), out / "fit.png")
+    return {"arrays": arrays, "info": info}
+
+
+# -- the SMPL space ---------------------------------------------------------------------------
+def fit_mesh(model: MeshHead, cfg: Any, args: argparse.Namespace, out: Path,
+             prohmr: bool = False) -> dict:
+    """Fit an SMPL head: pose (in z), shape and camera to the SPIN-24 keypoints (of the crop,
+    or of the file for keypoint models, which read the keypoints they are fitted to)."""
+    if model.input_kind == "images":
+        x, kp, boxes, _ = image_inputs(model, args, prohmr)
+        info: dict[str, Any] = {"image": str(args.image)}
+        arrays: dict[str, Any] = {"box": boxes}
+    else:
+        x, info, _ = keypoint_inputs(model, cfg, args)
+        kp, arrays = x, {}
     with torch.no_grad():
         c = model.context(x)
         mode = model.mode(c)
     fit = _fit_with_progress(model, c, kp, _fit_config(args, PROHMR_DEFAULTS if prohmr
                                                        else MESH_DEFAULTS))
     rotmat = fit.outputs["rotmat"]
-    arrays = {
-        "box": np.stack(boxes), "keypoints_2d": kp,
+    arrays |= {
+        "keypoints_2d": kp,
         "mode_rotmat": mode.rotmat[:, 0], "mode_betas": mode.betas[:, 0],
         "mode_cam": mode.cam[:, 0], "mode_keypoints_2d": mode.keypoints_2d[:, 0],
         "rotmat": rotmat, "pose": matrix_to_axis_angle(rotmat).reshape(-1, 72),
         "betas": fit.outputs["betas"], "cam": fit.outputs["cam"], "z": fit.z,
         "eval_joints_mm": fit.outputs["joints_mm"], "fit_keypoints_2d": fit.outputs["keypoints_2d"],
     }
-    info = {"image": str(image),
+    info = {**info,
             "units": "box: centre (px), scale (side/200 px); keypoints in normalized crop "
                      "coordinates; pose: SMPL axis-angle (global first); cam: weak-perspective "
                      "(s, tx, ty); eval_joints_mm: root-relative Human3.6M joints",
@@ -206,8 +255,11 @@ def fit_mesh(model: MeshHead, args: argparse.Namespace, out: Path, prohmr: bool 
                                    mode.betas[:, 0], eval_joints=False).vertices
             fit_vertices = model.body(rotmat[:, :1], rotmat[:, 1:], fit.outputs["betas"],
                                    eval_joints=False).vertices
+        crops, focal = x.cpu(), model.focal_length
+        if model.input_kind != "images":  # no crop: a blank 64 px canvas, the same camera
+            crops, focal = torch.zeros(len(x), 3, 64, 64), focal * 64 / model.img_res
         plot_mesh_fit(
-            x.cpu(), kp.cpu(), model.body.faces.cpu(), model.focal_length,
+            crops, kp.cpu(), model.body.faces.cpu(), focal,
             MeshFitState(mode_vertices.cpu(), mode.cam[:, 0].cpu(), mode.keypoints_2d[:, 0].cpu()),
             MeshFitState(fit_vertices.cpu(), fit.outputs["cam"].cpu(),
                          fit.outputs["keypoints_2d"].cpu()),
@@ -225,15 +277,11 @@ def run(args: argparse.Namespace) -> int:
     out = guard.directory(args.out)
     for name in ("fit.npz", "fit.json") + (() if args.no_picture else ("fit.png",)):
         guard.claim(out / name)
-    if model.input_kind == "keypoints_2d":
-        result = fit_lifting(model, cfg, args, out)
-    elif model.input_kind == "images":
-        # A head reading images is the mesh task's (ProHMR outputs: body, camera).
-        result = fit_mesh(cast(MeshHead, model), args, out,
+    if "joints" in model.mode_outputs:  # a joint space: joints and a root translation
+        result = fit_joints(model, cfg, args, out)
+    else:  # the SMPL space: pose, shape and camera
+        result = fit_mesh(cast(MeshHead, model), cfg, args, out,
                           getattr(cfg.model.space, "flow_convention", None) == "prohmr")
-    else:
-        raise ValueError(f"MODEL: fit reads keypoint files (lifting models) or images with "
-                         f"keypoints (mesh models); this model reads {model.input_kind}")
     info = {"model": str(args.model), "keypoints": str(args.keypoints),
             "configuration": describe(cfg),
             **result["info"]}

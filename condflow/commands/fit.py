@@ -311,9 +311,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("keypoints", help="keypoint file: OpenPose JSON, COCO-style JSON, .npy, .csv")
     p.add_argument("--out", default="fit", help="output folder (default ./fit)")
     p.add_argument("--image", default=None,
-                   help="the image: the network's input (mesh models), or where the keypoints' "
-                   "image size is read from (lifting models)")
-    g = p.add_argument_group("lifting models: camera and keypoint normalization")
+                   help="the image: the network's input (image models), or where the keypoints' "
+                   "image size is read from (keypoint models)")
+    g = p.add_argument_group("keypoint models: camera and keypoint normalization")
     g.add_argument("--image-size", type=float, nargs="+", default=None, metavar="W [H]",
                    help="image size in pixels (default: read from --image; without it, the "
                    "training set's, with a warning); fit.json records the size used")

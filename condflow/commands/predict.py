@@ -1,11 +1,13 @@
 """``condflow predict MODEL INPUTS... [--out DIR] [--samples N]``: run a trained model on files.
 
-Lifting models read 2D keypoints — OpenPose BODY_25 JSON, COCO-style JSON (17 keypoints) or
-plain ``.npy``/``.csv`` arrays, read by :mod:`condflow.data.keypoint_files` and mapped to the
-Human3.6M-16 input joints — and predict root-relative 3D joints (mm). Pixel coordinates are
+What a model reads follows from its encoder, what it writes from its output space (a
+skeleton: root-relative 3D joints in mm; SMPL: body, keypoints and camera). Keypoint models
+read 2D keypoints — OpenPose BODY_25 JSON, COCO-style JSON (17 keypoints) or plain
+``.npy``/``.csv`` arrays, read by :mod:`condflow.data.keypoint_files` and mapped to the
+encoder's joints (Human3.6M-16, or SPIN's 24 for keypoints → mesh). Pixel coordinates are
 normalized by the size of the image they belong to: ``--image-size``, else read from
 ``<stem>.jpg``/``.png`` given among the inputs or lying next to ``<stem>[_keypoints].json``,
-else (with a warning) the training images' size; ``<stem>.json`` records the size used. Mesh
+else (with a warning) the training images' size; ``<stem>.json`` records the size used. Image
 models read images, cropped around each person of an OpenPose JSON found next to the image
 (``<stem>_keypoints.json`` or ``<stem>.json``, or given among the inputs), else the whole
 image, like the evaluation crop of :mod:`condflow.data.image_datasets`; models imported from
@@ -326,9 +328,9 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
-        help="run a trained model on keypoint files (lifting) or images (mesh)",
-        description="Lifting models read 2D keypoints (OpenPose BODY_25 JSON, COCO JSON, "
-        ".npy/.csv); mesh models read images (cropped around the people of an OpenPose JSON "
+        help="run a trained model on keypoint files or images (what its encoder reads)",
+        description="Keypoint models read 2D keypoints (OpenPose BODY_25 JSON, COCO JSON, "
+        ".npy/.csv); image models read images (cropped around the people of an OpenPose JSON "
         "named <stem>_keypoints.json or <stem>.json, else whole). Writes <stem>.npz, .json and "
         ".png per input: the mode and N samples with log-densities, and a per-person "
         "confidence (spread_mm; mode_log_prob varies only for conditional-volume models).",

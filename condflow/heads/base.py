@@ -302,7 +302,6 @@ class Head(nn.Module, ABC):
         return contextlib.nullcontext()
 
 
-
 class RegressionHead(Head):
     """A deterministic baseline behind the same interface: the same encoder, an output
     regressed directly (:meth:`regress`); :meth:`mode` is that prediction (``log_prob``

@@ -143,8 +143,8 @@ MESH_UNITS: dict[str, str] = {
 
 
 class _MeshOutputs:
-    """What both image heads share: the prediction from a 6D pose and c (body, keypoints,
-    camera), inputs, export names and units."""
+    """What both SMPL heads (flow and regression, on any encoder) share: the prediction from
+    a 6D pose and c (body, keypoints, camera), export names and units."""
 
     input_argument: ClassVar[str] = "inputs"
     mode_outputs: ClassVar[tuple[str, ...]] = MESH_FIELDS

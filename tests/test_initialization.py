@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from condflow.bijectors import AffineCoupling, CouplingNet
-from condflow.body.model import BodyModel
 from condflow.encoders.mlp_lifter import MLPLifter
 from condflow.encoders.small_cnn import SmallCNN
 from condflow.flow import ConditionalGlow
@@ -57,11 +56,6 @@ def fingerprint(module: torch.nn.Module) -> tuple[str, float, float]:
 def task_model(task: str, model: dict) -> torch.nn.Module:
     cfg = load_config({"task": task, "model": model})
     return task_for(cfg).build_model()
-
-
-@pytest.fixture(scope="module")
-def body() -> BodyModel:
-    return BodyModel()
 
 
 BUILDERS = {

@@ -1,6 +1,5 @@
 """SPIN's 24 keypoints of a body: the mesh-free computation against the posed mesh."""
 
-import pytest
 import torch
 
 from condflow.body.keypoints import (
@@ -9,23 +8,9 @@ from condflow.body.keypoints import (
     BodyKeypoints,
     keypoints_from_body,
 )
-from condflow.body.model import BodyModel
-from condflow.body.poses import PoseGenerator
-from condflow.spaces.rotations import axis_angle_to_matrix
 
 
-@pytest.fixture(scope="module")
-def body() -> BodyModel:
-    return BodyModel()
-
-
-def random_rotmat(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    poses = PoseGenerator(seed).sample(n)
-    aa = torch.cat([poses.global_orient[:, None], poses.body_pose], 1)
-    return axis_angle_to_matrix(aa), poses.betas
-
-
-def test_body_keypoints_equal_the_full_body_model(body):
+def test_body_keypoints_equal_the_full_body_model(body, random_rotmat):
     rotmat, betas = random_rotmat(6)
     out = body(rotmat[:, :1], rotmat[:, 1:], betas)
     joints, eval_joints, keypoints = BodyKeypoints(body)(rotmat, betas)

@@ -22,11 +22,6 @@ NO_AUG = {"scale_factor": 0.0, "color_factor": 0.0, "trans_factor": 0.0}
 
 
 @pytest.fixture(scope="module")
-def body() -> BodyModel:
-    return BodyModel()
-
-
-@pytest.fixture(scope="module")
 def keypoints(body) -> BodyKeypoints:
     return BodyKeypoints(body)
 

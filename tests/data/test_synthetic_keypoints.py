@@ -24,11 +24,6 @@ CLEAN = {"noise_px": 0.0, "joint_dropout": 0.0, "limb_dropout": 0.0}
 
 
 @pytest.fixture(scope="module")
-def body() -> BodyModel:
-    return BodyModel()
-
-
-@pytest.fixture(scope="module")
 def clean(body) -> tuple[LiftingSetConfig, dict[str, torch.Tensor]]:
     cfg = LiftingSetConfig(size=48, seed=2, **CLEAN)
     return cfg, make_keypoint_smpl_set(cfg, body)

@@ -54,11 +54,6 @@ def skeleton_regression() -> Head:
                                             torch.rand(SPACE.dim) + 0.5))
 
 
-@pytest.fixture(scope="module")
-def body() -> BodyModel:
-    return BodyModel()
-
-
 def mesh_flow(body: BodyModel) -> Head:
     torch.manual_seed(0)
     return perturbed(ProHMRHead(SmallCNN(3, 16, width=4), body, num_blocks=2, coupling_net=NET,

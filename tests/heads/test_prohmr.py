@@ -6,21 +6,8 @@ import torch
 from condflow.bijectors import CouplingNet
 from condflow.body.camera import project_to_crop
 from condflow.body.model import BodyModel
-from condflow.body.poses import PoseGenerator
 from condflow.encoders.small_cnn import SmallCNN
 from condflow.heads.prohmr import ProHMRHead
-from condflow.spaces.rotations import axis_angle_to_matrix
-
-
-@pytest.fixture(scope="module")
-def body() -> BodyModel:
-    return BodyModel()
-
-
-def random_rotmat(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    poses = PoseGenerator(seed).sample(n)
-    aa = torch.cat([poses.global_orient[:, None], poses.body_pose], 1)
-    return axis_angle_to_matrix(aa), poses.betas
 
 
 def make_head(body: BodyModel, img_res: int = 32, **kw) -> ProHMRHead:
@@ -86,7 +73,7 @@ def test_keypoints_2d_follow_the_camera_and_do_not_depend_on_the_crop_size(body)
     assert torch.allclose(spread, 2 * a.keypoints_2d.std(-2), rtol=0.02)
 
 
-def test_gradients_reach_encoder_flow_and_point_head(body):
+def test_gradients_reach_encoder_flow_and_point_head(body, random_rotmat):
     head = make_head(body).train()
     images = torch.randn(4, 3, 32, 32)
     c = head.context(images)

@@ -45,11 +45,6 @@ K = 2  # rows
 RES, FOCAL = 1000, 1000.0  # the keypoints' camera: 1000 px focal length in a 1000 px image
 
 
-@pytest.fixture(scope="module")
-def body() -> BodyModel:
-    return BodyModel()
-
-
 def skeleton_head(encoder: torch.nn.Module) -> SkeletonHead:
     torch.manual_seed(0)
     return SkeletonHead(encoder, SPACE, num_blocks=2, coupling_net=NET,

@@ -49,7 +49,6 @@ from condflow.data.image_datasets import keypoint_box, person_crop
 from condflow.data.keypoint_files import load_keypoints, to_h36m16, to_spin24
 from condflow.data.prohmr_crop import prohmr_box, prohmr_crop
 from condflow.data.screen import lifting_inputs
-from condflow.data.synthetic_lifting import LiftingSetConfig
 from condflow.distributed import resolve_device
 from condflow.fitting import FitConfig, OptimizerConfig, fit_keypoints
 from condflow.heads.base import Head
@@ -103,11 +102,8 @@ def keypoint_inputs(model: Head, cfg: Any, args: argparse.Namespace
     """The encoder's keypoints ``[P, K, 3]`` from the keypoint file (normalized like
     ``condflow predict``), what to record, and the normalized focal length 2 f / W of their
     camera."""
-    source = task_for(cfg).source
-    # the camera of the training keypoints (the synthetic set's defaults for real data)
-    default = LiftingSetConfig()
-    train_px, train_focal = (source.camera(cfg.data) if source.camera is not None
-                             else (default.image_size, default.focal_px))
+    task = task_for(cfg)
+    train_px, train_focal = task.keypoint_camera()
     if args.image_size:
         if len(args.image_size) > 2 or min(args.image_size) <= 0:
             raise ValueError(f"--image-size: expected W [H] > 0, got {args.image_size}")
@@ -127,7 +123,7 @@ def keypoint_inputs(model: Head, cfg: Any, args: argparse.Namespace
     focal_px = args.focal or float(train_focal) * image_size[0] / train_px
     if not focal_px > 0:
         raise ValueError(f"--focal: expected a positive number, got {args.focal}")
-    center = args.center if args.center is not None else source.root_centred_inputs
+    center = args.center if args.center is not None else task.source.root_centred_inputs
     kp = lifting_inputs(load_keypoints(args.keypoints), image_size, args.normalized, center,
                         args.min_confidence, model.input_shape[0])
     info = {"image_size": list(image_size), "image_size_from": size_from}
@@ -186,11 +182,7 @@ def fit_joints(model: Head, cfg: Any, args: argparse.Namespace, out: Path) -> di
         h36m = to_h36m16(load_keypoints(Path(args.keypoints)))[kept]
         kp = torch.stack([torch.from_numpy(transform_keypoints(p, b[:2], float(b[2]))).float()
                           for p, b in zip(h36m, boxes, strict=True)]).to(x.device)
-        camera = task_for(cfg).source.camera
-        if camera is None:
-            raise ValueError(f"MODEL: its data source {cfg.data.source!r} has no camera for "
-                             "the crops' keypoints")
-        res, focal_px = camera(cfg.data)
+        res, focal_px = task_for(cfg).keypoint_camera()  # the crop camera
         focal = 2.0 * focal_px / res  # crop coordinates: 2 f / R
         info: dict[str, Any] = {"image": str(args.image), "box": boxes.tolist()}
     else:

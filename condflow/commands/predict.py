@@ -279,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
         if len(args.image_size) > 2 or min(args.image_size) <= 0:
             raise ValueError(f"--image-size: expected W [H] > 0, got {args.image_size}")
         image_size = (args.image_size[0], args.image_size[-1])
-    side = float(getattr(getattr(cfg.data, "synthetic", None), "image_size", 1000))
+    side = float(task_for(cfg).keypoint_camera()[0])  # the training images' size
     center = (args.center if args.center is not None
               else task_for(cfg).source.root_centred_inputs)
     crop = "prohmr" if getattr(cfg.model.space, "flow_convention", None) == "prohmr" else "condflow"

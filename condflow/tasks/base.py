@@ -37,6 +37,7 @@ from condflow._norms import Norm
 from condflow.bijectors import CouplingNet
 from condflow.config import Config, apply_overrides, from_dict, read_config, with_kind
 from condflow.data.sources import DATA_SOURCES, DataRequest, DataSourceEntry, DataSplit, build_data
+from condflow.data.synthetic_lifting import LiftingSetConfig
 from condflow.encoders.registry import ENCODERS, EncoderRequest, build_encoder
 from condflow.inputs import InputSpec
 from condflow.losses.objective import Objective
@@ -151,6 +152,15 @@ class Task(Generic[M]):
 
     def space(self) -> OutputSpace:
         return build_space(self.cfg.model.space.kind, self.cfg.model.space)
+
+    def keypoint_camera(self) -> tuple[int, float]:
+        """``(image px, focal px)`` of the camera that made the training keypoints (the
+        source's, e.g. the crop camera of image sets); for a source without one (real
+        keypoints), the synthetic lifting set's default camera."""
+        if self.source.camera is not None:
+            return self.source.camera(self.cfg.data)
+        default = LiftingSetConfig()
+        return default.image_size, default.focal_px
 
     # -- what a family implements ---------------------------------------------------------
     def build_model(self, train_data: Dataset | None = None) -> M:

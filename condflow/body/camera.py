@@ -231,10 +231,17 @@ def look_at_cameras(
     elevation_deg: tuple[float, float] = (-10.0, 40.0),
     distance_m: tuple[float, float] = (3.5, 7.0),
     target_jitter_m: float = 0.2,
+    azimuth_rad: np.ndarray | None = None,
 ) -> CameraSample:
     """Cameras at uniform azimuths (all of [0, 2π)), elevations and distances around the
-    origin (SMPL world: y up), each looking at the origin plus a random jitter."""
-    azimuth = rng.uniform(0, 2 * np.pi, n)
+    origin (SMPL world: y up), each looking at the origin plus a random jitter.
+    ``azimuth_rad [n]``: the azimuths to use instead of drawing them."""
+    if azimuth_rad is None:
+        azimuth = rng.uniform(0, 2 * np.pi, n)
+    else:
+        azimuth = np.asarray(azimuth_rad, dtype=np.float64)
+        if azimuth.shape != (n,):
+            raise ValueError(f"azimuth_rad: expected shape ({n},), got {azimuth.shape}")
     elevation = np.deg2rad(rng.uniform(*elevation_deg, n))
     distance = rng.uniform(*distance_m, n)
     target = rng.normal(0, target_jitter_m, (n, 3))

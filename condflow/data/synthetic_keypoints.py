@@ -39,6 +39,7 @@ from condflow.data.synthetic_lifting import (
     LiftingSetConfig,
     draw_lifting_scenes,
     observe_keypoints,
+    scene_rng,
 )
 from condflow.spaces.rotations import axis_angle_to_matrix
 
@@ -54,7 +55,7 @@ __all__ = [
 #: right leg, left leg — shoulder/hip to wrist/ankle, as the lifting set's limbs).
 SPIN_LIMBS: tuple[tuple[int, ...], ...] = ((8, 7, 6), (9, 10, 11), (2, 1, 0), (3, 4, 5))
 
-VERSION = 1  # bump when the generated data changes (part of the cache key)
+VERSION = 2  # bump when the generated data changes (part of the cache key); 2: scene_rng
 _CHUNK = 4096
 
 
@@ -105,7 +106,7 @@ def make_keypoint_smpl_set(cfg: LiftingSetConfig, body: BodyModel | None = None
     """
     body = body or BodyModel()
     keypoints = BodyKeypoints(body)
-    rng = np.random.default_rng(cfg.seed)
+    rng = scene_rng(cfg)
     scenes = draw_lifting_scenes(cfg, body, rng)
     poses, n = scenes.poses, cfg.size
     world_orient = Rotation.from_rotvec(poses.global_orient.double().numpy())

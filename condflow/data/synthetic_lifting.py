@@ -17,7 +17,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from condflow._checks import NonNegativeFloat, PositiveFloat, PositiveInt, Probability
+from condflow._checks import (
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    check_positive_int,
+)
 from condflow._progress import progress
 from condflow.body.camera import CameraSample, look_at_cameras
 from condflow.body.model import BodyModel
@@ -33,8 +39,14 @@ __all__ = [
     "cached_lifting_set",
     "draw_lifting_scenes",
     "make_lifting_set",
+    "make_multiview_lifting_set",
     "observe_keypoints",
+    "scene_rng",
 ]
+
+#: Bumped when the same config draws a different set (the disk cache is keyed by it).
+#: 2: the cameras, noise and occlusion no longer share the pose generator's random stream.
+VERSION = 2
 
 # Joints dropped together when a limb is occluded (H36M-16 indices: R/L arm, R/L leg).
 _LIMBS = ((13, 14, 15), (10, 11, 12), (1, 2, 3), (4, 5, 6))
@@ -76,6 +88,13 @@ class LiftingScenes:
         return torch.from_numpy((cam - cam[:, :1]) * 1000.0).float()
 
 
+def scene_rng(cfg: LiftingSetConfig) -> np.random.Generator:
+    """The random stream of a set's cameras, 2D noise and occlusion: independent of the pose
+    generator's (``PoseGenerator(cfg.seed)`` draws from ``default_rng(cfg.seed)``; sharing
+    that stream would make each camera's azimuth a function of its body's pose family)."""
+    return np.random.default_rng([cfg.seed, 1])
+
+
 def draw_lifting_scenes(
     cfg: LiftingSetConfig, body: BodyModel, rng: np.random.Generator
 ) -> LiftingScenes:
@@ -83,10 +102,18 @@ def draw_lifting_scenes(
     moved hip to the origin, each seen by a camera of :func:`look_at_cameras` drawn from
     ``rng`` (which :func:`make_lifting_set` then draws the 2D noise and occlusion from)."""
     poses = PoseGenerator(seed=cfg.seed, random_orient=False).sample(cfg.size)
+    world = _world_joints(poses, body)
+    cams = look_at_cameras(rng, cfg.size, cfg.elevation_deg, cfg.distance_m)
+    return LiftingScenes(poses, cams, cams.to_camera(world))
+
+
+def _world_joints(poses: PoseSample, body: BodyModel) -> np.ndarray:
+    """The Human3.6M joints ``[N, 17, 3]`` (metres, float64) of ``poses`` posed by ``body``,
+    moved so that the root (hip) is at the world origin."""
     joints = []
     with torch.no_grad():
-        for lo in progress(range(0, cfg.size, 4096), desc=f"pose {cfg.size} bodies",
-                           unit="chunk"):
+        for lo in progress(range(0, len(poses.betas), 4096),
+                           desc=f"pose {len(poses.betas)} bodies", unit="chunk"):
             sl = slice(lo, lo + 4096)
             out = body.forward_axis_angle(
                 poses.global_orient[sl], poses.body_pose[sl], poses.betas[sl], eval_joints=True
@@ -94,10 +121,7 @@ def draw_lifting_scenes(
             assert out.eval_joints is not None  # eval_joints=True
             joints.append(out.eval_joints.double().numpy())
     world = np.concatenate(joints)
-    world -= world[:, :1]  # root (hip) at the origin; cameras look at it
-    (elev_lo, elev_hi), (dist_lo, dist_hi) = cfg.elevation_deg, cfg.distance_m
-    cams = look_at_cameras(rng, cfg.size, (elev_lo, elev_hi), (dist_lo, dist_hi))
-    return LiftingScenes(poses, cams, cams.to_camera(world))
+    return world - world[:, :1]  # root (hip) at the origin; cameras look at it
 
 
 def observe_keypoints(
@@ -127,7 +151,7 @@ def observe_keypoints(
 def make_lifting_set(cfg: LiftingSetConfig, body: BodyModel | None = None) -> dict[str, Tensor]:
     """Draw a set: ``keypoints_2d [N, 16, 3]`` (x, y normalized; confidence),
     ``joints_3d [N, 17, 3]`` mm root-relative camera frame, ``family [N]``."""
-    rng = np.random.default_rng(cfg.seed)
+    rng = scene_rng(cfg)
     scenes = draw_lifting_scenes(cfg, body or BodyModel(), rng)
     points = scenes.joints_camera[:, list(H36M_17_TO_16)]
     return {
@@ -137,11 +161,44 @@ def make_lifting_set(cfg: LiftingSetConfig, body: BodyModel | None = None) -> di
     }
 
 
+def make_multiview_lifting_set(
+    cfg: LiftingSetConfig, views: int, body: BodyModel | None = None
+) -> dict[str, Tensor]:
+    """``cfg.size`` bodies of :func:`make_lifting_set`'s kind, each seen by ``views`` calibrated
+    cameras at azimuths evenly spaced from a random start (as Human3.6M's cameras surround
+    the subject), elevations and distances drawn per view from ``cfg``'s ranges, with the
+    set's 2D noise and occlusion drawn independently per view.
+
+    Returns ``keypoints_2d [P, V, 16, 3]`` (as :func:`make_lifting_set`), ``joints_3d
+    [P, V, 17, 3]`` (mm, root-relative, each view's camera frame), ``rotation [P, V, 3, 3]``
+    (world → camera) and ``joints_world [P, 17, 3]`` (mm, root-relative, world frame: y up),
+    so that ``joints_3d[p, v] = joints_world[p] @ rotation[p, v].T``.
+    """
+    check_positive_int("views", views)
+    rng = scene_rng(cfg)
+    p = cfg.size
+    poses = PoseGenerator(seed=cfg.seed, random_orient=False).sample(p)
+    world = np.repeat(_world_joints(poses, body or BodyModel()), views, 0)
+    start = rng.uniform(0, 2 * np.pi, (p, 1))
+    azimuth = (start + 2 * np.pi * np.arange(views) / views).reshape(-1)
+    cams = look_at_cameras(rng, p * views, cfg.elevation_deg, cfg.distance_m,
+                           azimuth_rad=azimuth)
+    camera = cams.to_camera(world)
+    keypoints = observe_keypoints(camera[:, list(H36M_17_TO_16)], cfg, _LIMBS, rng)
+    root_relative = (camera - camera[:, :1]) * 1000.0
+    return {
+        "keypoints_2d": keypoints.reshape(p, views, -1, 3),
+        "joints_3d": torch.from_numpy(root_relative).float().reshape(p, views, -1, 3),
+        "rotation": torch.from_numpy(cams.rotation).float().reshape(p, views, 3, 3),
+        "joints_world": torch.from_numpy(world[::views] * 1000.0).float(),
+    }
+
+
 def cached_lifting_set(cfg: LiftingSetConfig, body: BodyModel) -> dict[str, Tensor]:
     """:func:`make_lifting_set`, cached on disk (:func:`condflow.data.cache.cached_tensors`)
     under ``cfg`` and the content of the body model's file."""
-    return cached_tensors("lifting", {"gen": vars(cfg)}, lambda: make_lifting_set(cfg, body),
-                          files=[body.model_file])
+    return cached_tensors("lifting", {"version": VERSION, "gen": vars(cfg)},
+                          lambda: make_lifting_set(cfg, body), files=[body.model_file])
 
 
 class TensorDictDataset(Dataset):

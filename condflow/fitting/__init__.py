@@ -13,9 +13,12 @@ from condflow.fitting.adapters import (
     pinhole_translation,
 )
 from condflow.fitting.fusion import (
+    CalibratedFusionResult,
     FusionConfig,
     FusionResult,
     RotationAverage,
+    average_calibrated_views,
+    fuse_calibrated_views,
     fuse_views,
     rotation_average_views,
 )
@@ -26,6 +29,7 @@ from condflow.fitting.robust import geman_mcclure, keypoint_energy
 from condflow.fitting.smplify import GenericFitConfig, bending_energy, fit_keypoints_generic
 
 __all__ = [
+    "CalibratedFusionResult",
     "FitConfig",
     "FitProgress",
     "FusionConfig",
@@ -41,11 +45,13 @@ __all__ = [
     "SMPLAdapter",
     "SkeletonAdapter",
     "VariableLayout",
+    "average_calibrated_views",
     "bending_energy",
     "fit_gmm",
     "fit_keypoints",
     "fit_keypoints_generic",
     "frozen",
+    "fuse_calibrated_views",
     "fuse_views",
     "geman_mcclure",
     "keypoint_energy",

@@ -19,6 +19,20 @@ has its own camera; without keypoints β is the mean of the point head's per-vie
 The baseline averages each body joint's per-view mode rotation: the mean matrix projected
 back to SO(3) by SVD with the determinant fixed (the chordal L2 mean,
 :func:`condflow.spaces.rotations.average_rotations`).
+
+**Calibrated views of a joint-space head** (a skeleton head: native output 3D joints
+``[J, 3]`` in the camera frame, root-relative). With the cameras' rotations Rₙ (world →
+camera) known, every view's output is one world skeleton X seen as Rₙ X, and the consistency
+can be exact (the λ → ∞ limit of eq. 12): fusion is the mode of the product of the views'
+densities,
+
+    X* = argmin_X Σₙ −log p(Rₙ X | cₙ),
+
+found by L-BFGS from the baseline, the mean of the views' modes in the world frame,
+X̄ = (1/N) Σₙ Rₙᵀ f(0; cₙ). Each view pulls X by its own density: along a view's depth axis
+its density is broad and it yields to the views that see that axis across the image; with a
+conditional volume, a view with occluded joints is broader still. The density is over the
+joint coordinates in millimetres (Rₙ is a rotation, so its volume factor is 1).
 """
 
 from __future__ import annotations
@@ -33,12 +47,16 @@ from condflow.fitting.adapters import SMPLAdapter, make_adapter
 from condflow.fitting.latent import frozen
 from condflow.fitting.optimize import OptimizerConfig, VariableLayout, minimize
 from condflow.fitting.robust import check_keypoints, keypoint_energy
+from condflow.heads.base import Head, as_head
 from condflow.spaces.rotations import average_rotations
 
 __all__ = [
+    "CalibratedFusionResult",
     "FusionConfig",
     "FusionResult",
     "RotationAverage",
+    "average_calibrated_views",
+    "fuse_calibrated_views",
     "fuse_views",
     "rotation_average_views",
 ]
@@ -222,3 +240,106 @@ def rotation_average_views(head: nn.Module, contexts: Tensor) -> RotationAverage
     body = average_rotations(rot[:, :, 1:].transpose(1, 2))  # [B, 23, 3, 3]
     fused = torch.cat([rot[:, :, :1], body[:, None].expand(b, n, 23, 3, 3)], 2)
     return RotationAverage(fused, body, betas.reshape(b, n, -1).mean(1), cam.reshape(b, n, 3))
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibrated views of a joint-space head
+
+
+@dataclass
+class CalibratedFusionResult:
+    """The fused skeletons of ``B`` people seen in ``N`` calibrated views.
+
+    Attributes:
+        joints_world: ``[B, J, 3]`` X*, root-relative, world frame, millimetres.
+        joints: ``[B, N, J, 3]`` Rₙ X*, each view's camera frame (what a view's metrics see).
+        neg_log_prob: ``[B, N]`` −log p(Rₙ X* | cₙ), nats; objective: ``[B]`` their sum;
+        iterations: ``[B]``; converged: ``[B]``.
+    """
+
+    joints_world: Tensor
+    joints: Tensor
+    neg_log_prob: Tensor
+    objective: Tensor
+    iterations: Tensor
+    converged: Tensor
+
+
+def _check_calibrated(head: nn.Module, contexts: object, rotations: object
+                      ) -> tuple[Head, Tensor, Tensor]:
+    head = as_head(head, "head: calibrated fusion needs a")
+    shape = tuple(head.space.native_shape)
+    if len(shape) != 2 or shape[1] != 3:
+        raise ValueError(f"head: calibrated fusion needs a head whose native output is 3D "
+                         f"joints [J, 3] in the camera frame (a skeleton head); "
+                         f"{type(head).__name__}'s is {list(shape)}")
+    features = head.flow.context_features if head.probabilistic else None
+    contexts = check_tensor("contexts", contexts, ("B", "N", features))
+    b, n = contexts.shape[:2]
+    rot = check_tensor("rotations", rotations, (b, n, 3, 3)).to(contexts)
+    eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
+    tol = 1e-4 if rot.dtype == torch.float32 else 1e-8
+    if ((rot @ rot.transpose(-1, -2) - eye).abs().amax() > tol
+            or (torch.linalg.det(rot) - 1).abs().amax() > tol):
+        raise ValueError("rotations: expected rotation matrices (R Rᵀ = I, det R = 1), "
+                         "world → camera, one per view")
+    return head, contexts.detach(), rot.detach()
+
+
+@torch.no_grad()
+def average_calibrated_views(head: nn.Module, contexts: Tensor, rotations: Tensor) -> Tensor:
+    """The baseline X̄ = (1/N) Σₙ Rₙᵀ f(0; cₙ): ``[B, J, 3]`` (mm, root-relative, world
+    frame). Works for a regression head too (its prediction stands for the mode).
+
+    Args:
+        head: a head whose native output is 3D joints (a skeleton head).
+        contexts: ``[B, N, C]``; rotations: ``[B, N, 3, 3]`` world → camera of each view.
+    """
+    head, contexts, rot = _check_calibrated(head, contexts, rotations)
+    b, n, c_dim = contexts.shape
+    with frozen(head):
+        mode = head.mode(contexts.reshape(b * n, c_dim)).native[:, 0]
+    mode = mode.reshape(b, n, *mode.shape[1:])
+    return torch.einsum("bnji,bnkj->bnki", rot, mode).mean(1)
+
+
+def fuse_calibrated_views(
+    head: nn.Module,
+    contexts: Tensor,
+    rotations: Tensor,
+    optimizer: OptimizerConfig | None = None,
+) -> CalibratedFusionResult:
+    """The mode of the product of the views' densities, X* = argmin_X Σₙ −log p(Rₙ X | cₙ)
+    (see the module docstring), from :func:`average_calibrated_views`.
+
+    Args:
+        head: a probabilistic head whose native output is 3D joints (a skeleton head).
+        contexts: ``[B, N, C]`` contexts of N views of each of B people.
+        rotations: ``[B, N, 3, 3]`` each view's camera rotation, world → camera.
+        optimizer: L-BFGS settings (default :class:`OptimizerConfig`).
+    """
+    x0 = average_calibrated_views(head, contexts, rotations)
+    head, contexts, rot = _check_calibrated(head, contexts, rotations)
+    b, n, c_dim = contexts.shape
+    joint_shape = x0.shape[1:]
+
+    def per_view(x: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+        world = x.reshape(-1, *joint_shape)
+        joints = torch.einsum("bnij,bkj->bnki", rot[index], world)
+        log_prob = head.log_prob(joints.reshape(-1, *joint_shape),
+                                 contexts[index].reshape(-1, c_dim))
+        return joints, -log_prob.reshape(-1, n)
+
+    with frozen(head):
+        result = minimize(lambda x, index: per_view(x, index)[1].sum(1), x0.flatten(1),
+                          optimizer)
+        with torch.no_grad():
+            joints, neg_log_prob = per_view(result.x, torch.arange(b, device=x0.device))
+    return CalibratedFusionResult(
+        joints_world=result.x.reshape(b, *joint_shape),
+        joints=joints,
+        neg_log_prob=neg_log_prob,
+        objective=result.value,
+        iterations=result.iterations,
+        converged=result.converged,
+    )

@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy.spatial.transform import Rotation
 
 import condflow
 from condflow.cli import main
+from condflow.data.keypoint_files import load_keypoints
+from condflow.data.screen import lifting_inputs
 from condflow.saving import build_model
 from condflow.tasks import load_config
 
@@ -152,14 +155,86 @@ def test_fuse_errors_name_the_problem(tmp_path, capsys):
     model = saved(tmp_path, {"task": "mesh", "data": {"res": 32}, "model": FUSE_TINY}, "mesh.pt")
     Image.fromarray(np.zeros((50, 50, 3), np.uint8)).save(tmp_path / "a.png")
     assert main(["fuse", str(model), str(tmp_path / "a.png")]) == 2
-    assert "IMAGES: fusion needs at least 2 views" in capsys.readouterr().err
+    assert "VIEWS: fusion needs at least 2 views" in capsys.readouterr().err
     assert main(["fuse", str(model), str(tmp_path / "a.png"), str(tmp_path / "b.png")]) == 2
     err = capsys.readouterr().err
-    assert "IMAGES: no such file" in err and "b.png" in err
+    assert "VIEWS: no such file" in err and "b.png" in err
     assert main(["fuse", str(model), str(tmp_path / "a.png"), str(tmp_path / "a.png"),
                  "--keypoints"]) == 2
     assert "--keypoints: no OpenPose JSON next to" in capsys.readouterr().err
     lifting = saved(tmp_path, {"task": "lifting", "model": {"lifter_hidden": 8,
                                                            "flow_hidden": 8}}, "lift.pt")
     assert main(["fuse", str(lifting), str(tmp_path / "a.png"), str(tmp_path / "a.png")]) == 2
-    assert "probabilistic mesh model" in capsys.readouterr().err
+    assert "--rotations: a skeleton model fuses calibrated views" in capsys.readouterr().err
+    np.save(tmp_path / "r.npy", np.stack([np.eye(3)] * 2))
+    assert main(["fuse", str(model), str(tmp_path / "a.png"), str(tmp_path / "a.png"),
+                 "--rotations", str(tmp_path / "r.npy")]) == 2
+    assert "--rotations: mesh fusion is uncalibrated" in capsys.readouterr().err
+    regression = saved(tmp_path, {"task": "lifting", "model": {
+        "kind": "regression", "lifter_hidden": 8}}, "reg.pt")
+    assert main(["fuse", str(regression), str(tmp_path / "a.png"), str(tmp_path / "a.png")]
+                ) == 2
+    assert "MODEL: fusion needs a probabilistic model" in capsys.readouterr().err
+
+
+def _skeleton_views(tmp_path, n=3):
+    views = []
+    for i in range(n):
+        kp = standing_body25() + np.array([15.0 * i, -5.0 * i, 0.0])
+        write_openpose(tmp_path / f"v{i}.json", [kp])
+        views.append(str(tmp_path / f"v{i}.json"))
+    np.save(tmp_path / "rot.npy", Rotation.random(n, random_state=0).as_matrix())
+    return views, str(tmp_path / "rot.npy")
+
+
+def test_fuse_skeleton_views_with_rotations(tmp_path, capsys):
+    model = saved(tmp_path, {"task": "lifting", "model": {**TINY, "conditional_volume": True,
+                                                         "volume_hidden": 8}}, "lift.pt")
+    views, rot = _skeleton_views(tmp_path)
+    out = tmp_path / "out"
+    assert main(["fuse", str(model), *views, "--rotations", rot, "--image-size", "1000",
+                 "--out", str(out)]) == 0
+    assert "view 2 (v2.json)" in capsys.readouterr().out
+    a = np.load(out / "fuse.npz")
+    assert a["joints_world"].shape == (17, 3) and a["view_joints"].shape == (3, 17, 3)
+    assert a["mode_joints"].shape == (3, 17, 3) and a["neg_log_prob"].shape == (3,)
+    np.testing.assert_allclose(a["view_joints"],
+                               np.einsum("nij,kj->nki", np.load(rot), a["joints_world"]),
+                               atol=1e-3)
+    info = json.loads((out / "fuse.json").read_text())
+    assert info["volume_depends_on_context"] is True and len(info["joint_names"]) == 17
+    # The fused skeleton is at least as probable, summed over the views, as the baseline.
+    head = condflow.load(model).eval()
+    r = torch.from_numpy(np.load(rot)).float()
+    with torch.no_grad():
+        x = torch.cat([lifting_inputs(load_keypoints(v), (1000.0, 1000.0), False, True, 0.1)
+                       for v in views])
+        c = head.context(x)
+
+        def total(world):
+            joints = torch.einsum("nij,kj->nki", r, torch.as_tensor(world).float())
+            return -head.log_prob(joints, c).sum()
+
+        assert total(a["joints_world"]) <= total(a["average_joints_world"]) + 1e-3
+        torch.testing.assert_close(total(a["joints_world"]),
+                                   torch.as_tensor(a["neg_log_prob"]).sum(), rtol=1e-4,
+                                   atol=1e-3)
+
+
+def test_fuse_skeleton_errors_name_the_problem(tmp_path, capsys):
+    model = saved(tmp_path, {"task": "lifting", "model": TINY}, "lift.pt")
+    views, rot = _skeleton_views(tmp_path)
+    args = ["fuse", str(model), *views, "--out", str(tmp_path / "o")]
+    assert main([*args, "--rotations", rot]) == 2
+    assert "--image-size: keypoint views need the image size" in capsys.readouterr().err
+    np.save(tmp_path / "two.npy", np.stack([np.eye(3)] * 2))
+    assert main([*args, "--image-size", "1000", "--rotations", str(tmp_path / "two.npy")]) == 2
+    assert "--rotations: expected a float array of shape [3, 3, 3]" in capsys.readouterr().err
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    assert main([*args, "--image-size", "1000", "--rotations", str(tmp_path / "obj.npy")]) == 2
+    assert "is not a numeric .npy array" in capsys.readouterr().err
+    np.save(tmp_path / "bad.npy", 2 * np.stack([np.eye(3)] * 3))
+    assert main([*args, "--image-size", "1000", "--rotations", str(tmp_path / "bad.npy")]) == 2
+    assert "rotations: expected rotation matrices" in capsys.readouterr().err
+    assert main([*args, "--image-size", "1000", "--rotations", rot, "--keypoints"]) == 2
+    assert "--keypoints: only for mesh models" in capsys.readouterr().err

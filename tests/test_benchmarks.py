@@ -94,3 +94,46 @@ def test_ring_tails_reports_every_variant(tmp_path):
         assert len(r["actnorm_scales"]) == 4
     with pytest.raises(SystemExit):
         ring_tails.main(["--variants", "nonsense", "--json", str(out)])
+
+
+def _fast_dev_checkpoint(tmp_path, config: str, *sets: str) -> str:
+    from condflow.cli import main
+
+    out = tmp_path / config / "_".join(s.split("=")[-1] for s in sets)
+    args = ["train", config, "--fast-dev-run", "--no-progress", "--set", f"output_dir={out}"]
+    for s in sets:
+        args += ["--set", s]
+    assert main(args) == 0
+    return str(out / "fast_dev_run" / "checkpoints" / "last.pt")
+
+
+def test_table4_lifting_fuses_calibrated_views(tmp_path):
+    import fitting_tables
+
+    ckpt = _fast_dev_checkpoint(tmp_path, "lifting")
+    out = tmp_path / "t4.json"
+    fitting_tables.main(["table4", "--task", "lifting", "--checkpoint", ckpt, "--people", "6",
+                         "--views", "3", "--iters", "20", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert set(result["table"]) == {"single view (mode)", "mean of the views' modes",
+                                    "fusion (product of densities)"}
+    for row in result["table"].values():
+        e = row["all views"]
+        assert 0 < e["pa_mpjpe"] <= e["mpjpe"] + 1e-6
+    assert result["people"] == 6 and result["views"] == 3
+    assert 0 <= result["fusion"]["converged"] <= 1
+
+
+def test_mesh_orientation_splits_the_gap(tmp_path):
+    import mesh_orientation
+
+    flow = _fast_dev_checkpoint(tmp_path, "mesh_recovery")
+    regression = _fast_dev_checkpoint(tmp_path, "mesh_recovery", "model.kind=regression")
+    out = tmp_path / "orient.json"
+    mesh_orientation.main(["--flow", flow, "--regression", regression, "--samples", "3",
+                           "--out", str(out)])
+    result = json.loads(out.read_text())
+    f, r = result["summary"]["flow mode"], result["summary"]["regression"]
+    assert 0 <= f["median_angle_deg"] <= 180 and 0 <= r["share_over_135_deg"] <= 1
+    assert result["mpjpe_gap_mm"] == pytest.approx(f["mpjpe"] - r["mpjpe"], rel=1e-4)
+    assert 0 <= result["share_no_sample_within_90_deg"] <= 1

@@ -96,7 +96,7 @@ class OptimizerConfig:
     betas: tuple[float, float] = (0.9, 0.999)  # Adam
     fixed_shape: bool = False  # L-BFGS: evaluate the whole batch on every call
     lm_iters: int = 5  # "lm+lbfgs": Levenberg–Marquardt iterations before L-BFGS
-    damping: float = 1e-3  # LM: initial λ, relative to diag(JᵀJ)
+    damping: float = 0.1  # LM: initial λ, relative to diag(JᵀJ)
     max_trials: int = 10  # LM: trial steps (batched evaluations) per iteration
 
     def __post_init__(self) -> None:

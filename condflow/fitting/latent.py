@@ -381,14 +381,15 @@ def latent_prior_residuals(v: dict[str, Tensor]) -> Tensor:
     return math.sqrt(0.5) * v["z"]
 
 
-def reduced_precision_theta_fn(adapter: HeadAdapter, dtype: torch.dtype) -> ThetaFn:
+def reduced_precision_theta_fn(adapter: HeadAdapter, dtype: torch.dtype,
+                               name: str = "flow_dtype") -> ThetaFn:
     """θ = f(z; c) with the coupling nets' weights cast to ``dtype`` once (now) and the
     flow under autocast to ``dtype``; θ in z's dtype, the prior ½‖z‖² exact. The layers
     outside the coupling nets keep their parameters (the LU layers also their precision)."""
     bijector = adapter.flow.bijector
     params = list(bijector.parameters())
     if params and params[0].dtype != torch.float32:
-        raise ValueError(f"flow_dtype: a reduced-precision fit needs a float32 flow, got "
+        raise ValueError(f"{name}: a reduced-precision fit needs a float32 flow, got "
                          f"{params[0].dtype}")
     weights = {}
     for net_name, net in bijector.named_modules():
@@ -481,7 +482,8 @@ def fit_keypoints(
         fast = (None if config.flow_dtype is None
                 else reduced_precision_theta_fn(adapter, FLOW_DTYPES[config.flow_dtype]))
         jac_fn = (None if config.jacobian_dtype is None
-                  else reduced_precision_theta_fn(adapter, FLOW_DTYPES[config.jacobian_dtype]))
+                  else reduced_precision_theta_fn(adapter, FLOW_DTYPES[config.jacobian_dtype],
+                                                  "jacobian_dtype"))
         variables, extras, value, iters, conv = run_fit(
             adapter, context, keypoints, variables, extras, theta_fn, config,
             callback=callback, fast_theta_fn=fast, context_parts=parts,

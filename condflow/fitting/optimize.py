@@ -186,7 +186,9 @@ def minimize(objective: Objective, x0: Tensor, config: OptimizerConfig | None = 
     ``x [B, D]`` of every example (those that have stopped keep their final values).
     ``residuals`` (:data:`Residuals`, with ``Σ r² = objective``) is needed by the
     Levenberg–Marquardt methods and ignored by the others. The returned values are the
-    objective's (also after Levenberg–Marquardt).
+    objective's (also after Levenberg–Marquardt). With ``"lm+lbfgs"`` an example's
+    iterations are its Levenberg–Marquardt steps plus its L-BFGS iterations, and ``k``
+    counts the batched iterations of both phases.
     """
     config = config or OptimizerConfig()
     x0 = check_tensor("x0", x0, ("B", "D"))

@@ -256,6 +256,9 @@ def test_levenberg_marquardt_errors(skeleton_head, make_problem, smpl_head,
         def extra_energy(self, extras):
             return extras["offset"].pow(2).sum(-1)
 
-    context, kp, _ = make_problem(skeleton_head, batch=1)
+    context, kp, _ = make_problem(skeleton_head, batch=1)  # a float64 head
+    with pytest.raises(ValueError, match="^jacobian_dtype: .*float32 flow"):
+        fit_keypoints(skeleton_head, context, kp, FitConfig(optimizer=lm,
+                                                            jacobian_dtype="bfloat16"))
     with pytest.raises(ValueError, match="Penalized defines extra_energy but not extra_res"):
         fit_keypoints(Penalized(skeleton_head), context, kp, FitConfig(optimizer=lm))

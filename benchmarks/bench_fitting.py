@@ -8,7 +8,8 @@ learned fit in each lever's setting (``reference``: the default L-BFGS; ``cache`
 context parts computed once per fit; ``fixed``: fixed-shape L-BFGS; ``bf16``: the flow in
 bfloat16, then the full-precision polish; ``lm``: ``--lm-iters`` Levenberg–Marquardt
 iterations, then L-BFGS; ``lmbf16``: the same with the Levenberg–Marquardt Jacobian through
-the flow in bfloat16; combinations joined by ``+``):
+the flow in bfloat16; ``every3`` (with ``lm`` or ``lmbf16``): a fresh Jacobian only every
+third Levenberg–Marquardt iteration; combinations joined by ``+``):
 
 - **converge**: wall time of the whole fit (its stopping rule, at most ``--iters``
   iterations), batched iterations and flow evaluations (batched calls and rows);
@@ -70,8 +71,9 @@ LEVERS: dict[str, dict[str, Any]] = {
     "bf16": {"flow_dtype": "bfloat16"},
     "lm": {"method": "lm+lbfgs"},
     "lmbf16": {"method": "lm+lbfgs", "jacobian_dtype": "bfloat16"},
+    "every3": {"jacobian_every": 3},
 }
-OPTIMIZER_FIELDS = ("fixed_shape", "method", "lm_iters")
+OPTIMIZER_FIELDS = ("fixed_shape", "method", "lm_iters", "jacobian_every")
 PAPER_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "mesh_recovery" / "paper.yaml"
 
 Problem = tuple[nn.Module, Tensor, Tensor, Tensor | None]

@@ -30,11 +30,14 @@ and accept ``x + δ`` only if f decreases, else raise the damping λ and solve a
 increases. λ follows Nielsen's rule: ×max(⅓, 1 − (2ρ − 1)³) on acceptance, ρ the ratio of
 the actual to the predicted decrease ``−(2 gᵀδ + δᵀJᵀJ δ)`` with g = Jᵀr (½∇f); ×ν on
 rejection, ν doubling with every rejection in a row. The Jacobian is taken once per
-iteration, at the accepted points. An example stops when its change of f is small (``tol``),
-``max |∇f| ≤ grad_tol``, the model promises no decrease (predicted ≤ ``tol``·max(f, 1)), or
-no trial decreases f. ``method="lm+lbfgs"`` runs at most ``lm_iters`` such iterations as a
-fast start and then L-BFGS from where they stopped (its own ``max_iters``), so the fit ends
-under L-BFGS's stopping rule, at a minimum of the same objective.
+iteration, at the accepted points; with ``jacobian_every = k > 1`` only every k-th
+iteration, and in between the step uses the last Jacobian's JᵀJ with the exact gradient
+at the current point (one evaluation of the objective and its gradient). An example stops
+when its change of f is small (``tol``), ``max |∇f| ≤ grad_tol``, the model promises no
+decrease (predicted ≤ ``tol``·max(f, 1)), or no trial decreases f. ``method="lm+lbfgs"``
+runs at most ``lm_iters`` such iterations as a fast start and then L-BFGS from where they
+stopped (its own ``max_iters``), so the fit ends under L-BFGS's stopping rule, at a minimum
+of the same objective.
 """
 
 from __future__ import annotations
@@ -98,11 +101,13 @@ class OptimizerConfig:
     lm_iters: int = 5  # "lm+lbfgs": Levenberg–Marquardt iterations before L-BFGS
     damping: float = 0.1  # LM: initial λ, relative to diag(JᵀJ)
     max_trials: int = 10  # LM: trial steps (batched evaluations) per iteration
+    jacobian_every: int = 1  # LM: a fresh Jacobian every this many iterations
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {self.method!r}")
-        for name in ("max_iters", "history_size", "max_line_search", "lm_iters", "max_trials"):
+        for name in ("max_iters", "history_size", "max_line_search", "lm_iters", "max_trials",
+                     "jacobian_every"):
             check_positive_int(name, getattr(self, name))
         if not (isinstance(self.damping, int | float) and self.damping > 0
                 and math.isfinite(self.damping)):
@@ -209,7 +214,7 @@ def minimize(objective: Objective, x0: Tensor, config: OptimizerConfig | None = 
         report(k, x)
 
     lm = _levenberg_marquardt(
-        residuals, x, config, lm_report,
+        residuals, evaluate, x, config, lm_report,
         config.max_iters if config.method == "lm" else config.lm_iters)
     if config.method == "lm":
         f, _ = evaluate(lm.x, torch.arange(len(lm.x), device=lm.x.device))
@@ -503,10 +508,12 @@ def jacobian(outputs: Tensor, inputs: Tensor) -> Tensor:
     return jac.transpose(0, 1)
 
 
-def _levenberg_marquardt(residuals: Residuals, x: Tensor, config: OptimizerConfig,
-                         callback: Callback, max_iters: int) -> MinimizeResult:
-    """At most ``max_iters`` Levenberg–Marquardt iterations from ``x`` (module docstring);
-    the returned values are ``Σ r²`` (in ``x``'s dtype)."""
+def _levenberg_marquardt(residuals: Residuals, gradient: _Evaluator, x: Tensor,
+                         config: OptimizerConfig, callback: Callback, max_iters: int
+                         ) -> MinimizeResult:
+    """At most ``max_iters`` Levenberg–Marquardt iterations from ``x`` (module docstring;
+    ``gradient`` evaluates the objective's gradient between Jacobians); the returned values
+    are ``Σ r²`` (in ``x``'s dtype), the evaluations those of ``residuals``."""
     n, dim = x.shape
     calls = 0
 
@@ -538,6 +545,7 @@ def _levenberg_marquardt(residuals: Residuals, x: Tensor, config: OptimizerConfi
     lam = torch.full((n,), float(config.damping), dtype=torch.float64, device=x.device)
     nu = torch.full_like(lam, 2.0)
     iterations = torch.zeros(n, dtype=torch.long, device=x.device)
+    stale = torch.zeros_like(iterations)  # steps since the last Jacobian
     converged = (2 * g).abs().amax(1) <= config.grad_tol
     active = ~converged & torch.isfinite(f)
     for k in range(1, max_iters + 1):
@@ -548,47 +556,24 @@ def _levenberg_marquardt(residuals: Residuals, x: Tensor, config: OptimizerConfi
         diag = a_k.diagonal(dim1=1, dim2=2)
         scale = torch.maximum(diag, 1e-9 * diag.amax(1, keepdim=True).clamp_min(1e-300))
         lam_k, nu_k = lam[ids], nu[ids]
-        searching = torch.ones_like(ids, dtype=torch.bool)
-        flat = torch.zeros_like(searching)
-        x_new, f_new = x_k.clone(), f_k.clone()
-        for trial in range(config.max_trials):
-            s = searching.nonzero()[:, 0]
-            if len(s) == 0:
-                break
-            step = torch.linalg.solve(
-                a_k[s] + torch.diag_embed(lam_k[s, None] * scale[s]), -g_k[s, :, None])[..., 0]
-            predicted = -(2 * (g_k[s] * step).sum(1)
-                          + (step[:, None] @ a_k[s] @ step[..., None])[:, 0, 0])
-            if trial == 0:
-                # The model promises no decrease worth a step (a damped step only promises
-                # less, so this is tested at the first trial only).
-                no_gain = predicted <= config.tol * f_k[s].abs().clamp_min(1.0)
-                flat[s] = no_gain
-                searching[s] = ~no_gain
-                s, step, predicted = s[~no_gain], step[~no_gain], predicted[~no_gain]
-                if len(s) == 0:
-                    break
-            f_t, _, _ = evaluate(x_k[s] + step.to(x.dtype), ids[s], False)
-            ok = f_t < f_k[s]
-            rho = (f_k[s] - f_t) / predicted.clamp_min(1e-300)
-            up = lam_k[s] * nu_k[s]
-            down = lam_k[s] * (1 - (2 * rho - 1) ** 3).clamp_min(1 / 3)
-            lam_k[s] = torch.where(ok, down, up)
-            nu_k[s] = torch.where(ok, torch.full_like(up, 2.0), 2 * nu_k[s])
-            taken = s[ok]
-            x_new[taken] = x_k[taken] + step[ok].to(x.dtype)
-            f_new[taken] = f_t[ok]
-            searching[taken] = False
+        x_new, f_new, searching, flat = _lm_trials(evaluate, ids, x_k, f_k, a_k, g_k, scale,
+                                                   lam_k, nu_k, config)
         lam[ids], nu[ids] = lam_k, nu_k
         moved = ~searching & ~flat
         stuck = searching  # no decrease within max_trials trials
         m = moved.nonzero()[:, 0]
-        if len(m):
-            f_m, r_m, jac_m = evaluate(x_new[m], ids[m], True)
+        stale[ids[m]] += 1
+        fresh = m[stale[ids[m]] >= config.jacobian_every]
+        if len(fresh):
+            f_m, r_m, jac_m = evaluate(x_new[fresh], ids[fresh], True)
             assert jac_m is not None
-            f_new[m] = f_m
-            a[ids[m]] = jac_m.transpose(1, 2) @ jac_m
-            g[ids[m]] = (jac_m.transpose(1, 2) @ r_m[..., None])[..., 0]
+            f_new[fresh] = f_m
+            a[ids[fresh]] = jac_m.transpose(1, 2) @ jac_m
+            g[ids[fresh]] = (jac_m.transpose(1, 2) @ r_m[..., None])[..., 0]
+            stale[ids[fresh]] = 0
+        old = m[stale[ids[m]] > 0]
+        if len(old):  # keep JᵀJ, take the exact gradient here
+            g[ids[old]] = 0.5 * gradient(x_new[old], ids[old])[1].double()
         x[ids] = x_new
         f[ids] = f_new
         iterations[ids] += moved.long()
@@ -599,3 +584,47 @@ def _levenberg_marquardt(residuals: Residuals, x: Tensor, config: OptimizerConfi
         if len(m):  # an iteration in which no example moved is none
             callback(k, x)
     return MinimizeResult(x, f.to(x.dtype), iterations, converged, calls)
+
+
+TrialEvaluate = Callable[[Tensor, Tensor, bool], tuple[Tensor, Tensor, Tensor | None]]
+
+
+def _lm_trials(evaluate: TrialEvaluate, ids: Tensor, x: Tensor, f: Tensor, a: Tensor,
+               g: Tensor, scale: Tensor, lam: Tensor, nu: Tensor, config: OptimizerConfig
+               ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One LM iteration's trial steps for the examples ``ids`` at ``x [b, D]`` (values f,
+    JᵀJ ``a``, ½ gradient g, damping scale): damping ``lam`` and ``nu`` are updated in
+    place. Returns the new points and values, ``searching`` (no decrease found) and ``flat``
+    (no decrease promised) ``[b]``."""
+    searching = torch.ones_like(ids, dtype=torch.bool)
+    flat = torch.zeros_like(searching)
+    x_new, f_new = x.clone(), f.clone()
+    for trial in range(config.max_trials):
+        s = searching.nonzero()[:, 0]
+        if len(s) == 0:
+            break
+        step = torch.linalg.solve(
+            a[s] + torch.diag_embed(lam[s, None] * scale[s]), -g[s, :, None])[..., 0]
+        predicted = -(2 * (g[s] * step).sum(1)
+                      + (step[:, None] @ a[s] @ step[..., None])[:, 0, 0])
+        if trial == 0:
+            # The model promises no decrease worth a step (a damped step only promises
+            # less, so this is tested at the first trial only).
+            no_gain = predicted <= config.tol * f[s].abs().clamp_min(1.0)
+            flat[s] = no_gain
+            searching[s] = ~no_gain
+            s, step, predicted = s[~no_gain], step[~no_gain], predicted[~no_gain]
+            if len(s) == 0:
+                break
+        f_t, _, _ = evaluate(x[s] + step.to(x.dtype), ids[s], False)
+        ok = f_t < f[s]
+        rho = (f[s] - f_t) / predicted.clamp_min(1e-300)
+        up = lam[s] * nu[s]
+        down = lam[s] * (1 - (2 * rho - 1) ** 3).clamp_min(1 / 3)
+        lam[s] = torch.where(ok, down, up)
+        nu[s] = torch.where(ok, torch.full_like(up, 2.0), 2 * nu[s])
+        taken = s[ok]
+        x_new[taken] = x[taken] + step[ok].to(x.dtype)
+        f_new[taken] = f_t[ok]
+        searching[taken] = False
+    return x_new, f_new, searching, flat

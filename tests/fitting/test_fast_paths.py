@@ -13,11 +13,12 @@ bfloat16 fit stops early, well above the minimum.
 
 Levenberg–Marquardt (``optimizer.method = "lm"`` / ``"lm+lbfgs"``), float64: its residuals'
 squared sum is the objective and their Jacobian autograd's (to 1e-10); both methods end at
-the reference L-BFGS fit's minimum, objective at most 1e-9 relative above it (it is lower:
-the reference stops at its iteration cap), z within 1e-3 and θ within 0.02 mm, in a few
-dozen iterations against the reference's hundreds. With the bfloat16 Jacobian (float32
-flow) the fit ends as the bf16 lever above: objective at most 1e-5 relative above the
-float32 reference, MPJPE within 1 mm.
+the reference L-BFGS fit's minimum (objective at most 1e-9 relative above it and 1e-6
+below, z within 1e-3, θ within 0.02 mm) in at most 60 iterations against the reference's
+278-390 (with a Jacobian only every third LM iteration the polish takes longer, at most
+150 iterations, and ends within 1e-8 above). With the bfloat16 Jacobian (float32 flow)
+the fit ends as the bf16 lever above: objective at most 1e-5 relative above the float32
+reference, MPJPE within 1 mm.
 """
 
 import pytest
@@ -35,6 +36,8 @@ from condflow.fitting import (
     fit_keypoints_generic,
 )
 from condflow.metrics import mpjpe
+
+from .conftest import skeleton_problem
 
 WEIGHT = 1e4
 
@@ -156,20 +159,28 @@ def test_fast_path_errors(skeleton_head, make_problem, smpl_head, make_smpl_prob
 
 
 def lm_config(method: str, **kwargs) -> FitConfig:
-    opt = OptimizerConfig(method=method, max_iters=400, tol=1e-12, grad_tol=1e-9)
-    return FitConfig(keypoint_weight=WEIGHT, optimizer=opt, **kwargs)
+    opt = OptimizerConfig(method=method, max_iters=400, tol=1e-12, grad_tol=1e-9, **kwargs)
+    return FitConfig(keypoint_weight=WEIGHT, optimizer=opt)
 
 
-@pytest.mark.parametrize("method", ["lm", "lm+lbfgs"])
-def test_levenberg_marquardt_reaches_the_reference_fit(skeleton_head, make_problem, method):
-    context, kp, _ = make_problem(skeleton_head, batch=3)
-    ref = fit_keypoints(skeleton_head, context, kp, lm_config("lbfgs"))
+@pytest.fixture(scope="module")
+def lbfgs_reference(skeleton_head):
+    context, kp, _ = skeleton_problem(skeleton_head, batch=3)
+    return context, kp, fit_keypoints(skeleton_head, context, kp, lm_config("lbfgs"))
+
+
+@pytest.mark.parametrize("method, every, most", [("lm", 1, 60), ("lm+lbfgs", 1, 60),
+                                                ("lm+lbfgs", 3, 150)])
+def test_levenberg_marquardt_reaches_the_reference_fit(skeleton_head, lbfgs_reference,
+                                                       method, every, most):
+    context, kp, ref = lbfgs_reference
     seen: list[float] = []
-    fit = fit_keypoints(skeleton_head, context, kp, lm_config(method),
+    fit = fit_keypoints(skeleton_head, context, kp, lm_config(method, jacobian_every=every),
                         callback=lambda p: seen.append(p.keypoint_energy().mean().item()))
-    assert fit.converged.all() and (fit.iterations < 60).all()
-    assert (ref.iterations > 100).all()
-    assert (fit.objective <= ref.objective * (1 + 1e-9)).all()
+    assert fit.converged.all() and (fit.iterations < most).all()
+    assert (ref.iterations > most + 100).all()
+    above = 1e-9 if every == 1 else 1e-8  # both stop in a flat valley by their tol
+    assert (fit.objective <= ref.objective * (1 + above)).all()
     assert (fit.objective >= ref.objective * (1 - 1e-6)).all()  # the same minimum
     torch.testing.assert_close(fit.z, ref.z, atol=1e-3, rtol=0)
     torch.testing.assert_close(fit.theta, ref.theta, atol=0.02, rtol=0)

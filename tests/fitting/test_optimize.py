@@ -216,3 +216,31 @@ def test_levenberg_marquardt_errors():
     with pytest.raises(ValueError, match="residuals: expected r \\[2, R\\] and J"):
         minimize(rosenbrock, torch.randn(2, 5), OptimizerConfig(method="lm"),
                  residuals=lambda x, i, j: (x, None))
+
+
+def test_levenberg_marquardt_with_a_jacobian_every_third_iteration():
+    x0 = torch.randn(3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    jacobians = {1: 0, 3: 0}
+    results = {}
+    for every in (1, 3):
+        values = []
+
+        def residuals(x, index, with_jacobian, every=every):
+            jacobians[every] += with_jacobian
+            return rosenbrock_residuals(x, index, with_jacobian)
+
+        cfg = OptimizerConfig(method="lm", max_iters=300, tol=1e-15, grad_tol=1e-10,
+                              jacobian_every=every)
+        results[every] = minimize(rosenbrock, x0, cfg,
+                                  lambda k, x, v=values: v.append(rosenbrock(x, torch.arange(3))),
+                                  residuals)
+        trace = torch.stack(values)
+        assert (trace[1:] <= trace[:-1]).all()
+        torch.testing.assert_close(results[every].x, minimum(3), atol=1e-6, rtol=0)
+    # Batched Jacobian calls: the start, then after every (every third) iteration; between
+    # them the steps use the last one's curvature, so the iterates differ.
+    assert jacobians[1] == 1 + int(results[1].iterations.max())
+    assert jacobians[3] == 1 + int(results[3].iterations.max()) // 3
+    assert not torch.equal(results[1].iterations, results[3].iterations)
+    with pytest.raises(ValueError, match="^jacobian_every:"):
+        OptimizerConfig(jacobian_every=0)

@@ -6,7 +6,10 @@ each speed lever of the learned fit (``--levers``) gives.
 For each batch size B, on the same contexts and 2D keypoints, the SMPLify-style fit and the
 learned fit in each lever's setting (``reference``: the default L-BFGS; ``cache``: the
 context parts computed once per fit; ``fixed``: fixed-shape L-BFGS; ``bf16``: the flow in
-bfloat16, then the full-precision polish; combinations joined by ``+``):
+bfloat16, then the full-precision polish; ``lm``: ``--lm-iters`` Levenberg–Marquardt
+iterations, then L-BFGS; ``lmbf16``: the same with the Levenberg–Marquardt Jacobian through
+the flow in bfloat16; ``every3`` (with ``lm`` or ``lmbf16``): a fresh Jacobian only every
+third Levenberg–Marquardt iteration; combinations joined by ``+``):
 
 - **converge**: wall time of the whole fit (its stopping rule, at most ``--iters``
   iterations), batched iterations and flow evaluations (batched calls and rows);
@@ -66,8 +69,11 @@ LEVERS: dict[str, dict[str, Any]] = {
     "cache": {"cache_context": True},
     "fixed": {"fixed_shape": True},
     "bf16": {"flow_dtype": "bfloat16"},
+    "lm": {"method": "lm+lbfgs"},
+    "lmbf16": {"method": "lm+lbfgs", "jacobian_dtype": "bfloat16"},
+    "every3": {"jacobian_every": 3},
 }
-OPTIMIZER_FIELDS = ("fixed_shape",)
+OPTIMIZER_FIELDS = ("fixed_shape", "method", "lm_iters", "jacobian_every")
 PAPER_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "mesh_recovery" / "paper.yaml"
 
 Problem = tuple[nn.Module, Tensor, Tensor, Tensor | None]
@@ -151,8 +157,9 @@ def run_fit(method: str, head: nn.Module, context: Tensor, kp: Tensor, prior: nn
     ``trace``, append ``(seconds so far, mean E_J)`` after every iteration; the time spent
     computing E_J for the trace is not counted, nor its flow evaluations by ``counter``."""
     settings = {} if method == SMPLIFY else lever_settings(method)
-    opt = OptimizerConfig(method="lbfgs", max_iters=max_iters, tol=args.tol,
-                          **{k: v for k, v in settings.items() if k in OPTIMIZER_FIELDS})
+    opt = OptimizerConfig(**({"method": "lbfgs", "max_iters": max_iters, "tol": args.tol,
+                              "lm_iters": args.lm_iters}
+                             | {k: v for k, v in settings.items() if k in OPTIMIZER_FIELDS}))
     common = {"keypoint_weight": args.keypoint_weight, "sigma": args.sigma, "optimizer": opt}
     device = context.device
     excluded = 0.0
@@ -314,6 +321,8 @@ def main(argv: list[str] | None = None) -> None:
                    help=f"settings of the learned fit, comma-separated; each one of "
                    f"{sorted(LEVERS)} or several joined by '+'")
     p.add_argument("--iters", type=int, default=500, help="iteration cap of a fit")
+    p.add_argument("--lm-iters", type=int, default=5,
+                   help="Levenberg–Marquardt iterations before L-BFGS (levers lm, lmbf16)")
     p.add_argument("--tol", type=float, default=1e-7, help="stopping rule (relative change)")
     p.add_argument("--keypoint-weight", type=float, default=1000.0, help="λ_J")
     p.add_argument("--sigma", type=float, default=0.1, help="Geman–McClure scale")

@@ -29,6 +29,23 @@ Faster fits (:class:`FitConfig`):
 * ``optimizer.fixed_shape``: every evaluation runs the whole batch
   (:mod:`condflow.fitting.optimize`), so the flow's matrix products stay wide (the same fit
   up to rounding, as above).
+* ``optimizer.method="lm+lbfgs"``: a few Levenberg–Marquardt iterations as a fast start,
+  then the reference L-BFGS from there (``"lm"``: Levenberg–Marquardt to the end). The
+  objective is written as the sum of squares ‖r‖² of the residuals
+
+      r = [√λ_J r_J(x̂);  √(w_p/2) z;  √λ_β β]
+
+  with r_J the keypoint residuals whose squared sum is E_J exactly
+  (:func:`~condflow.fitting.robust.keypoint_residuals`: √w_k σ/√(σ² + s_k) d_k for the
+  Geman–McClure term, d_k the 2D error of keypoint k, s_k = ‖d_k‖²), w_p the prior weight
+  and β the extras' residuals (:meth:`~condflow.heads.base.HeadAdapter.extra_residuals`).
+  The Jacobian of the 2K keypoint rows is one backward pass through the flow with 2K
+  batched cotangents (:func:`~condflow.fitting.optimize.jacobian`); the prior and extras
+  rows, which do not involve the flow, get their own (cheap) one. With
+  ``jacobian_dtype="bfloat16"`` the keypoint rows' Jacobian runs the flow in bfloat16
+  (the residuals, values and the L-BFGS polish stay in full precision). Since the polish
+  minimizes the same objective under the same stopping rule, the fit ends at a minimum of
+  the reference's objective, not necessarily the same one.
 
 All are off by default (the reference path); ``benchmarks/README.md`` gives what each one
 gains or costs on a CPU.
@@ -37,6 +54,7 @@ gains or costs on a CPU.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -47,13 +65,23 @@ from torch import Tensor, nn
 from condflow._checks import check_tensor
 from condflow.bijectors.nets import ContextParts, ContextResidualNet, cached_context_parts
 from condflow.fitting.adapters import HeadAdapter, make_adapter
-from condflow.fitting.optimize import OptimizerConfig, VariableLayout, minimize
-from condflow.fitting.robust import check_keypoints, keypoint_energy
+from condflow.fitting.optimize import (
+    LM_METHODS,
+    OptimizerConfig,
+    Residuals,
+    VariableLayout,
+    jacobian,
+    minimize,
+)
+from condflow.fitting.robust import check_keypoints, keypoint_energy, keypoint_residuals
 
 __all__ = ["FitConfig", "FitProgress", "KeypointFit", "fit_keypoints", "frozen"]
 
 #: Reduced precisions the flow can run in while fitting (``FitConfig.flow_dtype``).
 FLOW_DTYPES = {"bfloat16": torch.bfloat16}
+
+PriorResiduals = Callable[[dict[str, Tensor]], Tensor]
+"""``variables -> [b, P]`` residuals whose squared sum is the prior energy."""
 
 
 @dataclass
@@ -68,7 +96,9 @@ class FitConfig:
     ``flow_dtype``, ``polish`` and ``cache_context`` make the learned-prior fit faster (see
     the module docstring); the generic-prior fits, which run no flow, refuse ``flow_dtype``
     and ``cache_context``. With ``flow_dtype`` each phase (reduced precision, then the
-    polish) may take up to ``optimizer.max_iters`` iterations.
+    polish) may take up to ``optimizer.max_iters`` iterations. ``jacobian_dtype`` is the
+    precision of the Levenberg–Marquardt Jacobian through the flow (``optimizer.method``
+    ``"lm"`` or ``"lm+lbfgs"``; a reduced-precision ``flow_dtype`` is for the other methods).
     """
 
     keypoint_weight: float = 1000.0  # λ_J
@@ -79,11 +109,22 @@ class FitConfig:
     flow_dtype: str | None = None  # "bfloat16": the flow in bf16 while optimizing; None: off
     polish: bool = True  # after a reduced-precision fit, continue in full precision
     cache_context: bool = False  # W_c c + b of the coupling nets once per fit
+    jacobian_dtype: str | None = None  # LM: "bfloat16" Jacobian through the flow; None: off
 
     def __post_init__(self) -> None:
-        if self.flow_dtype is not None and self.flow_dtype not in FLOW_DTYPES:
-            raise ValueError(f"flow_dtype: expected None or one of {sorted(FLOW_DTYPES)}, got "
+        for name in ("flow_dtype", "jacobian_dtype"):
+            value = getattr(self, name)
+            if value is not None and value not in FLOW_DTYPES:
+                raise ValueError(f"{name}: expected None or one of {sorted(FLOW_DTYPES)}, got "
+                                 f"{value!r}")
+        lm = self.optimizer.method in LM_METHODS
+        if lm and self.flow_dtype is not None:
+            raise ValueError(f"flow_dtype: not with optimizer.method {self.optimizer.method!r}"
+                             f" (its reduced precision is jacobian_dtype); got "
                              f"{self.flow_dtype!r}")
+        if not lm and self.jacobian_dtype is not None:
+            raise ValueError(f"jacobian_dtype: only for optimizer.method in {LM_METHODS}, got "
+                             f"{self.jacobian_dtype!r} with {self.optimizer.method!r}")
         for name in ("keypoint_weight", "shape_weight", "prior_weight"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and value >= 0):
@@ -201,6 +242,8 @@ def run_fit(
     callback: FitCallback | None = None,
     fast_theta_fn: ThetaFn | None = None,
     context_parts: ContextParts | None = None,
+    prior_residuals: PriorResiduals | None = None,
+    jacobian_theta_fn: ThetaFn | None = None,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor, Tensor, Tensor]:
     """Minimize λ_J E_J + prior + λ_β E_β (+ ``extra_energy(variables)``) over the
     ``variables`` that ``theta_fn`` maps to θ and the adapter's ``extras`` (all ``[B, ...]``),
@@ -208,11 +251,18 @@ def run_fit(
     ``fast_theta_fn`` (e.g. a reduced-precision ``theta_fn``) replaces ``theta_fn`` in the
     objective; the callback's keypoint energies always use ``theta_fn``. With
     ``context_parts`` (of :func:`~condflow.bijectors.nets.cached_context_parts`) the
-    objective takes its contexts' rows by its ``select``.
+    objective takes its contexts' rows by its ``select``. The Levenberg–Marquardt methods
+    need the prior as ``prior_residuals`` and no ``extra_energy`` (see the module
+    docstring); ``jacobian_theta_fn`` (e.g. a reduced-precision ``theta_fn``) replaces
+    ``theta_fn`` in their Jacobian.
 
     Returns the fitted variables and extras, the objective ``[B]``, iterations ``[B]`` and
     convergence flags ``[B]``.
     """
+    method = config.optimizer.method
+    if method in LM_METHODS:
+        _check_least_squares(adapter, method, prior_residuals is not None and
+                             extra_energy is None)
     clash = set(variables) & set(extras)
     if clash:
         raise ValueError(f"variables, extras: names used twice: {sorted(clash)}")
@@ -222,9 +272,12 @@ def run_fit(
         v = layout.unpack(x)
         return {k: v[k] for k in variables}, {k: v[k] for k in extras}
 
+    def rows(index: Tensor) -> Tensor:
+        return context[index] if context_parts is None else context_parts.select(context, index)
+
     def objective(x: Tensor, index: Tensor) -> Tensor:
         v, e = split(x)
-        ctx = context[index] if context_parts is None else context_parts.select(context, index)
+        ctx = rows(index)
         theta, prior = (fast_theta_fn or theta_fn)(v, ctx)
         e_j = keypoint_energy(adapter.project(theta, e), keypoints[index], config.sigma)
         total = config.keypoint_weight * e_j + config.prior_weight * prior
@@ -244,10 +297,73 @@ def run_fit(
 
         callback(FitProgress(k, v, e, energy))
 
+    residuals = None
+    if prior_residuals is not None and method in LM_METHODS:
+        residuals = least_squares_residuals(adapter, keypoints, rows, split, config,
+                                            theta_fn, prior_residuals, jacobian_theta_fn)
     result = minimize(objective, layout.pack({**variables, **extras}), config.optimizer,
-                      progress if callback is not None else None)
+                      progress if callback is not None else None, residuals)
     v, e = split(result.x)
     return v, e, result.value, result.iterations, result.converged
+
+
+def _check_least_squares(adapter: HeadAdapter, method: str, sum_of_squares: bool) -> None:
+    if not sum_of_squares:
+        raise ValueError(f"config.optimizer.method: {method!r} needs the objective as a sum "
+                         f"of squares; it is available for the learned-prior fit "
+                         f"(fit_keypoints) only")
+    kind = type(adapter)
+    if (kind.extra_energy is not HeadAdapter.extra_energy
+            and kind.extra_residuals is HeadAdapter.extra_residuals):
+        raise ValueError(f"config.optimizer.method: {method!r} needs the extras' residuals; "
+                         f"{kind.__name__} defines extra_energy but not extra_residuals")
+
+
+def least_squares_residuals(
+    adapter: HeadAdapter,
+    keypoints: Tensor,
+    rows: Callable[[Tensor], Tensor],
+    split: Callable[[Tensor], tuple[dict[str, Tensor], dict[str, Tensor]]],
+    config: FitConfig,
+    theta_fn: ThetaFn,
+    prior_residuals: PriorResiduals,
+    jacobian_theta_fn: ThetaFn | None = None,
+) -> Residuals:
+    """The fit's objective as residuals ``[√λ_J r_J; √w_p r_prior; √λ_β r_extras]`` with
+    their Jacobians (:data:`~condflow.fitting.optimize.Residuals`; the module docstring);
+    ``rows(index)`` gives the examples' contexts, ``split(x)`` the variables and extras."""
+    root_j = math.sqrt(config.keypoint_weight)
+    root_p, root_e = math.sqrt(config.prior_weight), math.sqrt(config.shape_weight)
+
+    def keypoint_rows(x: Tensor, ctx: Tensor, kp: Tensor, fn: ThetaFn) -> Tensor:
+        v, e = split(x)
+        theta, _ = fn(v, ctx)
+        return root_j * keypoint_residuals(adapter.project(theta, e), kp, config.sigma)
+
+    def other_rows(x: Tensor) -> Tensor:
+        v, e = split(x)
+        return torch.cat([root_p * prior_residuals(v), root_e * adapter.extra_residuals(e)], 1)
+
+    def residuals(x: Tensor, index: Tensor, with_jacobian: bool
+                  ) -> tuple[Tensor, Tensor | None]:
+        ctx, kp = rows(index), keypoints[index]
+        if not with_jacobian:
+            return torch.cat([keypoint_rows(x, ctx, kp, theta_fn), other_rows(x)], 1), None
+        # Two graphs: the 2K keypoint rows' backward runs through the flow, the prior and
+        # extras rows' does not.
+        x_j, x_o = x.detach().requires_grad_(True), x.detach().requires_grad_(True)
+        r_o = other_rows(x_o)
+        if jacobian_theta_fn is None:
+            r_j = keypoint_rows(x_j, ctx, kp, theta_fn)
+            jac_j = jacobian(r_j, x_j)
+        else:
+            jac_j = jacobian(keypoint_rows(x_j, ctx, kp, jacobian_theta_fn), x_j).to(x.dtype)
+            with torch.no_grad():
+                r_j = keypoint_rows(x, ctx, kp, theta_fn)
+        return (torch.cat([r_j, r_o], 1).detach(),
+                torch.cat([jac_j, jacobian(r_o, x_o)], 1))
+
+    return residuals
 
 
 def latent_theta_fn(adapter: HeadAdapter) -> ThetaFn:
@@ -260,14 +376,20 @@ def latent_theta_fn(adapter: HeadAdapter) -> ThetaFn:
     return theta_fn
 
 
-def reduced_precision_theta_fn(adapter: HeadAdapter, dtype: torch.dtype) -> ThetaFn:
+def latent_prior_residuals(v: dict[str, Tensor]) -> Tensor:
+    """√½ z ``[b, d]``: the residuals of the prior energy ½‖z‖²."""
+    return math.sqrt(0.5) * v["z"]
+
+
+def reduced_precision_theta_fn(adapter: HeadAdapter, dtype: torch.dtype,
+                               name: str = "flow_dtype") -> ThetaFn:
     """θ = f(z; c) with the coupling nets' weights cast to ``dtype`` once (now) and the
     flow under autocast to ``dtype``; θ in z's dtype, the prior ½‖z‖² exact. The layers
     outside the coupling nets keep their parameters (the LU layers also their precision)."""
     bijector = adapter.flow.bijector
     params = list(bijector.parameters())
     if params and params[0].dtype != torch.float32:
-        raise ValueError(f"flow_dtype: a reduced-precision fit needs a float32 flow, got "
+        raise ValueError(f"{name}: a reduced-precision fit needs a float32 flow, got "
                          f"{params[0].dtype}")
     weights = {}
     for net_name, net in bijector.named_modules():
@@ -359,9 +481,13 @@ def fit_keypoints(
         variables = {"z": z_init.clone()}
         fast = (None if config.flow_dtype is None
                 else reduced_precision_theta_fn(adapter, FLOW_DTYPES[config.flow_dtype]))
+        jac_fn = (None if config.jacobian_dtype is None
+                  else reduced_precision_theta_fn(adapter, FLOW_DTYPES[config.jacobian_dtype],
+                                                  "jacobian_dtype"))
         variables, extras, value, iters, conv = run_fit(
             adapter, context, keypoints, variables, extras, theta_fn, config,
             callback=callback, fast_theta_fn=fast, context_parts=parts,
+            prior_residuals=latent_prior_residuals, jacobian_theta_fn=jac_fn,
         )
         if fast is not None and config.polish:
             done = int(iters.max()) if len(iters) else 0

@@ -1,4 +1,5 @@
-"""Batched minimization of independent per-example objectives: L-BFGS and Adam.
+"""Batched minimization of independent per-example objectives: L-BFGS, Adam and
+Levenberg–Marquardt.
 
 A fitting problem is a batch of ``B`` independent problems: ``objective(x, index)`` maps
 variables ``x [b, D]`` of the examples ``index [b]`` to their values ``[b]``, the value of
@@ -17,10 +18,31 @@ products of an expensive model stay ``B`` rows wide and every call has the same 
 pays where a product of a few rows costs about as much as one of ``B`` (launch-bound GPUs,
 graph capture), and not where the cost grows with the rows (measured on a CPU:
 ``benchmarks/README.md``).
+
+Objectives that are sums of squares, f(x) = ‖r(x)‖² with residuals ``r [R]`` and their
+Jacobian ``J = ∂r/∂x [R, D]`` per example (:data:`Residuals`), can also be minimized by
+Levenberg–Marquardt (``method="lm"``): per example and iteration, solve
+
+    (JᵀJ + λ diag(JᵀJ)) δ = −Jᵀr      (in float64; diag floored at 1e-9 of its largest entry)
+
+and accept ``x + δ`` only if f decreases, else raise the damping λ and solve again (at most
+``max_trials`` trials, each one batched evaluation of the examples still trying), so f never
+increases. λ follows Nielsen's rule: ×max(⅓, 1 − (2ρ − 1)³) on acceptance, ρ the ratio of
+the actual to the predicted decrease ``−(2 gᵀδ + δᵀJᵀJ δ)`` with g = Jᵀr (½∇f); ×ν on
+rejection, ν doubling with every rejection in a row. The Jacobian is taken once per
+iteration, at the accepted points; with ``jacobian_every = k > 1`` only every k-th
+iteration, and in between the step uses the last Jacobian's JᵀJ with the exact gradient
+at the current point (one evaluation of the objective and its gradient). An example stops
+when its change of f is small (``tol``), ``max |∇f| ≤ grad_tol``, the model promises no
+decrease (predicted ≤ ``tol``·max(f, 1)), or no trial decreases f. ``method="lm+lbfgs"``
+runs at most ``lm_iters`` such iterations as a fast start and then L-BFGS from where they
+stopped (its own ``max_iters``), so the fit ends under L-BFGS's stopping rule, at a minimum
+of the same objective.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,7 +52,8 @@ from torch import Tensor
 from condflow._checks import check_positive_int, check_tensor
 
 __all__ = [
-    "Callback", "MinimizeResult", "Objective", "OptimizerConfig", "VariableLayout", "minimize",
+    "Callback", "MinimizeResult", "Objective", "OptimizerConfig", "Residuals", "VariableLayout",
+    "jacobian", "minimize",
 ]
 
 Objective = Callable[[Tensor, Tensor], Tensor]
@@ -39,7 +62,14 @@ Objective = Callable[[Tensor, Tensor], Tensor]
 Callback = Callable[[int, Tensor], None]
 """``callback(iteration, x [B, D])`` after every iteration (``x`` must not be modified)."""
 
-METHODS = ("lbfgs", "adam")
+Residuals = Callable[[Tensor, Tensor, bool], tuple[Tensor, Tensor | None]]
+"""``residuals(x [b, D], index [b], with_jacobian) -> (r [b, R], J [b, R, D] or None)``:
+residuals whose squared sum ``Σ r²`` is the objective's value, example i's depending on row i
+only, and their Jacobians ``∂r/∂x`` (``None`` without ``with_jacobian``)."""
+
+METHODS = ("lbfgs", "adam", "lm", "lm+lbfgs")
+#: The methods that minimize ``Σ r²`` by Levenberg–Marquardt (they need :data:`Residuals`).
+LM_METHODS = ("lm", "lm+lbfgs")
 
 
 @dataclass
@@ -53,9 +83,13 @@ class OptimizerConfig:
     ``fixed_shape`` (L-BFGS): evaluate the whole batch on every objective call (see the
     module docstring); the iterates are those of the default, shrinking evaluation up to
     floating-point rounding.
+
+    ``"lm"``: Levenberg–Marquardt under the stopping rule above (``max_iters`` iterations);
+    ``"lm+lbfgs"``: at most ``lm_iters`` Levenberg–Marquardt iterations, then L-BFGS for up
+    to ``max_iters`` more (module docstring). Both need residuals (:data:`Residuals`).
     """
 
-    method: str = "lbfgs"  # "lbfgs" (strong-Wolfe line search) or "adam"
+    method: str = "lbfgs"  # "lbfgs" (strong-Wolfe line search), "adam", "lm" or "lm+lbfgs"
     max_iters: int = 100
     tol: float = 1e-7
     grad_tol: float = 1e-9
@@ -64,13 +98,20 @@ class OptimizerConfig:
     max_line_search: int = 25  # L-BFGS: objective evaluations per line search
     betas: tuple[float, float] = (0.9, 0.999)  # Adam
     fixed_shape: bool = False  # L-BFGS: evaluate the whole batch on every call
+    lm_iters: int = 5  # "lm+lbfgs": Levenberg–Marquardt iterations before L-BFGS
+    damping: float = 0.1  # LM: initial λ, relative to diag(JᵀJ)
+    max_trials: int = 10  # LM: trial steps (batched evaluations) per iteration
+    jacobian_every: int = 1  # LM: a fresh Jacobian every this many iterations
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {self.method!r}")
-        check_positive_int("max_iters", self.max_iters)
-        check_positive_int("history_size", self.history_size)
-        check_positive_int("max_line_search", self.max_line_search)
+        for name in ("max_iters", "history_size", "max_line_search", "lm_iters", "max_trials",
+                     "jacobian_every"):
+            check_positive_int(name, getattr(self, name))
+        if not (isinstance(self.damping, int | float) and self.damping > 0
+                and math.isfinite(self.damping)):
+            raise ValueError(f"damping: expected a positive number, got {self.damping!r}")
         for name in ("tol", "grad_tol", "lr"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name}: expected a number >= 0, got {getattr(self, name)!r}")
@@ -142,17 +183,46 @@ class _Evaluator:
 
 
 def minimize(objective: Objective, x0: Tensor, config: OptimizerConfig | None = None,
-             callback: Callback | None = None) -> MinimizeResult:
+             callback: Callback | None = None, residuals: Residuals | None = None
+             ) -> MinimizeResult:
     """Minimize ``B`` independent objectives from ``x0 [B, D]`` (see the module docstring).
 
     ``callback(k, x)`` is called after the k-th batched iteration with the current iterates
     ``x [B, D]`` of every example (those that have stopped keep their final values).
+    ``residuals`` (:data:`Residuals`, with ``Σ r² = objective``) is needed by the
+    Levenberg–Marquardt methods and ignored by the others. The returned values are the
+    objective's (also after Levenberg–Marquardt). With ``"lm+lbfgs"`` an example's
+    iterations are its Levenberg–Marquardt steps plus its L-BFGS iterations, and ``k``
+    counts the batched iterations of both phases.
     """
     config = config or OptimizerConfig()
     x0 = check_tensor("x0", x0, ("B", "D"))
     evaluate = _Evaluator(objective)
-    run = _lbfgs if config.method == "lbfgs" else _adam
-    return run(evaluate, x0.detach().clone(), config, callback or (lambda k, x: None))
+    report = callback or (lambda k, x: None)
+    x = x0.detach().clone()
+    if config.method not in LM_METHODS:
+        run = _lbfgs if config.method == "lbfgs" else _adam
+        return run(evaluate, x, config, report)
+    if residuals is None:
+        raise ValueError(f"config.method: {config.method!r} minimizes a sum of squares and "
+                         f"needs its residuals (minimize(..., residuals=...))")
+    done = 0  # batched LM iterations reported
+
+    def lm_report(k: int, x: Tensor) -> None:
+        nonlocal done
+        done = k
+        report(k, x)
+
+    lm = _levenberg_marquardt(
+        residuals, evaluate, x, config, lm_report,
+        config.max_iters if config.method == "lm" else config.lm_iters)
+    if config.method == "lm":
+        f, _ = evaluate(lm.x, torch.arange(len(lm.x), device=lm.x.device))
+        return MinimizeResult(lm.x, f, lm.iterations, lm.converged,
+                              lm.evaluations + evaluate.calls)
+    polish = _lbfgs(evaluate, lm.x, config, lambda k, x: report(done + k, x))
+    return MinimizeResult(polish.x, polish.value, lm.iterations + polish.iterations,
+                          polish.converged, lm.evaluations + polish.evaluations)
 
 
 def _small_change(f_old: Tensor, f_new: Tensor, tol: float) -> Tensor:
@@ -418,3 +488,143 @@ def _adam(evaluate: _Evaluator, x: Tensor, config: OptimizerConfig, callback: Ca
     every = torch.arange(n, device=x.device)
     f, _ = evaluate(x, every)
     return MinimizeResult(x, f, iterations, converged, evaluate.calls)
+
+
+# ---------------------------------------------------------------------------------------------
+# Levenberg–Marquardt
+
+
+def jacobian(outputs: Tensor, inputs: Tensor) -> Tensor:
+    """Per-row Jacobians ``[B, R, D]`` of ``outputs [B, R]`` w.r.t. ``inputs [B, D]`` (row i
+    of the outputs depending on row i of the inputs only): one reverse pass vectorized over
+    the R output components (``is_grads_batched``), the cotangent of component j being e_j
+    in every row."""
+    b, r = outputs.shape
+    if r == 0:
+        return inputs.new_zeros(b, 0, inputs.shape[1])
+    basis = torch.eye(r, dtype=outputs.dtype, device=outputs.device)[:, None].expand(r, b, r)
+    (jac,) = torch.autograd.grad(outputs, inputs, basis, is_grads_batched=True,
+                                 allow_unused=True, materialize_grads=True)
+    return jac.transpose(0, 1)
+
+
+def _levenberg_marquardt(residuals: Residuals, gradient: _Evaluator, x: Tensor,
+                         config: OptimizerConfig, callback: Callback, max_iters: int
+                         ) -> MinimizeResult:
+    """At most ``max_iters`` Levenberg–Marquardt iterations from ``x`` (module docstring;
+    ``gradient`` evaluates the objective's gradient between Jacobians); the returned values
+    are ``Σ r²`` (in ``x``'s dtype), the evaluations those of ``residuals``."""
+    n, dim = x.shape
+    calls = 0
+
+    def evaluate(x_b: Tensor, ids: Tensor, with_jacobian: bool
+                 ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """f = Σ r² (float64), r and J (float64) of the examples ``ids`` at ``x_b``."""
+        nonlocal calls
+        calls += 1
+        with torch.set_grad_enabled(with_jacobian):
+            r, jac = residuals(x_b.detach(), ids, with_jacobian)
+        if r.dim() != 2 or r.shape[0] != len(ids) or (
+                with_jacobian and (jac is None or jac.shape != (*r.shape, dim))):
+            got = [list(r.shape), None if jac is None else list(jac.shape)]
+            raise ValueError(f"residuals: expected r [{len(ids)}, R] and J [{len(ids)}, R, "
+                             f"{dim}], got {got}")
+        r = r.detach().double()
+        f = r.pow(2).sum(1)
+        bad = ~torch.isfinite(r).all(1)
+        if jac is not None:
+            jac = jac.detach().double()
+            bad |= ~torch.isfinite(jac).flatten(1).all(1)
+        return f.masked_fill(bad, float("inf")), r, jac
+
+    every = torch.arange(n, device=x.device)
+    f, r, jac = evaluate(x, every, True)
+    assert jac is not None
+    a = jac.transpose(1, 2) @ jac  # [B, D, D]: ½ the Gauss–Newton Hessian
+    g = (jac.transpose(1, 2) @ r[..., None])[..., 0]  # [B, D]: ½ the gradient
+    lam = torch.full((n,), float(config.damping), dtype=torch.float64, device=x.device)
+    nu = torch.full_like(lam, 2.0)
+    iterations = torch.zeros(n, dtype=torch.long, device=x.device)
+    stale = torch.zeros_like(iterations)  # steps since the last Jacobian
+    converged = (2 * g).abs().amax(1) <= config.grad_tol
+    active = ~converged & torch.isfinite(f)
+    for k in range(1, max_iters + 1):
+        ids = active.nonzero()[:, 0]
+        if len(ids) == 0:
+            break
+        a_k, g_k, f_k, x_k = a[ids], g[ids], f[ids], x[ids]
+        diag = a_k.diagonal(dim1=1, dim2=2)
+        scale = torch.maximum(diag, 1e-9 * diag.amax(1, keepdim=True).clamp_min(1e-300))
+        lam_k, nu_k = lam[ids], nu[ids]
+        x_new, f_new, searching, flat = _lm_trials(evaluate, ids, x_k, f_k, a_k, g_k, scale,
+                                                   lam_k, nu_k, config)
+        lam[ids], nu[ids] = lam_k, nu_k
+        moved = ~searching & ~flat
+        stuck = searching  # no decrease within max_trials trials
+        m = moved.nonzero()[:, 0]
+        stale[ids[m]] += 1
+        fresh = m[stale[ids[m]] >= config.jacobian_every]
+        if len(fresh):
+            f_m, r_m, jac_m = evaluate(x_new[fresh], ids[fresh], True)
+            assert jac_m is not None
+            f_new[fresh] = f_m
+            a[ids[fresh]] = jac_m.transpose(1, 2) @ jac_m
+            g[ids[fresh]] = (jac_m.transpose(1, 2) @ r_m[..., None])[..., 0]
+            stale[ids[fresh]] = 0
+        old = m[stale[ids[m]] > 0]
+        if len(old):  # keep JᵀJ, take the exact gradient here
+            g[ids[old]] = 0.5 * gradient(x_new[old], ids[old])[1].double()
+        x[ids] = x_new
+        f[ids] = f_new
+        iterations[ids] += moved.long()
+        stop = flat | stuck | (moved & (_small_change(f_k, f_new, config.tol)
+                                        | ((2 * g[ids]).abs().amax(1) <= config.grad_tol)))
+        converged[ids] |= stop
+        active[ids] &= ~stop
+        if len(m):  # an iteration in which no example moved is none
+            callback(k, x)
+    return MinimizeResult(x, f.to(x.dtype), iterations, converged, calls)
+
+
+TrialEvaluate = Callable[[Tensor, Tensor, bool], tuple[Tensor, Tensor, Tensor | None]]
+
+
+def _lm_trials(evaluate: TrialEvaluate, ids: Tensor, x: Tensor, f: Tensor, a: Tensor,
+               g: Tensor, scale: Tensor, lam: Tensor, nu: Tensor, config: OptimizerConfig
+               ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One LM iteration's trial steps for the examples ``ids`` at ``x [b, D]`` (values f,
+    JᵀJ ``a``, ½ gradient g, damping scale): damping ``lam`` and ``nu`` are updated in
+    place. Returns the new points and values, ``searching`` (no decrease found) and ``flat``
+    (no decrease promised) ``[b]``."""
+    searching = torch.ones_like(ids, dtype=torch.bool)
+    flat = torch.zeros_like(searching)
+    x_new, f_new = x.clone(), f.clone()
+    for trial in range(config.max_trials):
+        s = searching.nonzero()[:, 0]
+        if len(s) == 0:
+            break
+        step = torch.linalg.solve(
+            a[s] + torch.diag_embed(lam[s, None] * scale[s]), -g[s, :, None])[..., 0]
+        predicted = -(2 * (g[s] * step).sum(1)
+                      + (step[:, None] @ a[s] @ step[..., None])[:, 0, 0])
+        if trial == 0:
+            # The model promises no decrease worth a step (a damped step only promises
+            # less, so this is tested at the first trial only).
+            no_gain = predicted <= config.tol * f[s].abs().clamp_min(1.0)
+            flat[s] = no_gain
+            searching[s] = ~no_gain
+            s, step, predicted = s[~no_gain], step[~no_gain], predicted[~no_gain]
+            if len(s) == 0:
+                break
+        f_t, _, _ = evaluate(x[s] + step.to(x.dtype), ids[s], False)
+        ok = f_t < f[s]
+        rho = (f[s] - f_t) / predicted.clamp_min(1e-300)
+        up = lam[s] * nu[s]
+        down = lam[s] * (1 - (2 * rho - 1) ** 3).clamp_min(1 / 3)
+        lam[s] = torch.where(ok, down, up)
+        nu[s] = torch.where(ok, torch.full_like(up, 2.0), 2 * nu[s])
+        taken = s[ok]
+        x_new[taken] = x[taken] + step[ok].to(x.dtype)
+        f_new[taken] = f_t[ok]
+        searching[taken] = False
+    return x_new, f_new, searching, flat

@@ -6,7 +6,7 @@ from torch import Tensor
 
 from condflow._checks import check_tensor
 
-__all__ = ["check_keypoints", "geman_mcclure", "keypoint_energy"]
+__all__ = ["check_keypoints", "geman_mcclure", "keypoint_energy", "keypoint_residuals"]
 
 
 def geman_mcclure(squared_residual: Tensor, sigma: float) -> Tensor:
@@ -40,6 +40,32 @@ def keypoint_energy(
         sq = geman_mcclure(sq, sigma)
     # where(): an unobserved keypoint's (possibly huge) residual must not reach the gradient.
     return (conf * sq.where(conf > 0, sq.new_zeros(()))).sum(-1)
+
+
+def keypoint_residuals(
+    projected: Tensor, observed: Tensor, sigma: float | None = None
+) -> Tensor:
+    """Residuals ``[B, 2K]`` whose squared sum is :func:`keypoint_energy` exactly.
+
+    With d_k = x̂_k − x_k and s_k = ‖d_k‖², keypoint k contributes the 2-vector
+
+        r_k = √w_k ψ(s_k) d_k,   ψ(s) = √(ρ(s)/s) = σ / √(σ² + s)
+
+    (ψ = 1 for ``sigma=None``), so ‖r_k‖² = w_k σ² s_k / (σ² + s_k) = w_k ρ(s_k): the
+    Geman–McClure term as a sum of squares of smooth residuals (ψ is smooth in d_k, also at
+    d_k = 0), for Gauss–Newton / Levenberg–Marquardt. Their Gauss–Newton curvature differs
+    from IRLS's (weights ρ'(s) held fixed) for large residuals but agrees as s ≪ σ², and
+    ∇E_J = 2 Jᵀr exactly. Unobserved keypoints (confidence 0) give zero residuals.
+    """
+    conf = observed[..., 2]
+    seen = conf > 0
+    # where(): an unobserved keypoint's (possibly huge) residual must not reach the gradient.
+    diff = (projected - observed[..., :2]).where(seen[..., None], projected.new_zeros(()))
+    weight = conf.where(seen, conf.new_zeros(())).sqrt()
+    if sigma is not None:
+        s2 = float(sigma) ** 2
+        weight = weight * (s2 / (s2 + diff.pow(2).sum(-1))).sqrt()
+    return (diff * weight[..., None]).flatten(1)
 
 
 def check_keypoints(name: str, keypoints: object, num_keypoints: int | None = None) -> Tensor:

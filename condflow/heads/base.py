@@ -128,7 +128,8 @@ class HeadAdapter:
     * ``initial_extras(theta, context, keypoints)``: starting values of the variables fitted
       alongside θ (a root translation; shape β and a camera), ``{name: [B, ...]}``;
     * ``project(theta, extras)``: 2D keypoints ``[B, K, 2]`` in the units of the observations;
-    * ``extra_energy(extras)``: a penalty on the extras ``[B]`` (E_β = ‖β‖², or 0);
+    * ``extra_energy(extras)``: a penalty on the extras ``[B]`` (E_β = ‖β‖², or 0), and
+      ``extra_residuals(extras)`` ``[B, E]`` whose squared sum it is (for least squares);
     * ``outputs(theta, extras)``: what people measure (``"joints_mm"``: root-relative 3D
       joints ``[B, 17, 3]`` in millimetres, the Human3.6M joints, plus head-specific fields).
     """
@@ -155,6 +156,10 @@ class HeadAdapter:
     def extra_energy(self, extras: dict[str, Tensor]) -> Tensor:
         first = next(iter(extras.values()))
         return first.new_zeros(first.shape[0])
+
+    def extra_residuals(self, extras: dict[str, Tensor]) -> Tensor:
+        first = next(iter(extras.values()))
+        return first.new_zeros(first.shape[0], 0)
 
     def outputs(self, theta: Tensor, extras: dict[str, Tensor]) -> dict[str, Tensor]:
         raise NotImplementedError

@@ -472,6 +472,9 @@ class SMPLAdapter(HeadAdapter):
     def extra_energy(self, extras: dict[str, Tensor]) -> Tensor:
         return extras["betas"].pow(2).sum(-1)
 
+    def extra_residuals(self, extras: dict[str, Tensor]) -> Tensor:
+        return extras["betas"]
+
     def outputs(self, theta: Tensor, extras: dict[str, Tensor]) -> dict[str, Tensor]:
         rotmat, joints, eval_joints, kp3d = self.body(theta, extras["betas"])
         eval_mm = 1000.0 * (eval_joints - eval_joints[:, :1])

@@ -1,9 +1,10 @@
-"""Batched L-BFGS / Adam: per-example independence, convergence, stopping rule, errors."""
+"""Batched L-BFGS / Adam / Levenberg–Marquardt: per-example independence, convergence,
+stopping rule, errors."""
 
 import pytest
 import torch
 
-from condflow.fitting.optimize import OptimizerConfig, VariableLayout, minimize
+from condflow.fitting.optimize import OptimizerConfig, VariableLayout, jacobian, minimize
 
 
 def rosenbrock(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -129,3 +130,117 @@ def test_fixed_shape_lbfgs_equals_the_reference():
     torch.testing.assert_close(fixed.x, ref.x, atol=1e-10, rtol=0)
     assert torch.equal(fixed.iterations, ref.iterations)
     assert torch.equal(fixed.converged, ref.converged)
+
+
+def rosenbrock_residuals(x, index, with_jacobian):
+    """Residuals of :func:`rosenbrock` (Σ r² = its value) and their hand-written Jacobian."""
+    a = 1.0 + 0.1 * index.to(x.dtype)
+    r = torch.cat([(a - x[:, 0])[:, None], (10 * (x[:, 1] - x[:, 0] ** 2))[:, None],
+                   x[:, 2:] - index[:, None].to(x.dtype)], 1)
+    if not with_jacobian:
+        return r, None
+    jac = torch.zeros(len(x), 5, 5, dtype=x.dtype)
+    jac[:, 0, 0] = -1.0
+    jac[:, 1, 0], jac[:, 1, 1] = -20 * x[:, 0], 10.0
+    jac[:, 2:, 2:] = torch.eye(3, dtype=x.dtype)
+    return r, jac
+
+
+def test_levenberg_marquardt_decreases_every_example_monotonically_to_its_minimum():
+    x0 = torch.randn(4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x0[:, 0] -= 2.0  # far along the valley: steps get rejected and the damping adapts
+    values = []
+
+    def record(k, x):
+        values.append(rosenbrock(x, torch.arange(4)))
+
+    counted = []
+
+    def residuals(x, index, with_jacobian):
+        counted.append(len(index))
+        return rosenbrock_residuals(x, index, with_jacobian)
+
+    cfg = OptimizerConfig(method="lm", max_iters=200, tol=1e-15, grad_tol=1e-10)
+    res = minimize(rosenbrock, x0, cfg, record, residuals)
+    trace = torch.stack([rosenbrock(x0, torch.arange(4)), *values])
+    assert (trace[1:] <= trace[:-1]).all()  # accept/reject: f never increases
+    assert (trace[1:] < trace[:-1]).any(1).all()
+    torch.testing.assert_close(res.x, minimum(4), atol=1e-6, rtol=0)
+    assert res.converged.all() and (res.iterations < 200).all()
+    torch.testing.assert_close(res.value, rosenbrock(res.x, torch.arange(4)))
+    # Rejected trials happened (more trial evaluations than iterations), and examples that
+    # stopped left the batch.
+    trials = len(counted) - 1 - int(res.iterations.max())
+    assert trials > int(res.iterations.max()) and min(counted) < 4
+    # Batched = per example.
+    single = minimize(lambda x, i: rosenbrock(x, i + 2), x0[2:3], cfg,
+                      residuals=lambda x, i, j: rosenbrock_residuals(x, i + 2, j))
+    torch.testing.assert_close(single.x[0], res.x[2], atol=1e-12, rtol=0)
+    assert single.iterations[0] == res.iterations[2]
+
+
+def test_lm_then_lbfgs_polishes_from_the_lm_point():
+    x0 = torch.randn(3, 5, dtype=torch.float64) - 2
+    seen = []
+    cfg = OptimizerConfig(method="lm+lbfgs", lm_iters=3, max_iters=100, tol=1e-14)
+    res = minimize(rosenbrock, x0, cfg, lambda k, x: seen.append(k), rosenbrock_residuals)
+    lm = minimize(rosenbrock, x0, OptimizerConfig(method="lm", max_iters=3, tol=0.0),
+                  residuals=rosenbrock_residuals)
+    assert (lm.iterations == 3).all() and not lm.converged.any()
+    polish = minimize(rosenbrock, lm.x, OptimizerConfig(max_iters=100, tol=1e-14))
+    torch.testing.assert_close(res.x, polish.x, atol=0, rtol=0)
+    assert torch.equal(res.iterations, lm.iterations + polish.iterations)
+    assert seen == list(range(1, int(res.iterations.max()) + 1))
+    torch.testing.assert_close(res.x, minimum(3), atol=1e-5, rtol=0)
+
+
+def test_jacobian_equals_autograd():
+    w = torch.randn(6, 4, dtype=torch.float64)
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    out = torch.tanh(x @ w.T) * x[:, :1]  # row i depends on x[i] only
+    jac = jacobian(out, x)
+    for i in range(3):
+        ref = torch.autograd.functional.jacobian(
+            lambda v: torch.tanh(v @ w.T) * v[:1], x[i].detach())
+        torch.testing.assert_close(jac[i], ref, atol=1e-12, rtol=0)
+    assert jacobian(out[:, :0], x).shape == (3, 0, 4)
+
+
+def test_levenberg_marquardt_errors():
+    for name, bad in (("lm_iters", 0), ("max_trials", 0), ("damping", 0.0),
+                      ("damping", float("nan"))):
+        with pytest.raises(ValueError, match=f"^{name}:"):
+            OptimizerConfig(method="lm", **{name: bad})
+    with pytest.raises(ValueError, match="config.method: 'lm\\+lbfgs' .* residuals"):
+        minimize(rosenbrock, torch.randn(2, 5), OptimizerConfig(method="lm+lbfgs"))
+    with pytest.raises(ValueError, match="residuals: expected r \\[2, R\\] and J"):
+        minimize(rosenbrock, torch.randn(2, 5), OptimizerConfig(method="lm"),
+                 residuals=lambda x, i, j: (x, None))
+
+
+def test_levenberg_marquardt_with_a_jacobian_every_third_iteration():
+    x0 = torch.randn(3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    jacobians = {1: 0, 3: 0}
+    results = {}
+    for every in (1, 3):
+        values = []
+
+        def residuals(x, index, with_jacobian, every=every):
+            jacobians[every] += with_jacobian
+            return rosenbrock_residuals(x, index, with_jacobian)
+
+        cfg = OptimizerConfig(method="lm", max_iters=300, tol=1e-15, grad_tol=1e-10,
+                              jacobian_every=every)
+        results[every] = minimize(rosenbrock, x0, cfg,
+                                  lambda k, x, v=values: v.append(rosenbrock(x, torch.arange(3))),
+                                  residuals)
+        trace = torch.stack(values)
+        assert (trace[1:] <= trace[:-1]).all()
+        torch.testing.assert_close(results[every].x, minimum(3), atol=1e-6, rtol=0)
+    # Batched Jacobian calls: the start, then after every (every third) iteration; between
+    # them the steps use the last one's curvature, so the iterates differ.
+    assert jacobians[1] == 1 + int(results[1].iterations.max())
+    assert jacobians[3] == 1 + int(results[3].iterations.max()) // 3
+    assert not torch.equal(results[1].iterations, results[3].iterations)
+    with pytest.raises(ValueError, match="^jacobian_every:"):
+        OptimizerConfig(jacobian_every=0)

@@ -128,8 +128,8 @@ class HeadAdapter:
     * ``initial_extras(theta, context, keypoints)``: starting values of the variables fitted
       alongside θ (a root translation; shape β and a camera), ``{name: [B, ...]}``;
     * ``project(theta, extras)``: 2D keypoints ``[B, K, 2]`` in the units of the observations;
-    * ``extra_energy(extras)``: a penalty on the extras ``[B]`` (E_β = ‖β‖², or 0), and
-      ``extra_residuals(extras)`` ``[B, E]`` whose squared sum it is (for least squares);
+    * ``extra_residuals(extras)``: residuals ``[B, E]`` of a penalty on the extras (β for
+      E_β = ‖β‖², or none), and ``extra_energy(extras)`` ``[B]``, their squared sum;
     * ``outputs(theta, extras)``: what people measure (``"joints_mm"``: root-relative 3D
       joints ``[B, 17, 3]`` in millimetres, the Human3.6M joints, plus head-specific fields).
     """
@@ -154,8 +154,7 @@ class HeadAdapter:
         raise NotImplementedError
 
     def extra_energy(self, extras: dict[str, Tensor]) -> Tensor:
-        first = next(iter(extras.values()))
-        return first.new_zeros(first.shape[0])
+        return self.extra_residuals(extras).pow(2).sum(-1)
 
     def extra_residuals(self, extras: dict[str, Tensor]) -> Tensor:
         first = next(iter(extras.values()))

@@ -469,9 +469,6 @@ class SMPLAdapter(HeadAdapter):
         kp3d = self.body(theta, extras["betas"])[3]
         return self.project_keypoints(kp3d, extras["cam"])
 
-    def extra_energy(self, extras: dict[str, Tensor]) -> Tensor:
-        return extras["betas"].pow(2).sum(-1)
-
     def extra_residuals(self, extras: dict[str, Tensor]) -> Tensor:
         return extras["betas"]
 

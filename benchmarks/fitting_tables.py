@@ -16,6 +16,7 @@ the product of the views' densities.
     python benchmarks/fitting_tables.py table3 --task mesh --checkpoint CKPT
     python benchmarks/fitting_tables.py table4 --checkpoint CKPT
     python benchmarks/fitting_tables.py table4 --task lifting --checkpoint CKPT
+    python benchmarks/fitting_tables.py table4 --task image_to_skeleton --checkpoint CKPT
 
 Without ``--checkpoint`` the lifting table trains a small lifting model first (1500 steps,
 coupling width 256, 20000 training examples; ~10 minutes on 2 CPU cores). Tables are printed
@@ -364,7 +365,8 @@ def render_views(cfg: Any, people: int, views: int, seed: int, out_dir: Path
     spaced from a random start, with the synthetic image set's renderer and camera placement
     (fresh lighting and background per view). Returns network inputs ``images [P, V, 3, r, r]``
     and ground truth ``rotmat [P, V, 24, 3, 3]`` (camera-frame global orientation per view),
-    ``betas [P, 10]``."""
+    ``betas [P, 10]`` and ``view_rotation [P, V, 3, 3]``, each view's rotation from the
+    body's frame (that of the pose generator's orientation, y up) to its camera's."""
     from PIL import Image
     from scipy.spatial.transform import Rotation
 
@@ -413,11 +415,13 @@ def render_views(cfg: Any, people: int, views: int, seed: int, out_dir: Path
         images.append(((crop - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1))
     aa = torch.cat([torch.as_tensor(global_orient)[:, None],
                     torch.as_tensor(params["body_pose"])], 1).float()
+    view_rotation = (flip * Rotation.from_euler("y", yaw.reshape(-1, 1), degrees=True)).as_matrix()
     return {
         "images": torch.as_tensor(np.stack(images)).float().reshape(people, views, 3, d.res,
                                                                      d.res),
         "rotmat": axis_angle_to_matrix(aa).reshape(people, views, 24, 3, 3),
         "betas": poses.betas.float(),
+        "view_rotation": torch.as_tensor(view_rotation).float().reshape(people, views, 3, 3),
     }
 
 
@@ -523,22 +527,14 @@ def table4(args: argparse.Namespace) -> None:
 # Table 4, lifting (calibrated views)
 
 
-def table4_lifting(args: argparse.Namespace) -> None:
+def calibrated_table4(args: argparse.Namespace, model: Any, contexts: Tensor, rot: Tensor,
+                      gt: Tensor, title: str, default_out: str) -> None:
     """Single views vs the mean of the views' modes vs the mode of the product of the views'
-    densities (:func:`fuse_calibrated_views`), on P synthetic people each seen by V
-    calibrated cameras around them; every view's estimate is scored in its camera frame."""
-    from condflow.body.model import BodyModel
-    from condflow.data.synthetic_lifting import LiftingSetConfig, make_multiview_lifting_set
-    from condflow.saving import load_with_config
-
-    cfg, model = load_with_config(args.checkpoint)
-    p, v = args.people, args.views
-    data = make_multiview_lifting_set(
-        LiftingSetConfig(**{**vars(cfg.data.synthetic), "size": p, "seed": cfg.seed + 3000}),
-        v, BodyModel(cfg.data.body_model))
-    gt, rot = data["joints_3d"].flatten(0, 1), data["rotation"]
+    densities (:func:`fuse_calibrated_views`) for ``contexts [P, V, C]`` of views with camera
+    rotations ``rot [P, V, 3, 3]`` and ground truth ``gt [P·V, J, 3]`` (mm, root-relative,
+    each view's camera frame); every view's estimate is scored in its camera frame."""
+    p, v = contexts.shape[:2]
     with torch.no_grad():
-        contexts = model.context(data["keypoints_2d"].flatten(0, 1)).reshape(p, v, -1)
         mode = model.mode(contexts.flatten(0, 1))
     in_views = lambda world: torch.einsum("pvij,pkj->pvki", rot, world).flatten(0, 1)  # noqa: E731
     rows: dict[str, dict[str, dict[str, float]]] = {
@@ -551,8 +547,8 @@ def table4_lifting(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - t
     rows["fusion (product of densities)"] = {"all views": errors(fused["joints"].flatten(0, 1),
                                                                  gt)}
-    print(f"\nTable 4 (lifting, {p} synthetic people x {v} calibrated views; 17 Human3.6M "
-          "joints, mm)\n")
+    print(f"\nTable 4 ({title}, {p} synthetic people x {v} calibrated views; "
+          f"{gt.shape[1]} joints, mm)\n")
     print(markdown(rows, ["all views"]))
     err = pa_mpjpe(mode.joints_mm[:, 0], gt).reshape(p, v)
     neg_log_prob = -mode.log_prob[:, 0].reshape(p, v)
@@ -567,13 +563,53 @@ def table4_lifting(args: argparse.Namespace) -> None:
                                                    ].mean().item()
     print("\nDo the per-view densities rank the views? "
           + ", ".join(f"{k} {x:.3g}" for k, x in reliability.items()))
-    write_json(Path(args.out or RESULTS / "fitting_table4_lifting.json"), {
+    write_json(Path(args.out or RESULTS / default_out), {
         "table": rows, "view_reliability": reliability, "checkpoint": args.checkpoint,
         "conditional_volume": model.flow.volume_depends_on_context,
         "fusion": {"seconds": seconds, "mean_iterations": fused["iterations"].float().mean()
                    .item(), "converged": fused["converged"].float().mean().item(),
                    "mean_objective_nats": fused["objective"].mean().item()},
         "people": p, "views": v, "optimizer": asdict(optimizer(args))})
+
+
+def table4_lifting(args: argparse.Namespace) -> None:
+    """Table 4 on the lifting set: P people each seen by V calibrated cameras around them
+    (:func:`~condflow.data.synthetic_lifting.make_multiview_lifting_set`)."""
+    from condflow.body.model import BodyModel
+    from condflow.data.synthetic_lifting import LiftingSetConfig, make_multiview_lifting_set
+    from condflow.saving import load_with_config
+
+    cfg, model = load_with_config(args.checkpoint)
+    p, v = args.people, args.views
+    data = make_multiview_lifting_set(
+        LiftingSetConfig(**{**vars(cfg.data.synthetic), "size": p, "seed": cfg.seed + 3000}),
+        v, BodyModel(cfg.data.body_model))
+    with torch.no_grad():
+        contexts = model.context(data["keypoints_2d"].flatten(0, 1)).reshape(p, v, -1)
+    calibrated_table4(args, model, contexts, data["rotation"], data["joints_3d"].flatten(0, 1),
+                      "lifting", "fitting_table4_lifting.json")
+
+
+def table4_image_to_skeleton(args: argparse.Namespace) -> None:
+    """Table 4 for an image → skeleton model: the renders of :func:`render_views` (V azimuths
+    of each of P bodies), whose camera rotations are known."""
+    from condflow.body.keypoints import BodyKeypoints
+    from condflow.body.model import BodyModel
+    from condflow.saving import load_with_config
+
+    cfg, model = load_with_config(args.checkpoint)
+    p, v = args.people, args.views
+    with tempfile.TemporaryDirectory(prefix="condflow-multiview-") as tmp:
+        data = render_views(cfg, p, v, cfg.seed + 3000, Path(tmp))
+    keypoints = BodyKeypoints(BodyModel(cfg.data.body_model))
+    with torch.no_grad():
+        betas = data["betas"][:, None].expand(p, v, 10).reshape(p * v, 10)
+        _, eval_joints, _ = keypoints(data["rotmat"].flatten(0, 1).to(keypoints.joint_template),
+                                      betas.to(keypoints.joint_template))
+        gt = (1000.0 * (eval_joints - eval_joints[:, :1])).float()
+        contexts = model.context(data["images"].flatten(0, 1)).reshape(p, v, -1)
+    calibrated_table4(args, model, contexts, data["view_rotation"], gt, "image → skeleton",
+                      "fitting_table4_image_to_skeleton.json")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -612,9 +648,11 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--outliers", type=float, default=0.05,
                            help="mesh: keypoints moved anywhere in the crop")
         else:
-            p.add_argument("--task", choices=("mesh", "lifting"), default="mesh",
-                           help="mesh: uncalibrated renders, eq. 12; lifting: calibrated "
-                                "cameras, the product of the views' densities")
+            p.add_argument("--task", choices=("mesh", "lifting", "image_to_skeleton"),
+                           default="mesh",
+                           help="mesh: uncalibrated renders, eq. 12; lifting and "
+                                "image_to_skeleton: calibrated cameras, the product of the "
+                                "views' densities")
             p.add_argument("--people", type=int, default=None,
                            help="default: mesh 100, lifting 500")
             p.add_argument("--views", type=int, default=4)
@@ -639,8 +677,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.checkpoint:
             raise SystemExit("--checkpoint: required for table4")
         if args.people is None:
-            args.people = 100 if args.task == "mesh" else 500
-        (table4 if args.task == "mesh" else table4_lifting)(args)
+            args.people = 500 if args.task == "lifting" else 100
+        {"mesh": table4, "lifting": table4_lifting,
+         "image_to_skeleton": table4_image_to_skeleton}[args.task](args)
     return 0
 
 

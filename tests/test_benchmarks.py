@@ -109,20 +109,22 @@ def _fast_dev_checkpoint(tmp_path, config: str, *sets: str) -> str:
     return str(out / "fast_dev_run" / "checkpoints" / "last.pt")
 
 
-def test_table4_lifting_fuses_calibrated_views(tmp_path):
+@pytest.mark.parametrize(("config", "people", "views"),
+                         [("lifting", 6, 3), ("image_to_skeleton", 2, 2)])
+def test_table4_fuses_calibrated_views(tmp_path, config, people, views):
     import fitting_tables
 
-    ckpt = _fast_dev_checkpoint(tmp_path, "lifting")
+    ckpt = _fast_dev_checkpoint(tmp_path, config)
     out = tmp_path / "t4.json"
-    fitting_tables.main(["table4", "--task", "lifting", "--checkpoint", ckpt, "--people", "6",
-                         "--views", "3", "--iters", "20", "--out", str(out)])
+    fitting_tables.main(["table4", "--task", config, "--checkpoint", ckpt, "--people",
+                         str(people), "--views", str(views), "--iters", "20", "--out", str(out)])
     result = json.loads(out.read_text())
     assert set(result["table"]) == {"single view (mode)", "mean of the views' modes",
                                     "fusion (product of densities)"}
     for row in result["table"].values():
         e = row["all views"]
         assert 0 < e["pa_mpjpe"] <= e["mpjpe"] + 1e-6
-    assert result["people"] == 6 and result["views"] == 3
+    assert result["people"] == people and result["views"] == views
     assert 0 <= result["fusion"]["converged"] <= 1
 
 

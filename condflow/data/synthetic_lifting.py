@@ -100,7 +100,8 @@ def draw_lifting_scenes(
 ) -> LiftingScenes:
     """The bodies of ``PoseGenerator(cfg.seed, random_orient=False)``, posed by ``body`` and
     moved hip to the origin, each seen by a camera of :func:`look_at_cameras` drawn from
-    ``rng`` (which :func:`make_lifting_set` then draws the 2D noise and occlusion from)."""
+    ``rng`` (which :func:`make_lifting_set` then draws the 2D noise and occlusion from;
+    pass :func:`scene_rng`, a stream independent of the poses')."""
     poses = PoseGenerator(seed=cfg.seed, random_orient=False).sample(cfg.size)
     world = _world_joints(poses, body)
     cams = look_at_cameras(rng, cfg.size, cfg.elevation_deg, cfg.distance_m)

@@ -44,6 +44,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from condflow._outputs import OutputGuard
 from condflow.commands import outputs
 from condflow.data.augment import transform_keypoints
 from condflow.data.image_datasets import person_boxes, person_crop
@@ -134,7 +135,7 @@ def _skeleton_views(args: argparse.Namespace, cfg: Any, head: Head, paths: list[
 
 
 def _fuse_skeleton(args: argparse.Namespace, cfg: Any, head: Head, paths: list[Path],
-                   guard: Any, out: Path, device: torch.device) -> int:
+                   guard: OutputGuard, out: Path, device: torch.device) -> int:
     if args.keypoints:
         raise ValueError("--keypoints: only for mesh models (a skeleton model's views are "
                          "their keypoints already)")
@@ -168,7 +169,8 @@ def _fuse_skeleton(args: argparse.Namespace, cfg: Any, head: Head, paths: list[P
     for i, path in enumerate(paths):
         print(f"view {i} ({path.name}): log p(mode | c) {float(arrays_np['mode_log_prob'][i]):.2f}"
               f", -log p(fused) {float(arrays_np['neg_log_prob'][i]):.2f}")
-    print(f"fused after {info['iterations']} iterations; wrote {out / 'fuse.npz'}, "
+    state = "" if info["converged"] else f" (not converged; raise --iters from {args.iters})"
+    print(f"fused after {info['iterations']} iterations{state}; wrote {out / 'fuse.npz'}, "
           f"{out / 'fuse.json'}")
     return 0
 

@@ -11,8 +11,10 @@ from scipy.spatial.transform import Rotation
 
 import condflow
 from condflow.cli import main
+from condflow.commands import fuse as fuse_command
 from condflow.data.keypoint_files import load_keypoints
 from condflow.data.screen import lifting_inputs
+from condflow.fitting import fuse_calibrated_views
 from condflow.saving import build_model
 from condflow.tasks import load_config
 
@@ -219,6 +221,21 @@ def test_fuse_skeleton_views_with_rotations(tmp_path, capsys):
         torch.testing.assert_close(total(a["joints_world"]),
                                    torch.as_tensor(a["neg_log_prob"]).sum(), rtol=1e-4,
                                    atol=1e-3)
+
+
+def test_fuse_skeleton_says_when_the_fit_did_not_converge(tmp_path, capsys, monkeypatch):
+    def unconverged(*args, **kwargs):
+        result = fuse_calibrated_views(*args, **kwargs)
+        result.converged = torch.zeros_like(result.converged)
+        return result
+
+    monkeypatch.setattr(fuse_command, "fuse_calibrated_views", unconverged)
+    model = saved(tmp_path, {"task": "lifting", "model": TINY}, "lift.pt")
+    views, rot = _skeleton_views(tmp_path)
+    assert main(["fuse", str(model), *views, "--rotations", rot, "--image-size", "1000",
+                 "--out", str(tmp_path / "o"), "--iters", "7"]) == 0
+    assert "(not converged; raise --iters from 7)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "o" / "fuse.json").read_text())["converged"] is False
 
 
 def test_fuse_skeleton_errors_name_the_problem(tmp_path, capsys):

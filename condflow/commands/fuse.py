@@ -152,17 +152,28 @@ def _fuse_skeleton(args: argparse.Namespace, cfg: Any, head: Head, paths: list[P
         "mode_joints": mode.native[:, 0],
         "average_joints_world": average_calibrated_views(head, contexts, rot)[0],
     }
-    arrays_np = {k: v.detach().cpu().numpy() for k, v in arrays.items()}
-    guard.write(out / "fuse.npz", lambda f: np.savez(f, allow_pickle=False, **arrays_np))
-    info: dict[str, Any] = {
-        "model": str(args.model), "views": [str(p) for p in paths],
+    info = {
         "rotations": str(args.rotations), "joint_names": list(head.space.joint_names),
-        "volume_depends_on_context": head.volume_depends_on_context,
-        "iterations": int(fused.iterations[0]), "converged": bool(fused.converged[0]),
         "units": f"joints: {head.space.units}, root-relative; joints_world and "
                  "average_joints_world in the world frame of --rotations, view_joints and "
                  "mode_joints in each view's camera frame; log-densities in nats over the "
                  "joint coordinates",
+    }
+    return _write(args, guard, out, paths, head, fused.iterations[0], fused.converged[0],
+                  arrays, info, "fused")
+
+
+def _write(args: argparse.Namespace, guard: OutputGuard, out: Path, paths: list[Path],
+           head: Head, iterations: Tensor, converged: Tensor, arrays: dict[str, Tensor],
+           info: dict[str, Any], done: str) -> int:
+    """``fuse.npz`` and ``fuse.json`` (``arrays`` with their ``mode_log_prob`` and
+    ``neg_log_prob`` per view, and ``info``), and a line per view and one for the fit."""
+    arrays_np = {k: v.detach().cpu().numpy() for k, v in arrays.items()}
+    guard.write(out / "fuse.npz", lambda f: np.savez(f, allow_pickle=False, **arrays_np))
+    info = {
+        "model": str(args.model), "views": [str(p) for p in paths], **info,
+        "volume_depends_on_context": head.volume_depends_on_context,
+        "iterations": int(iterations), "converged": bool(converged),
         **{k: np.round(v, 6).tolist() for k, v in arrays_np.items()},
     }
     guard.write_text(out / "fuse.json", json.dumps(info, indent=1))
@@ -170,7 +181,7 @@ def _fuse_skeleton(args: argparse.Namespace, cfg: Any, head: Head, paths: list[P
         print(f"view {i} ({path.name}): log p(mode | c) {float(arrays_np['mode_log_prob'][i]):.2f}"
               f", -log p(fused) {float(arrays_np['neg_log_prob'][i]):.2f}")
     state = "" if info["converged"] else f" (not converged; raise --iters from {args.iters})"
-    print(f"fused after {info['iterations']} iterations{state}; wrote {out / 'fuse.npz'}, "
+    print(f"{done} after {info['iterations']} iterations{state}; wrote {out / 'fuse.npz'}, "
           f"{out / 'fuse.json'}")
     return 0
 
@@ -220,26 +231,16 @@ def run(args: argparse.Namespace) -> int:
         "mode_log_prob": mode_log_prob,
         "rotation_average_body_pose_rotmat": average.body_pose[0],
     }
-    arrays_np = {k: v.detach().cpu().numpy() for k, v in arrays.items()}
-    guard.write(out / "fuse.npz", lambda f: np.savez(f, allow_pickle=True, **arrays_np))
-    info: dict[str, Any] = {
-        "model": str(args.model), "views": [str(p) for p in paths], "boxes_from": sources,
-        "keypoints": bool(args.keypoints), "consistency_weight": args.consistency,
-        "volume_depends_on_context": model.volume_depends_on_context,
-        "iterations": int(fused.iterations[0]), "converged": bool(fused.converged[0]),
-        "consistency": float(fused.consistency[0]),
+    consistency = float(fused.consistency[0])
+    info = {
+        "boxes_from": sources, "keypoints": bool(args.keypoints),
+        "consistency_weight": args.consistency, "consistency": consistency,
         "units": "rotations camera frame per view (joint 0) and body frame (joints 1..23); "
                  "body_pose: SMPL axis-angle of joints 1..23; cam: weak-perspective "
                  "(s, tx, ty); log-densities over the 144-d 6D pose",
-        **{k: np.round(v, 6).tolist() for k, v in arrays_np.items()},
     }
-    guard.write_text(out / "fuse.json", json.dumps(info, indent=1))
-    for i, path in enumerate(paths):
-        print(f"view {i} ({path.name}): log p(mode | c) {float(mode_log_prob[i]):.2f}, "
-              f"-log p(fused) {float(fused.neg_log_prob[0, i]):.2f}")
-    print(f"consistency {info['consistency']:.3g} after {info['iterations']} iterations; "
-          f"wrote {out / 'fuse.npz'}, {out / 'fuse.json'}")
-    return 0
+    return _write(args, guard, out, paths, model, fused.iterations[0], fused.converged[0],
+                  arrays, info, f"consistency {consistency:.3g}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -54,7 +54,6 @@ from condflow.distributed import resolve_device
 from condflow.fitting import (
     FusionConfig,
     OptimizerConfig,
-    average_calibrated_views,
     fuse_calibrated_views,
     fuse_views,
     rotation_average_views,
@@ -150,7 +149,7 @@ def _fuse_skeleton(args: argparse.Namespace, cfg: Any, head: Head, paths: list[P
         "joints_world": fused.joints_world[0], "view_joints": fused.joints[0],
         "neg_log_prob": fused.neg_log_prob[0], "mode_log_prob": mode.outputs()["log_prob"][:, 0],
         "mode_joints": mode.native[:, 0],
-        "average_joints_world": average_calibrated_views(head, contexts, rot)[0],
+        "average_joints_world": fused.mean_of_modes[0],
     }
     info = {
         "rotations": str(args.rotations), "joint_names": list(head.space.joint_names),

@@ -253,12 +253,15 @@ class CalibratedFusionResult:
     Attributes:
         joints_world: ``[B, J, 3]`` X*, root-relative, world frame, millimetres.
         joints: ``[B, N, J, 3]`` Rₙ X*, each view's camera frame (what a view's metrics see).
+        mean_of_modes: ``[B, J, 3]`` where the fit started, the baseline of
+        :func:`average_calibrated_views` (world frame, mm).
         neg_log_prob: ``[B, N]`` −log p(Rₙ X* | cₙ), nats; objective: ``[B]`` their sum;
         iterations: ``[B]``; converged: ``[B]``.
     """
 
     joints_world: Tensor
     joints: Tensor
+    mean_of_modes: Tensor
     neg_log_prob: Tensor
     objective: Tensor
     iterations: Tensor
@@ -295,7 +298,11 @@ def average_calibrated_views(head: nn.Module, contexts: Tensor, rotations: Tenso
         head: a head whose native output is 3D joints (a skeleton head).
         contexts: ``[B, N, C]``; rotations: ``[B, N, 3, 3]`` world → camera of each view.
     """
-    head, contexts, rot = _check_calibrated(head, contexts, rotations)
+    return _mean_of_modes(*_check_calibrated(head, contexts, rotations))
+
+
+@torch.no_grad()
+def _mean_of_modes(head: Head, contexts: Tensor, rot: Tensor) -> Tensor:
     b, n, c_dim = contexts.shape
     with frozen(head):
         mode = head.mode(contexts.reshape(b * n, c_dim)).native[:, 0]
@@ -318,8 +325,8 @@ def fuse_calibrated_views(
         rotations: ``[B, N, 3, 3]`` each view's camera rotation, world → camera.
         optimizer: L-BFGS settings (default :class:`OptimizerConfig`).
     """
-    x0 = average_calibrated_views(head, contexts, rotations)
     head, contexts, rot = _check_calibrated(head, contexts, rotations)
+    x0 = _mean_of_modes(head, contexts, rot)
     b, n, c_dim = contexts.shape
     joint_shape = x0.shape[1:]
 
@@ -338,6 +345,7 @@ def fuse_calibrated_views(
     return CalibratedFusionResult(
         joints_world=result.x.reshape(b, *joint_shape),
         joints=joints,
+        mean_of_modes=x0,
         neg_log_prob=neg_log_prob,
         objective=result.value,
         iterations=result.iterations,

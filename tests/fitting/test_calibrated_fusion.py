@@ -38,6 +38,7 @@ def test_fusion_is_the_mode_of_the_product_of_densities(skeleton_head):
     contexts, rot = views(skeleton_head)
     fused = fuse_calibrated_views(skeleton_head, contexts, rot, TIGHT)
     start = average_calibrated_views(skeleton_head, contexts, rot)
+    torch.testing.assert_close(fused.mean_of_modes, start)  # where the fit started
     for p in range(2):
         # Reference: torch's own L-BFGS on one person's objective, from the same start.
         x = start[p].clone().requires_grad_(True)

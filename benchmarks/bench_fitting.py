@@ -5,7 +5,8 @@ each speed lever of the learned fit (``--levers``) gives.
 
 For each batch size B, on the same contexts and 2D keypoints, the SMPLify-style fit and the
 learned fit in each lever's setting (``reference``: the default L-BFGS; ``cache``: the
-context parts computed once per fit; ``fixed``: fixed-shape L-BFGS; ``bf16``: the flow in
+context parts computed once per fit; ``frozen``: the flow compiled once per fit with its
+backward written out; ``fixed``: fixed-shape L-BFGS; ``bf16``: the flow in
 bfloat16, then the full-precision polish; ``lm``: ``--lm-iters`` Levenberg–Marquardt
 iterations, then L-BFGS; ``lmbf16``: the same with the Levenberg–Marquardt Jacobian through
 the flow in bfloat16; ``every3`` (with ``lm`` or ``lmbf16``): a fresh Jacobian only every
@@ -48,6 +49,7 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import init_actnorms_on_poses, machine, median, sync
 
+import condflow.fitting.latent as latent
 from condflow._checks import set_finite_checks
 from condflow.bijectors.nets import ContextResidualNet
 from condflow.fitting import (
@@ -67,8 +69,10 @@ SMPLIFY = "SMPLify-style"
 LEVERS: dict[str, dict[str, Any]] = {
     "reference": {},
     "cache": {"cache_context": True},
+    "frozen": {"frozen_flow": True},
     "fixed": {"fixed_shape": True},
     "bf16": {"flow_dtype": "bfloat16"},
+    "int8": {"flow_dtype": "int8"},
     "lm": {"method": "lm+lbfgs"},
     "lmbf16": {"method": "lm+lbfgs", "jacobian_dtype": "bfloat16"},
     "every3": {"jacobian_every": 3},
@@ -131,22 +135,31 @@ def checkpoint_problem(path: str, batch: int, device: torch.device) -> Problem:
 
 
 class RowCounter:
-    """Counts the flow's evaluations: calls of its first coupling net and the rows they
-    carried (a batched objective evaluation is one call), except while ``paused``."""
+    """Counts the flow's evaluations: calls of its first coupling net, or of the compiled
+    flow (``frozen_flow``), and the rows they carried (a batched objective evaluation is one
+    call), except while ``paused``."""
 
     def __init__(self, head: nn.Module) -> None:
         self.calls = self.rows = 0
         self.paused = False
         net = next(m for m in head.modules() if isinstance(m, ContextResidualNet))
-        self.hook = net.register_forward_hook(self._count)
+        self.hook = net.register_forward_hook(lambda m, args, out: self._count(args[0]))
+        self.frozen_generate = latent.frozen_generate
 
-    def _count(self, module: nn.Module, args: tuple[Any, ...], out: Tensor) -> None:
+        def counted(program: Any, z: Tensor, index: Tensor | None = None) -> Tensor:
+            self._count(z)
+            return self.frozen_generate(program, z, index)
+
+        latent.frozen_generate = counted
+
+    def _count(self, z: Tensor) -> None:
         if not self.paused:
             self.calls += 1
-            self.rows += int(args[0].shape[0])
+            self.rows += int(z.shape[0])
 
     def close(self) -> None:
         self.hook.remove()
+        latent.frozen_generate = self.frozen_generate
 
 
 def run_fit(method: str, head: nn.Module, context: Tensor, kp: Tensor, prior: nn.Module,

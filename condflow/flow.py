@@ -145,6 +145,12 @@ class ConditionalFlow(Recorded, nn.Module):
             raise ValueError(f"{name}: dtype {inputs.dtype} differs from context's {context.dtype}")
         return inputs
 
+    def embed(self, context: Tensor | None) -> Tensor:
+        """The context ``[B, C]`` the bijector sees: ``context`` checked, through the
+        ``embedding_net`` if the flow has one (``[1, 0]`` for an unconditional flow without
+        one)."""
+        return self._check_context(context)
+
     # -- density --------------------------------------------------------------------------
     def transform_to_noise(self, inputs: Tensor, context: Tensor | None = None) -> Tensor:
         """z = f⁻¹(x; c): ``[B, d]`` or ``[B, n, d]`` → same shape."""

@@ -26,6 +26,15 @@ Faster fits (:class:`FitConfig`):
   rounding (rows of a product over the whole batch instead of a product over the rows),
   which over hundreds of float32 iterations of a non-convex fit can lead to another
   nearby minimum.
+* ``frozen_flow``: the flow is compiled once per fit for its contexts and frozen parameters
+  (:class:`~condflow.bijectors.frozen.FrozenGlow`: context parts, folded batch norms and
+  assembled LU weights computed once, the backward written out instead of recorded op by
+  op). The same map up to floating-point rounding (the folded batch norm rounds
+  differently), so the same fit up to rounding, as above; also for the
+  Levenberg–Marquardt Jacobian. With ``flow_dtype`` / ``jacobian_dtype`` the compiled
+  flow's coupling-net products run in that precision (``"bfloat16"``, or ``"int8"``
+  weight-only quantization for ``flow_dtype`` on the CPU, which pays where few rows are
+  evaluated: :mod:`condflow.bijectors.frozen`).
 * ``optimizer.fixed_shape``: every evaluation runs the whole batch
   (:mod:`condflow.fitting.optimize`), so the flow's matrix products stay wide (the same fit
   up to rounding, as above).
@@ -63,6 +72,7 @@ import torch
 from torch import Tensor, nn
 
 from condflow._checks import check_tensor
+from condflow.bijectors.frozen import FrozenGlow, frozen_generate
 from condflow.bijectors.nets import ContextParts, ContextResidualNet, cached_context_parts
 from condflow.fitting.adapters import HeadAdapter, make_adapter
 from condflow.fitting.optimize import (
@@ -79,6 +89,8 @@ __all__ = ["FitConfig", "FitProgress", "KeypointFit", "fit_keypoints", "frozen"]
 
 #: Reduced precisions the flow can run in while fitting (``FitConfig.flow_dtype``).
 FLOW_DTYPES = {"bfloat16": torch.bfloat16}
+#: Those only the compiled flow has (``frozen_flow``; not for the Jacobian).
+FROZEN_ONLY_DTYPES = ("int8",)
 
 PriorResiduals = Callable[[dict[str, Tensor]], Tensor]
 """``variables -> [b, P]`` residuals whose squared sum is the prior energy."""
@@ -93,10 +105,11 @@ class FitConfig:
     coordinate corresponds to λ_J = 1 / (2 s²). The prior term is ½‖z‖², −log p(θ | c) up to
     a constant for flows whose log-dets do not depend on z (the Glow flows).
 
-    ``flow_dtype``, ``polish`` and ``cache_context`` make the learned-prior fit faster (see
-    the module docstring); the generic-prior fits, which run no flow, refuse ``flow_dtype``
-    and ``cache_context``. With ``flow_dtype`` each phase (reduced precision, then the
-    polish) may take up to ``optimizer.max_iters`` iterations. ``jacobian_dtype`` is the
+    ``flow_dtype``, ``polish``, ``cache_context`` and ``frozen_flow`` make the learned-prior
+    fit faster (see the module docstring); the generic-prior fits, which run no flow, refuse
+    ``flow_dtype``, ``cache_context`` and ``frozen_flow``. With ``flow_dtype`` each phase
+    (reduced precision, then the polish) may take up to ``optimizer.max_iters`` iterations;
+    ``"int8"`` needs ``frozen_flow``. ``jacobian_dtype`` is the
     precision of the Levenberg–Marquardt Jacobian through the flow (``optimizer.method``
     ``"lm"`` or ``"lm+lbfgs"``; a reduced-precision ``flow_dtype`` is for the other methods).
     """
@@ -106,17 +119,21 @@ class FitConfig:
     shape_weight: float = 1.0  # λ_β (heads with a shape)
     prior_weight: float = 1.0  # weight of the prior term (1: the MAP estimate)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    flow_dtype: str | None = None  # "bfloat16": the flow in bf16 while optimizing; None: off
+    flow_dtype: str | None = None  # "bfloat16" (or "int8", frozen_flow): while optimizing
     polish: bool = True  # after a reduced-precision fit, continue in full precision
     cache_context: bool = False  # W_c c + b of the coupling nets once per fit
+    frozen_flow: bool = False  # the flow compiled once per fit, its backward written out
     jacobian_dtype: str | None = None  # LM: "bfloat16" Jacobian through the flow; None: off
 
     def __post_init__(self) -> None:
         for name in ("flow_dtype", "jacobian_dtype"):
             value = getattr(self, name)
-            if value is not None and value not in FLOW_DTYPES:
-                raise ValueError(f"{name}: expected None or one of {sorted(FLOW_DTYPES)}, got "
-                                 f"{value!r}")
+            allowed = sorted(FLOW_DTYPES) + list(FROZEN_ONLY_DTYPES if name == "flow_dtype"
+                                                 else ())
+            if value is not None and value not in allowed:
+                raise ValueError(f"{name}: expected None or one of {allowed}, got {value!r}")
+        if self.flow_dtype in FROZEN_ONLY_DTYPES and not self.frozen_flow:
+            raise ValueError(f"flow_dtype: {self.flow_dtype!r} needs frozen_flow=True")
         lm = self.optimizer.method in LM_METHODS
         if lm and self.flow_dtype is not None:
             raise ValueError(f"flow_dtype: not with optimizer.method {self.optimizer.method!r}"
@@ -381,16 +398,42 @@ def latent_prior_residuals(v: dict[str, Tensor]) -> Tensor:
     return math.sqrt(0.5) * v["z"]
 
 
+def frozen_theta_fn(adapter: HeadAdapter, context: Tensor, parts: ContextParts,
+                    precision: str | None = None, name: str = "flow_dtype") -> ThetaFn:
+    """θ = f(z; c) by the flow compiled for ``context [B, C]``
+    (:class:`~condflow.bijectors.frozen.FrozenGlow`, its products in ``precision``), with
+    the prior energy ½‖z‖²; called with ``context`` itself or rows of it taken by
+    ``parts.select``."""
+    if precision is not None:
+        check_float32_flow(adapter, name)
+    program = FrozenGlow(adapter.flow.bijector, adapter.flow.embed(context), precision)
+
+    def theta_fn(v: dict[str, Tensor], ctx: Tensor) -> tuple[Tensor, Tensor]:
+        parent, index = parts.rows_of(ctx)
+        if parent is not context:
+            raise ValueError("context: expected the fit's contexts or rows of them taken by "
+                             "ContextParts.select")
+        z = v["z"]
+        return frozen_generate(program, z, index), 0.5 * z.pow(2).sum(-1)
+
+    return theta_fn
+
+
+def check_float32_flow(adapter: HeadAdapter, name: str) -> None:
+    """``ValueError`` naming ``name`` unless the flow's parameters are float32."""
+    params = list(adapter.flow.bijector.parameters())
+    if params and params[0].dtype != torch.float32:
+        raise ValueError(f"{name}: a reduced-precision fit needs a float32 flow, got "
+                         f"{params[0].dtype}")
+
+
 def reduced_precision_theta_fn(adapter: HeadAdapter, dtype: torch.dtype,
                                name: str = "flow_dtype") -> ThetaFn:
     """θ = f(z; c) with the coupling nets' weights cast to ``dtype`` once (now) and the
     flow under autocast to ``dtype``; θ in z's dtype, the prior ½‖z‖² exact. The layers
     outside the coupling nets keep their parameters (the LU layers also their precision)."""
     bijector = adapter.flow.bijector
-    params = list(bijector.parameters())
-    if params and params[0].dtype != torch.float32:
-        raise ValueError(f"{name}: a reduced-precision fit needs a float32 flow, got "
-                         f"{params[0].dtype}")
+    check_float32_flow(adapter, name)
     weights = {}
     for net_name, net in bijector.named_modules():
         if isinstance(net, ContextResidualNet):
@@ -479,20 +522,30 @@ def fit_keypoints(
         parts = (stack.enter_context(cached_context_parts(adapter.flow))
                  if config.cache_context else None)
         variables = {"z": z_init.clone()}
-        fast = (None if config.flow_dtype is None
-                else reduced_precision_theta_fn(adapter, FLOW_DTYPES[config.flow_dtype]))
-        jac_fn = (None if config.jacobian_dtype is None
-                  else reduced_precision_theta_fn(adapter, FLOW_DTYPES[config.jacobian_dtype],
-                                                  "jacobian_dtype"))
+        fit_theta_fn, fast, jac_fn = theta_fn, None, None
+        if config.frozen_flow:
+            parts = parts or ContextParts()
+            fit_theta_fn = frozen_theta_fn(adapter, context, parts)
+            if config.flow_dtype is not None:
+                fast = frozen_theta_fn(adapter, context, parts, config.flow_dtype)
+            if config.jacobian_dtype is not None:
+                jac_fn = frozen_theta_fn(adapter, context, parts, config.jacobian_dtype,
+                                         "jacobian_dtype")
+        else:
+            if config.flow_dtype is not None:
+                fast = reduced_precision_theta_fn(adapter, FLOW_DTYPES[config.flow_dtype])
+            if config.jacobian_dtype is not None:
+                jac_fn = reduced_precision_theta_fn(
+                    adapter, FLOW_DTYPES[config.jacobian_dtype], "jacobian_dtype")
         variables, extras, value, iters, conv = run_fit(
-            adapter, context, keypoints, variables, extras, theta_fn, config,
+            adapter, context, keypoints, variables, extras, fit_theta_fn, config,
             callback=callback, fast_theta_fn=fast, context_parts=parts,
             prior_residuals=latent_prior_residuals, jacobian_theta_fn=jac_fn,
         )
         if fast is not None and config.polish:
             done = int(iters.max()) if len(iters) else 0
             variables, extras, value, more, conv = run_fit(
-                adapter, context, keypoints, variables, extras, theta_fn, config,
+                adapter, context, keypoints, variables, extras, fit_theta_fn, config,
                 callback=None if callback is None else (lambda p: callback(
                     dataclasses.replace(p, iteration=done + p.iteration))),
                 context_parts=parts,

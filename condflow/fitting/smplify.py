@@ -122,7 +122,8 @@ def fit_keypoints_generic(
         ``neg_log_prob`` −log p(θ | c) under the head's (learned) flow, for comparison.
     """
     config = config or GenericFitConfig()
-    for name, off in (("flow_dtype", None), ("jacobian_dtype", None), ("cache_context", False)):
+    for name, off in (("flow_dtype", None), ("jacobian_dtype", None), ("cache_context", False),
+                      ("frozen_flow", False)):
         if getattr(config, name) != off:
             raise ValueError(f"config.{name}: the generic-prior fit runs no flow; expected "
                              f"{off!r}, got {getattr(config, name)!r}")

@@ -96,11 +96,12 @@ class _Matrix:
         return y if bias is None else y.add_(bias)
 
     def apply_t(self, g: Tensor) -> Tensor:
-        """g W ``[..., in]`` for ``g [..., out]``."""
+        """g W ``[..., in]`` for ``g [..., out]``; in bfloat16 with ``"bfloat16"`` (a backward
+        pass stays in it, which matters when it carries many cotangents at once)."""
         if self.precision is None:
             return g @ self.weight
         if self.precision == "bfloat16":
-            return (g.to(torch.bfloat16) @ self.weight).to(g.dtype)
+            return g.to(torch.bfloat16) @ self.weight
         return _int8_product(g * self.scale, self.weight_t, self.ones)
 
 
@@ -235,8 +236,8 @@ class _Coupling(_Step):
         g_h = self.output_weight.apply_t(g_t)
         for blk, (mask_a, mask_u) in zip(reversed(self.blocks), reversed(masks), strict=True):
             g_a = blk.weight0.apply_t(blk.weight1.apply_t(g_h) * mask_u) * mask_a
-            g_h = g_h + (g_a if blk.scale0 is None else g_a * blk.scale0)
-        return self.coupling._join(g1 + self.input_weight.apply_t(g_h), g2)
+            g_h = g_h + (g_a if blk.scale0 is None else g_a * blk.scale0.to(g_a.dtype))
+        return self.coupling._join(g1 + self.input_weight.apply_t(g_h).to(g1.dtype), g2)
 
 
 def _norm_affine(norm: nn.Module, name: str) -> tuple[Tensor | None, Tensor | None]:

@@ -370,7 +370,13 @@ def least_squares_residuals(
         # extras rows' does not.
         x_j, x_o = x.detach().requires_grad_(True), x.detach().requires_grad_(True)
         r_o = other_rows(x_o)
-        if jacobian_theta_fn is None:
+        if isinstance(jacobian_theta_fn, FrozenThetaFn):
+            r_j, jac_j = jacobian_theta_fn.jacobian(x, ctx, lambda theta, e: root_j * (
+                keypoint_residuals(adapter.project(theta, e), kp, config.sigma)), split)
+            if jacobian_theta_fn is not theta_fn:  # a reduced-precision Jacobian
+                with torch.no_grad():
+                    r_j = keypoint_rows(x, ctx, kp, theta_fn)
+        elif jacobian_theta_fn is None:
             r_j = keypoint_rows(x_j, ctx, kp, theta_fn)
             jac_j = jacobian(r_j, x_j)
         else:
@@ -398,25 +404,56 @@ def latent_prior_residuals(v: dict[str, Tensor]) -> Tensor:
     return math.sqrt(0.5) * v["z"]
 
 
-def frozen_theta_fn(adapter: HeadAdapter, context: Tensor, parts: ContextParts,
-                    precision: str | None = None, name: str = "flow_dtype") -> ThetaFn:
+class FrozenThetaFn:
     """θ = f(z; c) by the flow compiled for ``context [B, C]``
     (:class:`~condflow.bijectors.frozen.FrozenGlow`, its products in ``precision``), with
-    the prior energy ½‖z‖²; called with ``context`` itself or rows of it taken by
-    ``parts.select``."""
-    if precision is not None:
-        check_float32_flow(adapter, name)
-    program = FrozenGlow(adapter.flow.bijector, adapter.flow.embed(context), precision)
+    the prior energy ½‖z‖² (a :data:`ThetaFn`); called with ``context`` itself or rows of
+    it taken by ``parts.select``. :meth:`jacobian` pushes many cotangents through the
+    flow's written-out backward in one pass (autograd's batched backward would run a
+    custom backward once per cotangent)."""
 
-    def theta_fn(v: dict[str, Tensor], ctx: Tensor) -> tuple[Tensor, Tensor]:
-        parent, index = parts.rows_of(ctx)
-        if parent is not context:
+    def __init__(self, adapter: HeadAdapter, context: Tensor, parts: ContextParts,
+                 precision: str | None = None, name: str = "flow_dtype") -> None:
+        if precision is not None:
+            check_float32_flow(adapter, name)
+        self.program = FrozenGlow(adapter.flow.bijector, adapter.flow.embed(context),
+                                  precision)
+        self.context, self.parts = context, parts
+
+    def _index(self, ctx: Tensor) -> Tensor | None:
+        parent, index = self.parts.rows_of(ctx)
+        if parent is not self.context:
             raise ValueError("context: expected the fit's contexts or rows of them taken by "
                              "ContextParts.select")
-        z = v["z"]
-        return frozen_generate(program, z, index), 0.5 * z.pow(2).sum(-1)
+        return index
 
-    return theta_fn
+    def __call__(self, v: dict[str, Tensor], ctx: Tensor) -> tuple[Tensor, Tensor]:
+        z = v["z"]
+        return frozen_generate(self.program, z, self._index(ctx)), 0.5 * z.pow(2).sum(-1)
+
+    def jacobian(self, x: Tensor, ctx: Tensor, rows: Callable[[Tensor, dict[str, Tensor]],
+                 Tensor], split: Callable[[Tensor], tuple[dict[str, Tensor],
+                                                          dict[str, Tensor]]]
+                 ) -> tuple[Tensor, Tensor]:
+        """``(r [b, R], ∂r/∂x [b, R, D])`` of ``r = rows(θ, extras)`` with θ = f(z; c) and
+        ``z``, ``extras`` split from ``x [b, D]``: the Jacobian in θ and the extras by
+        autograd (the body and camera), then its θ part through the flow by
+        :meth:`FrozenGlow.vjp <condflow.bijectors.frozen.FrozenGlow.vjp>` with all R
+        cotangents at once."""
+        x = x.detach().requires_grad_(True)
+        v, e = split(x)
+        saved: list[object] = []
+        with torch.no_grad():
+            theta = self.program.forward(v["z"].detach(), self._index(ctx), saved)
+        theta = theta.to(x.dtype).requires_grad_(True)
+        r = rows(theta, e)
+        b, n = r.shape
+        basis = torch.eye(n, dtype=r.dtype, device=r.device)[:, None].expand(n, b, n)
+        jac_theta, jac_x = torch.autograd.grad(r, (theta, x), basis, is_grads_batched=True,
+                                               allow_unused=True, materialize_grads=True)
+        jac_z = self.program.vjp(jac_theta.to(theta.dtype), saved).to(x.dtype)
+        (jac_zx,) = torch.autograd.grad(v["z"], x, jac_z, is_grads_batched=True)
+        return r.detach(), (jac_x + jac_zx).transpose(0, 1)
 
 
 def check_float32_flow(adapter: HeadAdapter, name: str) -> None:
@@ -522,15 +559,17 @@ def fit_keypoints(
         parts = (stack.enter_context(cached_context_parts(adapter.flow))
                  if config.cache_context else None)
         variables = {"z": z_init.clone()}
-        fit_theta_fn, fast, jac_fn = theta_fn, None, None
+        fit_theta_fn: ThetaFn = theta_fn
+        fast: ThetaFn | None = None
+        jac_fn: ThetaFn | None = None
         if config.frozen_flow:
             parts = parts or ContextParts()
-            fit_theta_fn = frozen_theta_fn(adapter, context, parts)
+            fit_theta_fn = jac_fn = FrozenThetaFn(adapter, context, parts)
             if config.flow_dtype is not None:
-                fast = frozen_theta_fn(adapter, context, parts, config.flow_dtype)
+                fast = FrozenThetaFn(adapter, context, parts, config.flow_dtype)
             if config.jacobian_dtype is not None:
-                jac_fn = frozen_theta_fn(adapter, context, parts, config.jacobian_dtype,
-                                         "jacobian_dtype")
+                jac_fn = FrozenThetaFn(adapter, context, parts, config.jacobian_dtype,
+                                       "jacobian_dtype")
         else:
             if config.flow_dtype is not None:
                 fast = reduced_precision_theta_fn(adapter, FLOW_DTYPES[config.flow_dtype])

@@ -230,9 +230,11 @@ def capture_residuals(monkeypatch):
     return captured
 
 
+@pytest.mark.parametrize("frozen_flow", [False, True])
 @pytest.mark.parametrize("model", ["skeleton", "smpl"])
 def test_levenberg_marquardt_residuals_and_jacobian_are_the_objectives(
-        monkeypatch, model, skeleton_head, make_problem, smpl_head, make_smpl_problem):
+        monkeypatch, model, frozen_flow, skeleton_head, make_problem, smpl_head,
+        make_smpl_problem):
     head = skeleton_head if model == "skeleton" else smpl_head
     context, kp = (make_problem(head, batch=2)[:2] if model == "skeleton"
                    else make_smpl_problem(head))
@@ -240,7 +242,7 @@ def test_levenberg_marquardt_residuals_and_jacobian_are_the_objectives(
     opt = OptimizerConfig(method="lm", max_iters=1)
     fit_keypoints(head, context, kp, FitConfig(keypoint_weight=WEIGHT, sigma=0.05,
                                                shape_weight=2.0, prior_weight=0.5,
-                                               optimizer=opt))
+                                               optimizer=opt, frozen_flow=frozen_flow))
     objective, residuals = captured["objective"], captured["residuals"]
     g = torch.Generator().manual_seed(0)
     x = captured["x0"] + 0.3 * torch.randn(captured["x0"].shape, generator=g,

@@ -352,10 +352,13 @@ def least_squares_residuals(
     root_j = math.sqrt(config.keypoint_weight)
     root_p, root_e = math.sqrt(config.prior_weight), math.sqrt(config.shape_weight)
 
+    def projected_rows(theta: Tensor, e: dict[str, Tensor], kp: Tensor) -> Tensor:
+        return root_j * keypoint_residuals(adapter.project(theta, e), kp, config.sigma)
+
     def keypoint_rows(x: Tensor, ctx: Tensor, kp: Tensor, fn: ThetaFn) -> Tensor:
         v, e = split(x)
         theta, _ = fn(v, ctx)
-        return root_j * keypoint_residuals(adapter.project(theta, e), kp, config.sigma)
+        return projected_rows(theta, e, kp)
 
     def other_rows(x: Tensor) -> Tensor:
         v, e = split(x)
@@ -371,8 +374,8 @@ def least_squares_residuals(
         x_j, x_o = x.detach().requires_grad_(True), x.detach().requires_grad_(True)
         r_o = other_rows(x_o)
         if isinstance(jacobian_theta_fn, FrozenThetaFn):
-            r_j, jac_j = jacobian_theta_fn.jacobian(x, ctx, lambda theta, e: root_j * (
-                keypoint_residuals(adapter.project(theta, e), kp, config.sigma)), split)
+            r_j, jac_j = jacobian_theta_fn.jacobian(
+                x, ctx, lambda theta, e: projected_rows(theta, e, kp), split)
             if jacobian_theta_fn is not theta_fn:  # a reduced-precision Jacobian
                 with torch.no_grad():
                     r_j = keypoint_rows(x, ctx, kp, theta_fn)

@@ -67,7 +67,11 @@ def test_cached_context_gives_identical_fits_computed_once(new_skeleton_head, ma
     calls.clear()
     cached = fit_keypoints(head, context, kp, config(cache=True, fixed=fixed))
     remove()
-    assert torch.equal(cached.z, plain.z) and torch.equal(cached.objective, plain.objective)
+    # The same products up to rounding: a BLAS may round a row differently within products
+    # of other row counts (the cache's rows come from one product over the whole batch;
+    # 2e-13 in z measured on an AVX-512 machine, bit-equal on others).
+    torch.testing.assert_close(cached.z, plain.z, atol=1e-10, rtol=0)
+    torch.testing.assert_close(cached.objective, plain.objective, rtol=1e-12, atol=0)
     assert torch.equal(cached.iterations, plain.iterations)
     iterations = int(plain.iterations.max())
     assert iterations > 10 and plain_calls > iterations * len(nets)
@@ -155,7 +159,10 @@ def test_bf16_flow_then_polish_ends_no_worse_than_float32(new_skeleton_head, mak
     rough = fit_keypoints(head, context, kp, FitConfig(**cfg, flow_dtype="bfloat16",
                                                        polish=False))
     assert fp32.converged.all() and bf16.converged.all()
-    assert (bf16.objective <= fp32.objective * (1 + 1e-5)).all()
+    # Both stop where a float32 objective no longer changes (tol is below its resolution),
+    # in a flat valley: points up to 1.5e-4 apart in relative objective (measured on an
+    # AVX-512 machine; the bfloat16 path ended lower on the two other examples).
+    assert (bf16.objective <= fp32.objective * (1 + 1e-3)).all()
     errors = [mpjpe(f.outputs["joints_mm"], truth.float()) for f in (bf16, fp32)]
     assert (errors[0] - errors[1]).abs().max() < 1.0  # mm
     # The polish continues the iteration count from where the bfloat16 phase stopped,

@@ -76,8 +76,9 @@ LEVERS: dict[str, dict[str, Any]] = {
     "lm": {"method": "lm+lbfgs"},
     "lmbf16": {"method": "lm+lbfgs", "jacobian_dtype": "bfloat16"},
     "every3": {"jacobian_every": 3},
+    "pre": {"precondition": True},
 }
-OPTIMIZER_FIELDS = ("fixed_shape", "method", "lm_iters", "jacobian_every")
+OPTIMIZER_FIELDS = ("fixed_shape", "method", "lm_iters", "jacobian_every", "precondition")
 PAPER_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "mesh_recovery" / "paper.yaml"
 
 Problem = tuple[nn.Module, Tensor, Tensor, Tensor | None]
@@ -214,8 +215,8 @@ def first_reach(trace: list[tuple[float, float]], target: float) -> tuple[int, f
 def measure(problem: Problem, prior: nn.Module, args: argparse.Namespace
             ) -> list[dict[str, Any]]:
     """SMPLify, then every lever, on one problem: converge (median of ``--repeats`` runs,
-    with ``--repeats 0`` the traced run's time), then one traced run for the times to reach
-    SMPLify's final E_J and the own final E_J."""
+    ``--smplify-repeats`` for SMPLify; 0: the traced run's time), then one traced run for
+    the times to reach SMPLify's final E_J and the own final E_J."""
     head, context, kp, truth = problem
     rows: list[dict[str, Any]] = []
     smplify_final = smplify_seconds = None
@@ -223,8 +224,8 @@ def measure(problem: Problem, prior: nn.Module, args: argparse.Namespace
         # Warm-up right before the timings: the first fit after one of the other method pays
         # for its first iterations again (up to a second measured at B = 1, on the CPU).
         run_fit(m, head, context, kp, prior, args, 2)
-        runs = [run_fit(m, head, context, kp, prior, args, args.iters)
-                for _ in range(args.repeats)]
+        repeats = args.smplify_repeats if m == SMPLIFY else args.repeats
+        runs = [run_fit(m, head, context, kp, prior, args, args.iters) for _ in range(repeats)]
         trace: list[tuple[float, float]] = []
         counter = RowCounter(head)  # the traced run's evaluations (all runs are alike)
         traced, traced_seconds = run_fit(m, head, context, kp, prior, args, args.iters, trace,
@@ -241,6 +242,7 @@ def measure(problem: Problem, prior: nn.Module, args: argparse.Namespace
         joints = fit.outputs["joints_mm"]
         rows.append({
             "method": m, "batch": len(context), "seconds_converge": seconds,
+            "seconds_converge_runs": [t for _, t in runs],
             "iterations": int(fit.iterations.max()),
             "mean_iterations": fit.iterations.float().mean().item(),
             "converged": fit.converged.float().mean().item(),
@@ -343,6 +345,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="'reached' = mean E_J within this fraction of the level")
     p.add_argument("--repeats", type=int, default=1,
                    help="untraced timings per fit (median); 0: time the traced run only")
+    p.add_argument("--smplify-repeats", type=int, default=3,
+                   help="converge runs of SMPLify (its median is the ratios' denominator: "
+                   "one run varies up to 2x on a shared machine)")
     p.add_argument("--gmm-components", type=int, default=8)
     p.add_argument("--gmm-samples", type=int, default=20000,
                    help="pose-generator samples the SMPLify GMM is fitted to")
@@ -356,6 +361,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     for name in args.levers:
         lever_settings(name)
+    for name in ("repeats", "smplify_repeats"):
+        if getattr(args, name) < 0:
+            raise SystemExit(f"--{name.replace('_', '-')}: expected a count >= 0")
     device = torch.device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -37,7 +37,17 @@ when its change of f is small (``tol``), ``max |∇f| ≤ grad_tol``, the model 
 decrease (predicted ≤ ``tol``·max(f, 1)), or no trial decreases f. ``method="lm+lbfgs"``
 runs at most ``lm_iters`` such iterations as a fast start and then L-BFGS from where they
 stopped (its own ``max_iters``), so the fit ends under L-BFGS's stopping rule, at a minimum
-of the same objective.
+of the same objective; its last LM iteration takes no Jacobian at its new point (L-BFGS
+evaluates its own gradient there). With ``precondition`` it does, and L-BFGS takes that
+point's damped Gauss–Newton matrix H₀ = 2(JᵀJ + λ diag(JᵀJ)) of each example as its initial
+Hessian (in the two-loop recursion, in place of the scaled identity; first trial step 1),
+so its first direction is the step LM would take next and its curvature pairs correct a
+Gauss–Newton model instead of a scalar one (H₀ from the point before, a step back, was
+measured to cost more L-BFGS iterations than the Jacobian saves). Like the scaled
+identity, H₀ is rescaled after every iteration by sᵀy / yᵀH₀⁻¹y (the last step s and change
+of gradient y; without it the steps overshoot where the gradient leaves the range of the
+old Jacobian). The cost: one Cholesky factorization per example, and two pairs of
+triangular solves per iteration.
 """
 
 from __future__ import annotations
@@ -86,7 +96,8 @@ class OptimizerConfig:
 
     ``"lm"``: Levenberg–Marquardt under the stopping rule above (``max_iters`` iterations);
     ``"lm+lbfgs"``: at most ``lm_iters`` Levenberg–Marquardt iterations, then L-BFGS for up
-    to ``max_iters`` more (module docstring). Both need residuals (:data:`Residuals`).
+    to ``max_iters`` more (module docstring), with ``precondition`` in the metric of the
+    last damped Gauss–Newton matrix. Both need residuals (:data:`Residuals`).
     """
 
     method: str = "lbfgs"  # "lbfgs" (strong-Wolfe line search), "adam", "lm" or "lm+lbfgs"
@@ -102,6 +113,7 @@ class OptimizerConfig:
     damping: float = 0.1  # LM: initial λ, relative to diag(JᵀJ)
     max_trials: int = 10  # LM: trial steps (batched evaluations) per iteration
     jacobian_every: int = 1  # LM: a fresh Jacobian every this many iterations
+    precondition: bool = False  # "lm+lbfgs": L-BFGS in the metric of the last damped JᵀJ
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -117,6 +129,11 @@ class OptimizerConfig:
                 raise ValueError(f"{name}: expected a number >= 0, got {getattr(self, name)!r}")
         if not self.lr > 0:
             raise ValueError(f"lr: expected a positive number, got {self.lr!r}")
+        if not isinstance(self.precondition, bool):
+            raise ValueError(f"precondition: expected True or False, got {self.precondition!r}")
+        if self.precondition and self.method != "lm+lbfgs":
+            raise ValueError(f"precondition: needs method 'lm+lbfgs' (L-BFGS after "
+                             f"Levenberg–Marquardt's Gauss–Newton matrix), got {self.method!r}")
 
 
 @dataclass
@@ -215,12 +232,14 @@ def minimize(objective: Objective, x0: Tensor, config: OptimizerConfig | None = 
 
     lm = _levenberg_marquardt(
         residuals, evaluate, x, config, lm_report,
-        config.max_iters if config.method == "lm" else config.lm_iters)
+        config.max_iters if config.method == "lm" else config.lm_iters,
+        last_jacobian=config.method == "lm" or config.precondition)
     if config.method == "lm":
         f, _ = evaluate(lm.x, torch.arange(len(lm.x), device=lm.x.device))
         return MinimizeResult(lm.x, f, lm.iterations, lm.converged,
                               lm.evaluations + evaluate.calls)
-    polish = _lbfgs(evaluate, lm.x, config, lambda k, x: report(done + k, x))
+    polish = _lbfgs(evaluate, lm.x, config, lambda k, x: report(done + k, x),
+                    _cholesky(lm.hessian) if config.precondition else None)
     return MinimizeResult(polish.x, polish.value, lm.iterations + polish.iterations,
                           polish.converged, lm.evaluations + polish.evaluations)
 
@@ -234,25 +253,31 @@ def _small_change(f_old: Tensor, f_new: Tensor, tol: float) -> Tensor:
 # L-BFGS
 
 
-def _two_loop(g: Tensor, history: list[tuple[Tensor, Tensor, Tensor]], h_diag: Tensor
-              ) -> Tensor:
-    """d = −H g by the L-BFGS two-loop recursion, per row. History entries ``(s, y, ρ)`` with
-    ``ρ = 0`` (a rejected curvature pair) are no-ops."""
+def _two_loop(g: Tensor, history: list[tuple[Tensor, Tensor, Tensor]], h_diag: Tensor,
+              h0_factor: Tensor | None = None) -> Tensor:
+    """d = −H g by the L-BFGS two-loop recursion, per row, its initial inverse Hessian
+    ``h_diag``·I, or ``h_diag``·H₀⁻¹ given H₀'s Cholesky factor ``h0_factor [b, D, D]``.
+    History entries ``(s, y, ρ)`` with ``ρ = 0`` (a rejected curvature pair) are no-ops."""
     q = -g
     alphas = []
     for s, y, rho in reversed(history):
         a = rho * (s * q).sum(1)
         q = q - a[:, None] * y
         alphas.append(a)
-    r = q * h_diag[:, None]
+    if h0_factor is None:
+        r = q * h_diag[:, None]
+    else:
+        r = h_diag[:, None] * _solve(h0_factor, q)
     for (s, y, rho), a in zip(history, reversed(alphas), strict=True):
         b = rho * (y * r).sum(1)
         r = r + s * (a - b)[:, None]
     return r
 
 
-def _lbfgs(evaluate: _Evaluator, x: Tensor, config: OptimizerConfig, callback: Callback
-           ) -> MinimizeResult:
+def _lbfgs(evaluate: _Evaluator, x: Tensor, config: OptimizerConfig, callback: Callback,
+           h0_factor: Tensor | None = None) -> MinimizeResult:
+    """L-BFGS from ``x [B, D]``; ``h0_factor [B, D, D]``: the Cholesky factors of the
+    examples' initial Hessians, rescaled every iteration (default: the scaled identity)."""
     n = x.shape[0]
     every = torch.arange(n, device=x.device)
     f, g = evaluate(x, every)
@@ -272,10 +297,11 @@ def _lbfgs(evaluate: _Evaluator, x: Tensor, config: OptimizerConfig, callback: C
                 break
             moving = torch.ones_like(ids, dtype=torch.bool)
         g_a = g[ids]
-        d = _two_loop(g_a, [(s[ids], y[ids], r[ids]) for s, y, r in history], h_diag[ids])
+        d = _two_loop(g_a, [(s[ids], y[ids], r[ids]) for s, y, r in history], h_diag[ids],
+                      None if h0_factor is None else h0_factor[ids])
         d = d * moving[:, None]  # stopped examples of a fixed-shape batch take no step
         gtd = (g_a * d).sum(1)
-        first = iterations[ids] == 0
+        first = (iterations[ids] == 0) & (h0_factor is None)  # H₀ sets the step's scale
         t0 = torch.where(first, (1.0 / g_a.abs().sum(1)).clamp(max=1.0), torch.ones_like(gtd))
         f_new, g_new, t = _strong_wolfe(
             evaluate, ids, x[ids], d, f[ids], g_a, gtd, t0 * config.lr, config.max_line_search,
@@ -293,7 +319,8 @@ def _lbfgs(evaluate: _Evaluator, x: Tensor, config: OptimizerConfig, callback: C
         history.append((s_full, y_full, rho))
         if len(history) > config.history_size:
             history.pop(0)
-        h_diag[ids] = torch.where(valid, ys / (y * y).sum(1).clamp_min(1e-30), h_diag[ids])
+        yy = (y * y if h0_factor is None else y * _solve(h0_factor[ids], y)).sum(1)
+        h_diag[ids] = torch.where(valid, ys / yy.clamp_min(1e-30), h_diag[ids])
         f_old = f[ids]
         x[ids] = x[ids] + s
         f[ids], g[ids] = f_new, g_new
@@ -509,11 +536,13 @@ def jacobian(outputs: Tensor, inputs: Tensor) -> Tensor:
 
 
 def _levenberg_marquardt(residuals: Residuals, gradient: _Evaluator, x: Tensor,
-                         config: OptimizerConfig, callback: Callback, max_iters: int
-                         ) -> MinimizeResult:
+                         config: OptimizerConfig, callback: Callback, max_iters: int,
+                         last_jacobian: bool = True) -> _LMResult:
     """At most ``max_iters`` Levenberg–Marquardt iterations from ``x`` (module docstring;
     ``gradient`` evaluates the objective's gradient between Jacobians); the returned values
-    are ``Σ r²`` (in ``x``'s dtype), the evaluations those of ``residuals``."""
+    are ``Σ r²`` (in ``x``'s dtype), the evaluations those of ``residuals``. Without
+    ``last_jacobian`` the last iteration takes no Jacobian or gradient at its new points
+    (L-BFGS follows and evaluates its own), and its stopping rule is not applied."""
     n, dim = x.shape
     calls = 0
 
@@ -553,8 +582,7 @@ def _levenberg_marquardt(residuals: Residuals, gradient: _Evaluator, x: Tensor,
         if len(ids) == 0:
             break
         a_k, g_k, f_k, x_k = a[ids], g[ids], f[ids], x[ids]
-        diag = a_k.diagonal(dim1=1, dim2=2)
-        scale = torch.maximum(diag, 1e-9 * diag.amax(1, keepdim=True).clamp_min(1e-300))
+        scale = _damping_scale(a_k)
         lam_k, nu_k = lam[ids], nu[ids]
         x_new, f_new, searching, flat = _lm_trials(evaluate, ids, x_k, f_k, a_k, g_k, scale,
                                                    lam_k, nu_k, config)
@@ -563,6 +591,12 @@ def _levenberg_marquardt(residuals: Residuals, gradient: _Evaluator, x: Tensor,
         stuck = searching  # no decrease within max_trials trials
         m = moved.nonzero()[:, 0]
         stale[ids[m]] += 1
+        if k == max_iters and not last_jacobian:
+            x[ids], f[ids] = x_new, f_new
+            iterations[ids] += moved.long()
+            if len(m):
+                callback(k, x)
+            break
         fresh = m[stale[ids[m]] >= config.jacobian_every]
         if len(fresh):
             f_m, r_m, jac_m = evaluate(x_new[fresh], ids[fresh], True)
@@ -583,7 +617,42 @@ def _levenberg_marquardt(residuals: Residuals, gradient: _Evaluator, x: Tensor,
         active[ids] &= ~stop
         if len(m):  # an iteration in which no example moved is none
             callback(k, x)
-    return MinimizeResult(x, f.to(x.dtype), iterations, converged, calls)
+    hessian = 2 * (a + torch.diag_embed(lam[:, None] * _damping_scale(a)))
+    return _LMResult(x, f.to(x.dtype), iterations, converged, calls, hessian)
+
+
+@dataclass
+class _LMResult(MinimizeResult):
+    """With ``hessian [B, D, D]`` (float64): each example's last damped Gauss–Newton
+    matrix 2(JᵀJ + λ diag(JᵀJ)), the Hessian of the model its next step would minimize."""
+
+    hessian: Tensor
+
+
+def _damping_scale(a: Tensor) -> Tensor:
+    """The damping's diagonal ``[b, D]`` for JᵀJ ``a [b, D, D]``: diag(JᵀJ), floored at
+    1e-9 of its largest entry."""
+    diag = a.diagonal(dim1=1, dim2=2)
+    return torch.maximum(diag, 1e-9 * diag.amax(1, keepdim=True).clamp_min(1e-300))
+
+
+def _solve(factor: Tensor, q: Tensor) -> Tensor:
+    """H⁻¹ q ``[b, D]`` (in q's dtype) given the Cholesky factors ``[b, D, D]`` of H."""
+    return torch.cholesky_solve(q.to(factor.dtype)[..., None], factor)[..., 0].to(q.dtype)
+
+
+def _cholesky(hessian: Tensor) -> Tensor:
+    """Cholesky factors ``[B, D, D]`` of symmetric positive definite ``hessian``; a matrix
+    that rounding left indefinite is replaced by its diagonal (positive: JᵀJ's diagonal
+    plus damping), a non-finite diagonal entry by 1 (an example whose Jacobian was not
+    finite, which L-BFGS then stops)."""
+    factor, info = torch.linalg.cholesky_ex(hessian)
+    bad = info != 0
+    if bool(bad.any()):
+        diag = hessian[bad].diagonal(dim1=1, dim2=2)
+        diag = torch.where(torch.isfinite(diag) & (diag > 0), diag, torch.ones_like(diag))
+        factor[bad] = torch.diag_embed(diag.sqrt())
+    return factor
 
 
 TrialEvaluate = Callable[[Tensor, Tensor, bool], tuple[Tensor, Tensor, Tensor | None]]

@@ -206,13 +206,15 @@ def lbfgs_reference(skeleton_head):
     return context, kp, fit_keypoints(skeleton_head, context, kp, lm_config("lbfgs"))
 
 
-@pytest.mark.parametrize("method, every, most", [("lm", 1, 60), ("lm+lbfgs", 1, 60),
-                                                ("lm+lbfgs", 3, 150)])
+@pytest.mark.parametrize("method, every, pre, most", [
+    ("lm", 1, False, 60), ("lm+lbfgs", 1, False, 60), ("lm+lbfgs", 3, False, 150),
+    ("lm+lbfgs", 1, True, 60)])
 def test_levenberg_marquardt_reaches_the_reference_fit(skeleton_head, lbfgs_reference,
-                                                       method, every, most):
+                                                       method, every, pre, most):
     context, kp, ref = lbfgs_reference
     seen: list[float] = []
-    fit = fit_keypoints(skeleton_head, context, kp, lm_config(method, jacobian_every=every),
+    fit = fit_keypoints(skeleton_head, context, kp,
+                        lm_config(method, jacobian_every=every, precondition=pre),
                         callback=lambda p: seen.append(p.keypoint_energy().mean().item()))
     assert fit.converged.all() and (fit.iterations < most).all()
     assert (ref.iterations > most + 100).all()

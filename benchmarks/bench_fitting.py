@@ -10,14 +10,17 @@ backward written out; ``fixed``: fixed-shape L-BFGS; ``bf16``: the flow in
 bfloat16, then the full-precision polish; ``lm``: ``--lm-iters`` Levenberg–Marquardt
 iterations, then L-BFGS; ``lmbf16``: the same with the Levenberg–Marquardt Jacobian through
 the flow in bfloat16; ``every3`` (with ``lm`` or ``lmbf16``): a fresh Jacobian only every
-third Levenberg–Marquardt iteration; combinations joined by ``+``):
+third Levenberg–Marquardt iteration; ``pre`` (with ``lm`` or ``lmbf16``): the L-BFGS
+after them in the metric of their last damped Gauss–Newton matrix; combinations joined by
+``+``):
 
 - **converge**: wall time of the whole fit (its stopping rule, at most ``--iters``
   iterations), batched iterations and flow evaluations (batched calls and rows);
 - **to SMPLify's final E_J**: wall time until the mean keypoint error E_J is first at most
   SMPLify's final mean E_J (times ``1 + --within``), from a traced run (E_J recorded after
   every iteration by the fit's callback, the recording time not counted), and its ratio to
-  SMPLify's converge time: the goal is ≤ ⅓;
+  SMPLify's converge time, the mean of SMPLify's fits timed right before and after the
+  lever's (the JSON also holds the ratio to the first SMPLify row): the goal is ≤ ⅓;
 - **to own final E_J**: the same for the fit's own final E_J;
 - **MPJPE / PA-MPJPE** of the fitted 3D joints against the poses the keypoints come from.
 
@@ -212,15 +215,23 @@ def first_reach(trace: list[tuple[float, float]], target: float) -> tuple[int, f
     return None
 
 
-def measure(problem: Problem, prior: nn.Module, args: argparse.Namespace
-            ) -> list[dict[str, Any]]:
+def measure(problem: Problem, prior: nn.Module, args: argparse.Namespace,
+            label: str = "") -> list[dict[str, Any]]:
     """SMPLify, then every lever, on one problem: converge (median of ``--repeats`` runs,
     ``--smplify-repeats`` for SMPLify; 0: the traced run's time), then one traced run for
     the times to reach SMPLify's final E_J and the own final E_J."""
     head, context, kp, truth = problem
     rows: list[dict[str, Any]] = []
     smplify_final = smplify_seconds = None
+
+    def smplify_clock() -> float:
+        run_fit(SMPLIFY, head, context, kp, prior, args, 2)
+        return run_fit(SMPLIFY, head, context, kp, prior, args, args.iters)[1]
+
     for m in (SMPLIFY, *args.levers):
+        # SMPLify timed right before and after each lever: the machine's speed drifts by up
+        # to 2x within minutes, and SMPLify's small products drift more than the flow's.
+        before = smplify_clock() if m != SMPLIFY else None
         # Warm-up right before the timings: the first fit after one of the other method pays
         # for its first iterations again (up to a second measured at B = 1, on the CPU).
         run_fit(m, head, context, kp, prior, args, 2)
@@ -231,6 +242,7 @@ def measure(problem: Problem, prior: nn.Module, args: argparse.Namespace
         traced, traced_seconds = run_fit(m, head, context, kp, prior, args, args.iters, trace,
                                          counter)
         counter.close()
+        adjacent = [before, smplify_clock()] if before is not None else []
         fit = runs[0][0] if runs else traced
         seconds = median([t for _, t in runs]) if runs else traced_seconds
         final = fit.keypoint_energy.mean().item()
@@ -239,6 +251,7 @@ def measure(problem: Problem, prior: nn.Module, args: argparse.Namespace
         assert smplify_final is not None and smplify_seconds is not None
         own = first_reach(trace, final * (1 + args.within))
         reach = first_reach(trace, smplify_final * (1 + args.within))
+        denominator = sum(adjacent) / 2 if adjacent else smplify_seconds
         joints = fit.outputs["joints_mm"]
         rows.append({
             "method": m, "batch": len(context), "seconds_converge": seconds,
@@ -258,12 +271,15 @@ def measure(problem: Problem, prior: nn.Module, args: argparse.Namespace
             "smplify_final_keypoint_energy": smplify_final,
             "iterations_to_smplify_final": reach[0] if reach else None,
             "seconds_to_smplify_final": reach[1] if reach else None,
+            "smplify_seconds_adjacent": adjacent,
             "smplify_final_over_smplify_converge":
+                reach[1] / denominator if reach else None,
+            "smplify_final_over_first_smplify_converge":
                 reach[1] / smplify_seconds if reach else None,
             "trace_seconds_converge": traced_seconds,
             "trace_seconds_keypoint_energy": [[round(t, 4), e] for t, e in trace],
         })
-        print(table_row(rows[-1]), flush=True)
+        print(table_row(rows[-1] | {"method": m + label}), flush=True)
     return rows
 
 
@@ -321,6 +337,31 @@ def table_row(row: dict[str, Any]) -> str:
             f"| {_reached(row, 'own_final')} |")
 
 
+def summary(results: list[dict[str, Any]]) -> str:
+    """Per batch size and method over the seeds: the median time to SMPLify's final E_J
+    and its ratio, how many seeds met the goal, and the mean final errors."""
+    lines = ["| B | method | seeds | ÷ SMPLify converge, median (min–max) | ≤ ⅓ | "
+             "mean final objective | mean MPJPE / PA-MPJPE (mm) |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
+    keys = dict.fromkeys((r["batch"], r["method"]) for r in results)
+    for batch, method in keys:
+        rows = [r for r in results if (r["batch"], r["method"]) == (batch, method)]
+        ratios = [r["smplify_final_over_smplify_converge"] for r in rows]
+        reached = [v for v in ratios if v is not None]
+        spread = (f"{median(reached):.2f} ({min(reached):.2f}–{max(reached):.2f})"
+                  if reached else "not reached")
+        met = sum(v <= 1 / 3 for v in reached)
+
+        def mean(key: str, spec: str = ".1f", rows: list[dict[str, Any]] = rows) -> str:
+            values = [r[key] for r in rows if r[key] is not None]
+            return _fmt(sum(values) / len(values) if values else None, spec)
+
+        lines.append(f"| {batch} | {method} | {len(rows)} | {spread} | {met}/{len(rows)} | "
+                     f"{mean('final_objective', '.2f')} | {mean('mpjpe_mm')} / "
+                     f"{mean('pa_mpjpe_mm')} |")
+    return "\n".join(lines)
+
+
 def load() -> str:
     """The 1-, 5- and 15-minute load averages, for the report."""
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
@@ -345,6 +386,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="'reached' = mean E_J within this fraction of the level")
     p.add_argument("--repeats", type=int, default=1,
                    help="untraced timings per fit (median); 0: time the traced run only")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="problems per batch size (model, contexts and keypoints drawn with "
+                   "seeds 0, 1, ...), summarized by the median ratio and mean errors")
     p.add_argument("--smplify-repeats", type=int, default=3,
                    help="converge runs of SMPLify (its median is the ratios' denominator: "
                    "one run varies up to 2x on a shared machine)")
@@ -364,6 +408,9 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("repeats", "smplify_repeats"):
         if getattr(args, name) < 0:
             raise SystemExit(f"--{name.replace('_', '-')}: expected a count >= 0")
+    if args.seeds < 1 or (args.seeds > 1 and args.checkpoint):
+        raise SystemExit("--seeds: expected a count >= 1 (1 with --checkpoint: its test "
+                         "images are one problem)")
     device = torch.device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -379,11 +426,15 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     print("\n" + HEADER)
     for batch in args.batch:
-        if args.checkpoint:
-            problem = checkpoint_problem(args.checkpoint, batch, device)
-        else:
-            problem = untrained_problem(batch, device)
-        results += measure(problem, prior, args)
+        for seed in range(args.seeds):
+            if args.checkpoint:
+                problem = checkpoint_problem(args.checkpoint, batch, device)
+            else:
+                problem = untrained_problem(batch, device, seed=seed)
+            label = f" (seed {seed})" if args.seeds > 1 else ""
+            results += [r | {"seed": seed} for r in measure(problem, prior, args, label)]
+    if args.seeds > 1:
+        print("\n" + summary(results))
     info["load_after"] = load()
     info["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     print(f"\nload average (1, 5, 15 min) before: {info['load_before']}, after: "

@@ -79,8 +79,29 @@ def test_bench_fitting_traces_smplify_and_every_lever(tmp_path):
         assert r["smplify_final_keypoint_energy"] == rows[0]["final_keypoint_energy"]
     assert rows[0]["seconds_to_smplify_final"] is not None  # its own final, by definition
     assert rows[1]["flow_calls"] > rows[1]["iterations"] and rows[1]["flow_rows"] > 0
+    # Each lever's ratio is to the SMPLify fits timed right before and after it.
+    for r in rows[1:]:
+        before, after = r["smplify_seconds_adjacent"]
+        if r["seconds_to_smplify_final"] is not None:
+            assert r["smplify_final_over_smplify_converge"] == pytest.approx(
+                r["seconds_to_smplify_final"] / ((before + after) / 2))
     with pytest.raises(SystemExit, match="--levers: unknown lever 'newton'"):
         bench_fitting.main(["--levers", "cache+newton"])
+    with pytest.raises(SystemExit, match="--seeds: expected a count >= 1"):
+        bench_fitting.main(["--seeds", "0"])
+
+
+def test_bench_fitting_summary_over_seeds():
+    import bench_fitting
+
+    def row(method, ratio, mpjpe):
+        return {"batch": 1, "method": method, "smplify_final_over_smplify_converge": ratio,
+                "final_objective": 2.0 * mpjpe, "mpjpe_mm": mpjpe, "pa_mpjpe_mm": mpjpe / 2}
+
+    table = bench_fitting.summary([row("a", 0.2, 10.0), row("a", 0.5, 20.0),
+                                   row("a", 0.3, 30.0), row("b", None, 40.0)]).splitlines()
+    assert table[2] == "| 1 | a | 3 | 0.30 (0.20–0.50) | 2/3 | 40.00 | 20.0 / 10.0 |"
+    assert table[3] == "| 1 | b | 1 | not reached | 0/1 | 80.00 | 40.0 / 20.0 |"
 
 
 def test_ring_tails_reports_every_variant(tmp_path):

@@ -99,9 +99,9 @@ def test_bench_fitting_summary_over_seeds():
                 "final_objective": 2.0 * mpjpe, "mpjpe_mm": mpjpe, "pa_mpjpe_mm": mpjpe / 2}
 
     table = bench_fitting.summary([row("a", 0.2, 10.0), row("a", 0.5, 20.0),
-                                   row("a", 0.3, 30.0), row("b", None, 40.0)]).splitlines()
-    assert table[2] == "| 1 | a | 3 | 0.30 (0.20–0.50) | 2/3 | 40.00 | 20.0 / 10.0 |"
-    assert table[3] == "| 1 | b | 1 | not reached | 0/1 | 80.00 | 40.0 / 20.0 |"
+                                   row("a", 0.3, 90.0), row("b", None, 40.0)]).splitlines()
+    assert table[2] == "| 1 | a | 3 | 0.30 (0.20–0.50) | 2/3 | 40.00 / 80.00 | 40.0 / 20.0 |"
+    assert table[3] == "| 1 | b | 1 | not reached | 0/1 | 80.00 / 80.00 | 40.0 / 20.0 |"
 
 
 def test_ring_tails_reports_every_variant(tmp_path):

@@ -85,14 +85,28 @@ def _fit_with_progress(head: Any, c: Tensor, kp: Tensor, config: Any) -> Any:
         return fit_keypoints(head, c, kp, config, callback=callback)
 
 
-def _fit_config(args: argparse.Namespace, defaults: dict[str, float]) -> FitConfig:
+#: ``--fast`` precondition's L-BFGS from this many persons on (measured: it reached SMPLify's
+#: error soonest at 64 persons, but ended in a worse minimum on one of five single persons).
+FAST_PRECONDITION_PERSONS = 16
+
+
+def _fit_config(args: argparse.Namespace, defaults: dict[str, float], persons: int
+                ) -> FitConfig:
+    """The fit's settings from the command line; ``--fast``: the frozen flow, two
+    Levenberg–Marquardt iterations with the bfloat16 Jacobian, then L-BFGS (in their
+    Gauss–Newton metric for :data:`FAST_PRECONDITION_PERSONS` persons or more)."""
+    method = "lm+lbfgs" if args.fast else args.method
     return FitConfig(
         keypoint_weight=defaults["keypoint_weight"] if args.keypoint_weight is None
         else args.keypoint_weight,
         sigma=defaults["sigma"] if args.sigma is None else (args.sigma or None),
         shape_weight=defaults["shape_weight"] if args.shape_weight is None else args.shape_weight,
-        optimizer=OptimizerConfig(method=args.method, max_iters=args.iters,
-                                  lr=1.0 if args.method == "lbfgs" else 0.01),
+        optimizer=OptimizerConfig(
+            method=method, max_iters=args.iters, lr=0.01 if method == "adam" else 1.0,
+            lm_iters=2,
+            precondition=args.fast and persons >= FAST_PRECONDITION_PERSONS),
+        frozen_flow=args.fast,
+        jacobian_dtype="bfloat16" if args.fast else None,
     )
 
 
@@ -192,7 +206,7 @@ def fit_joints(model: Head, cfg: Any, args: argparse.Namespace, out: Path) -> di
     with torch.no_grad():
         c = model.context(x)
         mode = model.mode(c).joints_mm[:, 0]
-    fit = _fit_with_progress(adapter, c, kp, _fit_config(args, LIFTING_DEFAULTS))
+    fit = _fit_with_progress(adapter, c, kp, _fit_config(args, LIFTING_DEFAULTS, len(kp)))
     with torch.no_grad():
         start = adapter.initial_extras(model.flow.mode(c), c, kp)
         mode_2d = adapter.project(model.flow.mode(c), start)
@@ -226,7 +240,7 @@ def fit_mesh(model: MeshHead, cfg: Any, args: argparse.Namespace, out: Path,
         c = model.context(x)
         mode = model.mode(c)
     fit = _fit_with_progress(model, c, kp, _fit_config(args, PROHMR_DEFAULTS if prohmr
-                                                       else MESH_DEFAULTS))
+                                                       else MESH_DEFAULTS, len(kp)))
     rotmat = fit.outputs["rotmat"]
     arrays |= {
         "keypoints_2d": kp,
@@ -264,6 +278,8 @@ def run(args: argparse.Namespace) -> int:
     set_progress(not args.no_progress)
     if args.iters < 1:
         raise ValueError(f"--iters: expected an integer >= 1, got {args.iters}")
+    if args.fast and args.method != "lbfgs":
+        raise ValueError(f"--fast: chooses the optimizer itself; drop --method {args.method}")
     cfg, model = load_head(args.model, resolve_device(args.device, arg="--device"))
     guard = outputs(args)
     out = guard.directory(args.out)
@@ -328,6 +344,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="λ_β (mesh models; default 1, models imported from ProHMR 1.125)")
     o.add_argument("--method", choices=("lbfgs", "adam"), default="lbfgs")
     o.add_argument("--iters", type=int, default=300, help="maximum iterations")
+    o.add_argument("--fast", action="store_true",
+                   help="the fastest settings measured on the CPU: the flow compiled for the "
+                   "fit, 2 Levenberg–Marquardt iterations with a bfloat16 Jacobian, then "
+                   "L-BFGS (benchmarks/README.md); needs a float32 Glow flow, replaces --method")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-picture", action="store_true")
     p.add_argument("--no-progress", action="store_true")

@@ -393,8 +393,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="problems per batch size (model, contexts and keypoints drawn with "
                    "seeds 0, 1, ...), summarized by the median ratio and mean errors")
     p.add_argument("--smplify-repeats", type=int, default=3,
-                   help="converge runs of SMPLify (its median is the ratios' denominator: "
-                   "one run varies up to 2x on a shared machine)")
+                   help="converge runs of SMPLify for its own row (median); the levers' "
+                   "ratios are to SMPLify timed right before and after each")
     p.add_argument("--gmm-components", type=int, default=8)
     p.add_argument("--gmm-samples", type=int, default=20000,
                    help="pose-generator samples the SMPLify GMM is fitted to")

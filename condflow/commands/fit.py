@@ -79,13 +79,14 @@ def _write(guard: OutputGuard, out: Path, arrays: dict[str, Any], info: dict[str
 
 def _fit_with_progress(head: Any, c: Tensor, kp: Tensor, config: Any) -> Any:
     """:func:`condflow.fitting.fit_keypoints` with a progress bar over its iterations."""
-    total = config.optimizer.max_iters
+    opt = config.optimizer
+    total = opt.max_iters + (opt.lm_iters if opt.method == "lm+lbfgs" else 0)
     with progress(total=total, desc=f"fit {len(kp)} person(s)", unit="iter") as bar:
         callback = None if bar.disable else (lambda state: bar.update(1))
         return fit_keypoints(head, c, kp, config, callback=callback)
 
 
-#: ``--fast`` precondition's L-BFGS from this many persons on (measured: it reached SMPLify's
+#: ``--fast`` preconditions L-BFGS from this many persons on (measured: it reached SMPLify's
 #: error soonest at 64 persons, but ended in a worse minimum on one of five single persons).
 FAST_PRECONDITION_PERSONS = 16
 

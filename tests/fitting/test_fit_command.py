@@ -99,7 +99,8 @@ def test_fit_fast_uses_the_measured_fast_settings(tmp_path, capsys, monkeypatch,
     assert "--fast: chooses the optimizer itself" in capsys.readouterr().err
 
 
-def test_fit_mesh_needs_an_image_and_fits_spin_keypoints(tmp_path):
+@pytest.mark.parametrize("fast", [[], ["--fast"]])
+def test_fit_mesh_needs_an_image_and_fits_spin_keypoints(tmp_path, fast):
     tiny = {"context_features": 16, "cnn_width": 4, "flow_blocks": 2, "flow_hidden": 16,
             "point_hidden": 16}
     model = saved(tmp_path, {"task": "mesh", "data": {"res": 32}, "model": tiny}, "mesh.pt")
@@ -108,7 +109,8 @@ def test_fit_mesh_needs_an_image_and_fits_spin_keypoints(tmp_path):
                 ) == 2
     Image.fromarray(np.full((1000, 1000, 3), 128, np.uint8)).save(tmp_path / "img.png")
     assert main(["fit", str(model), str(tmp_path / "kp.json"), "--image",
-                 str(tmp_path / "img.png"), "--out", str(tmp_path / "o"), "--iters", "5"]) == 0
+                 str(tmp_path / "img.png"), "--out", str(tmp_path / "o"), "--iters", "5",
+                 *fast]) == 0
     arrays = np.load(tmp_path / "o" / "fit.npz")
     assert arrays["pose"].shape == (1, 72) and arrays["betas"].shape == (1, 10)
     assert arrays["keypoints_2d"].shape == (1, 24, 3)

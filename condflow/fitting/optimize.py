@@ -542,7 +542,8 @@ def _levenberg_marquardt(residuals: Residuals, gradient: _Evaluator, x: Tensor,
     ``gradient`` evaluates the objective's gradient between Jacobians); the returned values
     are ``Σ r²`` (in ``x``'s dtype), the evaluations those of ``residuals``. Without
     ``last_jacobian`` the last iteration takes no Jacobian or gradient at its new points
-    (L-BFGS follows and evaluates its own), and its stopping rule is not applied."""
+    (L-BFGS follows and evaluates its own; the returned ``converged`` then judges those
+    points by the gradient before)."""
     n, dim = x.shape
     calls = 0
 
@@ -591,23 +592,18 @@ def _levenberg_marquardt(residuals: Residuals, gradient: _Evaluator, x: Tensor,
         stuck = searching  # no decrease within max_trials trials
         m = moved.nonzero()[:, 0]
         stale[ids[m]] += 1
-        if k == max_iters and not last_jacobian:
-            x[ids], f[ids] = x_new, f_new
-            iterations[ids] += moved.long()
-            if len(m):
-                callback(k, x)
-            break
-        fresh = m[stale[ids[m]] >= config.jacobian_every]
-        if len(fresh):
-            f_m, r_m, jac_m = evaluate(x_new[fresh], ids[fresh], True)
-            assert jac_m is not None
-            f_new[fresh] = f_m
-            a[ids[fresh]] = jac_m.transpose(1, 2) @ jac_m
-            g[ids[fresh]] = (jac_m.transpose(1, 2) @ r_m[..., None])[..., 0]
-            stale[ids[fresh]] = 0
-        old = m[stale[ids[m]] > 0]
-        if len(old):  # keep JᵀJ, take the exact gradient here
-            g[ids[old]] = 0.5 * gradient(x_new[old], ids[old])[1].double()
+        if k < max_iters or last_jacobian:  # else L-BFGS evaluates its own gradient there
+            fresh = m[stale[ids[m]] >= config.jacobian_every]
+            if len(fresh):
+                f_m, r_m, jac_m = evaluate(x_new[fresh], ids[fresh], True)
+                assert jac_m is not None
+                f_new[fresh] = f_m
+                a[ids[fresh]] = jac_m.transpose(1, 2) @ jac_m
+                g[ids[fresh]] = (jac_m.transpose(1, 2) @ r_m[..., None])[..., 0]
+                stale[ids[fresh]] = 0
+            old = m[stale[ids[m]] > 0]
+            if len(old):  # keep JᵀJ, take the exact gradient here
+                g[ids[old]] = 0.5 * gradient(x_new[old], ids[old])[1].double()
         x[ids] = x_new
         f[ids] = f_new
         iterations[ids] += moved.long()

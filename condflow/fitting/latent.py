@@ -80,6 +80,7 @@ from condflow.fitting.optimize import (
     OptimizerConfig,
     Residuals,
     VariableLayout,
+    component_gradients,
     jacobian,
     minimize,
 )
@@ -450,10 +451,7 @@ class FrozenThetaFn:
             theta = self.program.forward(v["z"].detach(), self._index(ctx), saved)
         theta = theta.to(x.dtype).requires_grad_(True)
         r = rows(theta, e)
-        b, n = r.shape
-        basis = torch.eye(n, dtype=r.dtype, device=r.device)[:, None].expand(n, b, n)
-        jac_theta, jac_x = torch.autograd.grad(r, (theta, x), basis, is_grads_batched=True,
-                                               allow_unused=True, materialize_grads=True)
+        jac_theta, jac_x = component_gradients(r, (theta, x))
         jac_z = self.program.vjp(jac_theta.to(theta.dtype), saved).to(x.dtype)
         (jac_zx,) = torch.autograd.grad(v["z"], x, jac_z, is_grads_batched=True)
         return r.detach(), (jac_x + jac_zx).transpose(0, 1)

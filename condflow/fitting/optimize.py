@@ -63,7 +63,7 @@ from condflow._checks import check_positive_int, check_tensor
 
 __all__ = [
     "Callback", "MinimizeResult", "Objective", "OptimizerConfig", "Residuals", "VariableLayout",
-    "jacobian", "minimize",
+    "component_gradients", "jacobian", "minimize",
 ]
 
 Objective = Callable[[Tensor, Tensor], Tensor]
@@ -529,10 +529,19 @@ def jacobian(outputs: Tensor, inputs: Tensor) -> Tensor:
     b, r = outputs.shape
     if r == 0:
         return inputs.new_zeros(b, 0, inputs.shape[1])
-    basis = torch.eye(r, dtype=outputs.dtype, device=outputs.device)[:, None].expand(r, b, r)
-    (jac,) = torch.autograd.grad(outputs, inputs, basis, is_grads_batched=True,
-                                 allow_unused=True, materialize_grads=True)
+    (jac,) = component_gradients(outputs, (inputs,))
     return jac.transpose(0, 1)
+
+
+def component_gradients(outputs: Tensor, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """The gradients ``[R, *input.shape]`` of each output component j (``outputs [B, R]``,
+    the cotangent e_j in every row) w.r.t. each of ``inputs``, in one reverse pass vectorized
+    over the R components (``is_grads_batched``); zeros for an input ``outputs`` does not
+    depend on."""
+    b, r = outputs.shape
+    basis = torch.eye(r, dtype=outputs.dtype, device=outputs.device)[:, None].expand(r, b, r)
+    return torch.autograd.grad(outputs, inputs, basis, is_grads_batched=True,
+                               allow_unused=True, materialize_grads=True)
 
 
 def _levenberg_marquardt(residuals: Residuals, gradient: _Evaluator, x: Tensor,
